@@ -1,0 +1,48 @@
+# vbert: two commands for a newcomer, `make demo` and `make test`; everything else is optional.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export PATH := $(abspath $(BIN)):$(PATH)
+export DVC_NO_ANALYTICS := 1
+export TF_CPP_MIN_LOG_LEVEL := 2
+export PYTHONHASHSEED := 0
+
+.PHONY: setup demo test lint bench-tfrecords data-full push clean
+
+setup: $(STAMP)  ## create .venv with the pinned dependencies (idempotent)
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH" >&2; exit 1; }
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --no-deps $$($(BIN)/python -c "import tomllib; print(' '.join(tomllib.load(open('pyproject.toml','rb'))['tool']['vbert']['no_deps']))")
+	test -d .git || git init --quiet
+	test -d .dvc || $(BIN)/dvc init --quiet
+	touch $@
+
+demo: setup  ## run the pipeline on the bundled sample (the stages implemented so far)
+	$(BIN)/dvc repro tfrecords
+	$(BIN)/dvc metrics show
+
+test: setup  ## the whole test suite
+	$(BIN)/python -m pytest -n 2 --dist loadgroup
+
+lint: setup
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+bench-tfrecords: setup  ## throughput and peak memory against Google's create_pretraining_data.py
+	$(BIN)/python benchmarks/tfrecords_vs_google.py --out benchmarks/results/tfrecords.json
+
+data-full: setup  ## bring the full corpora from ../shared/data under DVC (see README)
+	mkdir -p data/full
+	cp ../shared/data/corpus/docs.txt.gz ../shared/data/corpus/informal.txt.gz data/full/
+	$(BIN)/dvc add data/full
+
+push: setup
+	$(BIN)/dvc push
+
+clean:
+	rm -rf data/clean data/tfrecords models/vocab metrics

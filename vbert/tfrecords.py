@@ -1,0 +1,311 @@
+"""The tfrecords stage: a cleaned corpus -> sharded TFRecord files of MLM + NSP examples in Google's format.
+
+Documents stream through in chunks of about `chunk_bytes` of text; each chunk is tokenised and turned into
+instances by Google's algorithm in a worker process (random next-sentence segments come from other documents
+of the same chunk, and shuffling is within the chunk, which is what keeps memory bounded), and the main
+process writes the examples round-robin to the shards, as Google's script does. The first chunk is seeded
+with `random_seed` itself, so a corpus that fits in one chunk gives exactly the examples of Google's script.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import random
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import NamedTuple
+
+from tqdm import tqdm
+
+from vbert.atomic import atomic_dir
+from vbert.corpus import CorpusReader
+from vbert.errors import InputError
+from vbert.parallel import default_workers, ordered_map
+from vbert.pretraining_data import (
+    Document,
+    ExampleEncoder,
+    InstanceConfig,
+    SpecialIds,
+    create_training_instances,
+)
+from vbert.tfrecord import TFRecordWriter
+from vbert.tokenization import FullTokenizer, load_vocab
+
+log = logging.getLogger(__name__)
+
+FEATURES = {  # name: (dtype, length key) -- the schema of Google's run_pretraining.py input_fn
+    "input_ids": ("int64", "max_seq_length"),
+    "input_mask": ("int64", "max_seq_length"),
+    "segment_ids": ("int64", "max_seq_length"),
+    "masked_lm_positions": ("int64", "max_predictions_per_seq"),
+    "masked_lm_ids": ("int64", "max_predictions_per_seq"),
+    "masked_lm_weights": ("float32", "max_predictions_per_seq"),
+    "next_sentence_labels": ("int64", 1),
+}
+
+
+@dataclass(frozen=True)
+class TFRecordsJob:
+    corpus: Path
+    vocab: Path
+    out_dir: Path
+    phases: tuple[InstanceConfig, ...]
+    dataset_name: str  # e.g. "docs-wwm-unused": corpus, masking and vocabulary, as the paper's Table 1
+    do_lower_case: bool = True
+    random_seed: int = 12345
+    num_shards: int = 4
+    eval_fraction: float = 0.02
+    chunk_bytes: int = 4_000_000
+    workers: int = 0
+    extra_info: dict = field(default_factory=dict)
+
+
+class Chunk(NamedTuple):
+    split: str  # "train" or "eval"
+    index: int
+    documents: list[list[str]]
+
+
+class ChunkResult(NamedTuple):
+    split: str
+    examples: list[list[bytes]]  # per phase
+    stats: dict[str, int]
+
+
+def is_heldout(document_index: int, fraction: float, seed: int) -> bool:
+    """Deterministic choice of held-out documents, independent of chunking and worker count."""
+    if fraction <= 0:
+        return False
+    digest = hashlib.blake2b(f"{seed}:{document_index}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64 < fraction
+
+
+def chunk_documents(
+    documents: Iterator[list[str]], chunk_bytes: int, eval_fraction: float, seed: int
+) -> Iterator[Chunk]:
+    """Group documents into train and eval chunks of about `chunk_bytes` characters each."""
+    buffers: dict[str, list[list[str]]] = {"train": [], "eval": []}
+    sizes = {"train": 0, "eval": 0}
+    counts = {"train": 0, "eval": 0}
+    for index, document in enumerate(documents):
+        split = "eval" if is_heldout(index, eval_fraction, seed) else "train"
+        buffers[split].append(document)
+        sizes[split] += sum(len(line) + 1 for line in document)
+        if sizes[split] >= chunk_bytes:
+            yield Chunk(split, counts[split], buffers[split])
+            counts[split] += 1
+            buffers[split], sizes[split] = [], 0
+    for split in ("train", "eval"):
+        if buffers[split]:
+            yield Chunk(split, counts[split], buffers[split])
+
+
+def shard_name(dataset_name: str, config: InstanceConfig, split: str, shard: int, num_shards: int) -> str:
+    base = f"{dataset_name}-msl{config.max_seq_length}"
+    if split == "eval":
+        return f"{base}.eval.tfrecord"
+    return f"{base}.train-{shard:05d}-of-{num_shards:05d}.tfrecord"
+
+
+# ---- worker side -------------------------------------------------------------------------------------------
+
+_worker: dict = {}
+
+
+def _init_worker(vocab_path: str, do_lower_case: bool, phases: tuple[InstanceConfig, ...], seed: int) -> None:
+    vocab = load_vocab(vocab_path)
+    _worker.update(
+        tokenizer=FullTokenizer(vocab, do_lower_case),
+        special=SpecialIds.from_vocab(vocab),
+        encoders=[ExampleEncoder(p.max_seq_length, p.max_predictions_per_seq, len(vocab)) for p in phases],
+        phases=phases,
+        seed=seed,
+        unk_id=vocab.unk_id,
+    )
+
+
+def tokenize_documents(documents: list[list[str]], tokenizer: FullTokenizer) -> list[Document]:
+    """Token ids per sentence; sentences with no tokens and then empty documents are dropped (as Google)."""
+    flat = tokenizer.encode_batch([line for document in documents for line in document])
+    result, start = [], 0
+    for document in documents:
+        sentences = [ids for ids in flat[start : start + len(document)] if ids]
+        start += len(document)
+        if sentences:
+            result.append(sentences)
+    return result
+
+
+def chunk_seed(seed: int, split: str, index: int) -> int | str:
+    return seed if (split, index) == ("train", 0) else f"{seed}:{split}:{index}"
+
+
+def _process_chunk(chunk: Chunk) -> ChunkResult:
+    documents = tokenize_documents(chunk.documents, _worker["tokenizer"])
+    tokens = sum(len(s) for d in documents for s in d)
+    unknown = sum(s.count(_worker["unk_id"]) for d in documents for s in d)
+    stats = {
+        "documents": len(documents),
+        "sentences": sum(len(d) for d in documents),
+        "tokens": tokens,
+        "unk_tokens": unknown,
+        "text_bytes": sum(len(line) + 1 for d in chunk.documents for line in d),
+    }
+    examples = []
+    for phase, encoder in zip(_worker["phases"], _worker["encoders"], strict=True):
+        if chunk.split == "eval":
+            phase = InstanceConfig(**{**asdict(phase), "dupe_factor": 1})
+        rng = random.Random(chunk_seed(_worker["seed"], chunk.split, chunk.index))
+        instances = create_training_instances(documents, phase, _worker["special"], rng)
+        stats[f"random_next_msl{phase.max_seq_length}"] = sum(i.is_random_next for i in instances)
+        stats[f"masked_msl{phase.max_seq_length}"] = sum(len(i.masked_lm_positions) for i in instances)
+        examples.append([encoder.encode(i) for i in instances])
+    return ChunkResult(chunk.split, examples, stats)
+
+
+# ---- main side ---------------------------------------------------------------------------------------------
+
+
+class ShardWriters:
+    """Open train shards and an eval file per phase; write examples round-robin over the train shards."""
+
+    def __init__(self, out_dir: Path, job: TFRecordsJob):
+        self._files = contextlib.ExitStack()
+        self.writers, self.next_shard = {}, {}
+        for phase in job.phases:
+            msl = phase.max_seq_length
+            for shard in range(job.num_shards):
+                self.writers[("train", msl, shard)] = self._open(out_dir, job, phase, "train", shard)
+            self.writers[("eval", msl, 0)] = self._open(out_dir, job, phase, "eval", 0)
+            self.next_shard[msl] = 0
+        self.num_shards = job.num_shards
+
+    def _open(self, out_dir: Path, job: TFRecordsJob, phase: InstanceConfig, split: str, shard: int):
+        path = out_dir / shard_name(job.dataset_name, phase, split, shard, job.num_shards)
+        return TFRecordWriter(self._files.enter_context(open(path, "wb")))
+
+    def write(self, split: str, msl: int, examples: list[bytes]) -> None:
+        if split == "eval":
+            for record in examples:
+                self.writers[("eval", msl, 0)].write(record)
+            return
+        shard = self.next_shard[msl]
+        for record in examples:
+            self.writers[("train", msl, shard)].write(record)
+            shard = (shard + 1) % self.num_shards
+        self.next_shard[msl] = shard
+
+    def counts(self) -> dict[str, int]:
+        return {f"{s}/msl{m}/{i}": w.records for (s, m, i), w in self.writers.items()}
+
+    def close(self) -> None:
+        self._files.close()
+
+
+def build_tfrecords(job: TFRecordsJob) -> dict:
+    """Run the stage; returns its metrics. Output appears in `job.out_dir` only if everything succeeds."""
+    load_vocab(job.vocab)  # fail early, in the main process, on a bad vocabulary
+    reader = CorpusReader([job.corpus])
+    workers = default_workers(job.workers)
+    started = time.perf_counter()
+    totals: dict[str, dict[str, int]] = {"train": {}, "eval": {}}
+    with atomic_dir(job.out_dir) as out_dir, contextlib.ExitStack() as stack:
+        writers = ShardWriters(out_dir, job)
+        stack.callback(writers.close)
+        chunks = chunk_documents(iter(reader), job.chunk_bytes, job.eval_fraction, job.random_seed)
+        results = ordered_map(
+            _process_chunk,
+            chunks,
+            workers,
+            _init_worker,
+            (str(job.vocab), job.do_lower_case, job.phases, job.random_seed),
+        )
+        with tqdm(total=reader.total_bytes, unit="B", unit_scale=True, desc="tfrecords") as progress:
+            for result in results:
+                for phase, examples in zip(job.phases, result.examples, strict=True):
+                    writers.write(result.split, phase.max_seq_length, examples)
+                for key, value in result.stats.items():
+                    totals[result.split][key] = totals[result.split].get(key, 0) + value
+                progress.update(reader.bytes_read - progress.n)
+        writers.close()
+        reader.require_documents(2)
+        if totals["train"].get("documents", 0) < 2:
+            raise_few_documents(job)
+        seconds = time.perf_counter() - started
+        metrics = _metrics(job, totals, writers.counts(), seconds, reader.bytes_read)
+        (out_dir / "manifest.json").write_text(json.dumps(_manifest(job, writers.counts()), indent=2) + "\n")
+    log.info(
+        "wrote %s train examples in %.1fs (%.0f examples/s)",
+        metrics["train_examples"],
+        seconds,
+        metrics["examples_per_second"],
+    )
+    return metrics
+
+
+def raise_few_documents(job: TFRecordsJob) -> None:
+    raise InputError(
+        f"{job.corpus}: fewer than 2 documents with any token left for training after holding out "
+        f"eval_fraction={job.eval_fraction}; add documents or lower the fraction"
+    )
+
+
+def _metrics(job: TFRecordsJob, totals: dict, counts: dict[str, int], seconds: float, input_bytes: int) -> dict:
+    train = totals["train"]
+    metrics = {
+        "documents": train.get("documents", 0) + totals["eval"].get("documents", 0),
+        "eval_documents": totals["eval"].get("documents", 0),
+        "tokens": train.get("tokens", 0) + totals["eval"].get("tokens", 0),
+        "unk_rate": round(
+            (train.get("unk_tokens", 0) + totals["eval"].get("unk_tokens", 0))
+            / max(1, train.get("tokens", 0) + totals["eval"].get("tokens", 0)),
+            6,
+        ),
+        "seconds": round(seconds, 2),
+        "input_mb_per_second": round(input_bytes / 1e6 / max(seconds, 1e-9), 3),
+    }
+    all_examples = 0
+    for phase in job.phases:
+        msl = phase.max_seq_length
+        n_train = sum(v for k, v in counts.items() if k.startswith(f"train/msl{msl}/"))
+        n_eval = counts[f"eval/msl{msl}/0"]
+        all_examples += n_train + n_eval
+        metrics[f"msl{msl}"] = {
+            "train_examples": n_train,
+            "eval_examples": n_eval,
+            "random_next_fraction": round(train.get(f"random_next_msl{msl}", 0) / max(1, n_train), 4),
+            "masked_per_example": round(train.get(f"masked_msl{msl}", 0) / max(1, n_train), 3),
+        }
+    metrics["train_examples"] = sum(metrics[f"msl{p.max_seq_length}"]["train_examples"] for p in job.phases)
+    metrics["examples_per_second"] = round(all_examples / max(seconds, 1e-9), 1)
+    return metrics
+
+
+def _manifest(job: TFRecordsJob, counts: dict[str, int]) -> dict:
+    phases = []
+    for phase in job.phases:
+        msl = phase.max_seq_length
+        phases.append(
+            {
+                **asdict(phase),
+                "train_files": [
+                    shard_name(job.dataset_name, phase, "train", s, job.num_shards) for s in range(job.num_shards)
+                ],
+                "eval_file": shard_name(job.dataset_name, phase, "eval", 0, job.num_shards),
+                "train_examples": sum(v for k, v in counts.items() if k.startswith(f"train/msl{msl}/")),
+                "eval_examples": counts[f"eval/msl{msl}/0"],
+            }
+        )
+    return {
+        "dataset": job.dataset_name,
+        "do_lower_case": job.do_lower_case,
+        "random_seed": job.random_seed,
+        "features": {k: [d, n] for k, (d, n) in FEATURES.items()},
+        "phases": phases,
+        **job.extra_info,
+    }

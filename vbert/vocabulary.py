@@ -1,0 +1,203 @@
+"""The vocab stage: the paper's three vocabularies, built on Google's uncased BERT vocabulary.
+
+* `default`: the base vocabulary unchanged.
+* `unused`: new domain tokens written into the `[unusedN]` slots.
+* `unused-nonascii`: also into the slots of non-ASCII tokens that the corpus never uses, up to `max_new_tokens`.
+
+Candidates come from a WordPiece vocabulary learnt on the cleaned corpus (Hugging Face `tokenizers`) and are
+ranked by how many word pieces each would save on the corpus on its own. The size stays the same and every kept
+token keeps its id, so a checkpoint trained on the base vocabulary still fits.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm import tqdm
+
+from vbert.corpus import CorpusReader
+from vbert.errors import InputError
+from vbert.tfrecords import is_heldout
+from vbert.tokenization import SPECIAL_TOKENS, FullTokenizer, Vocab, wordpiece_tokenize
+
+log = logging.getLogger(__name__)
+
+VARIANTS = ("default", "unused", "unused-nonascii")
+_UNUSED = re.compile(r"^\[unused\d+\]$")
+
+
+@dataclass(frozen=True)
+class VocabConfig:
+    variant: str = "unused"
+    max_new_tokens: int = 10_000
+    learn_vocab_size: int = 30_522
+    min_frequency: int = 5
+    min_savings: int = 1
+    heldout_fraction: float = 0.05
+    random_seed: int = 12345
+    do_lower_case: bool = True
+
+
+@dataclass
+class WordCounts:
+    train: Counter
+    heldout: Counter
+
+
+def count_words(corpus: Path, tokenizer: FullTokenizer, config: VocabConfig) -> WordCounts:
+    """Basic-tokenised word counts of the corpus, split into training and held-out documents."""
+    counts = WordCounts(Counter(), Counter())
+    reader = CorpusReader([corpus])
+    with tqdm(total=reader.total_bytes, unit="B", unit_scale=True, desc="vocab count") as progress:
+        for index, document in enumerate(reader):
+            target = counts.heldout if is_heldout(index, config.heldout_fraction, config.random_seed) else counts.train
+            for line in document:
+                target.update(tokenizer.basic_tokens(line))
+            progress.update(reader.bytes_read - progress.n)
+    reader.require_documents(2)
+    if not counts.train:
+        raise InputError(f"{corpus}: no words left to learn from after holding out {config.heldout_fraction}")
+    return counts
+
+
+def learn_wordpiece(words: Counter, config: VocabConfig) -> list[str]:
+    """A WordPiece vocabulary learnt from word counts (`tokenizers`' trainer), best tokens first."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+
+    tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tokenizer.pre_tokenizer = pre_tokenizers.WhitespaceSplit()  # words are already basic-tokenised
+    trainer = trainers.WordPieceTrainer(
+        vocab_size=config.learn_vocab_size,
+        min_frequency=config.min_frequency,
+        special_tokens=list(SPECIAL_TOKENS),
+        continuing_subword_prefix="##",
+        show_progress=False,
+    )
+    tokenizer.train_from_iterator(_repeat_words(words), trainer=trainer)
+    learnt = tokenizer.get_vocab()
+    return sorted(learnt, key=learnt.get)
+
+
+def _repeat_words(words: Counter) -> Iterable[str]:
+    for word, count in words.items():
+        yield " ".join([word] * count)
+
+
+def piece_cost(word: str, vocab: set[str] | dict[str, int] | Vocab) -> int:
+    """Word pieces for `word`; an [UNK] costs one more than spelling the word out letter by letter."""
+    pieces = wordpiece_tokenize(word, vocab)
+    return len(word) + 1 if pieces == ["[UNK]"] else len(pieces)
+
+
+class _WithExtra:
+    """A vocabulary plus one extra token, for trying candidates without copying the vocabulary."""
+
+    def __init__(self, vocab: Vocab, extra: str):
+        self.vocab, self.extra = vocab, extra
+
+    def __contains__(self, token: str) -> bool:
+        return token == self.extra or token in self.vocab
+
+
+def rank_candidates(candidates: Iterable[str], words: Counter, base: Vocab, min_savings: int) -> list[tuple[str, int]]:
+    """Candidates absent from `base`, ordered by the word pieces each saves on `words` on its own."""
+    pool = {c for c in candidates if c not in base and c not in SPECIAL_TOKENS and c.strip("#")}
+    savings: Counter = Counter()
+    for word, count in tqdm(words.items(), desc="vocab rank", unit="word", mininterval=1):
+        cost = piece_cost(word, base)
+        if cost <= 1:
+            continue
+        for start in range(len(word)):
+            for end in range(start + 1, len(word) + 1):
+                piece = word[start:end] if start == 0 else "##" + word[start:end]
+                if piece in pool:
+                    saved = cost - piece_cost(word, _WithExtra(base, piece))
+                    if saved > 0:
+                        savings[piece] += saved * count
+    ranked = [(token, saved) for token, saved in savings.items() if saved >= min_savings]
+    ranked.sort(key=lambda item: (-item[1], item[0]))
+    return ranked
+
+
+def free_slots(base: Vocab, variant: str, used_pieces: set[str], max_new_tokens: int) -> list[int]:
+    """Ids that may take a new token: [unusedN] slots, then (for unused-nonascii) unused non-ASCII tokens."""
+    if variant == "default":
+        return []
+    slots = [i for i, t in enumerate(base.tokens) if _UNUSED.match(t)]
+    if variant == "unused-nonascii":
+        slots += [
+            i for i, t in enumerate(base.tokens) if not t.isascii() and t not in used_pieces and t not in SPECIAL_TOKENS
+        ]
+    return sorted(slots)[:max_new_tokens]
+
+
+def old_pieces(token: str, base: Vocab) -> list[str]:
+    """The new token's word pieces under the base vocabulary (`##x` tokens are split as continuations)."""
+    if token.startswith("##"):
+        pieces = wordpiece_tokenize("x" + token[2:], _WithExtra(base, "x"))
+        return ["[UNK]"] if pieces == ["[UNK]"] else pieces[1:]
+    return wordpiece_tokenize(token, base)
+
+
+def pieces_used(words: Counter, vocab: Vocab) -> set[str]:
+    return {piece for word in words for piece in wordpiece_tokenize(word, vocab)}
+
+
+def tokenization_stats(words: Counter, vocab: Vocab) -> dict[str, float]:
+    """Word pieces per word and [UNK] rate (share of pieces) over word counts."""
+    total_words = sum(words.values())
+    pieces = unknown = 0
+    for word, count in words.items():
+        tokens = wordpiece_tokenize(word, vocab)
+        pieces += len(tokens) * count
+        unknown += tokens.count("[UNK]") * count
+    return {
+        "pieces_per_word": round(pieces / max(1, total_words), 5),
+        "unk_rate": round(unknown / max(1, pieces), 6),
+    }
+
+
+def build_vocab(base: Vocab, counts: WordCounts, config: VocabConfig) -> tuple[Vocab, list[dict], dict]:
+    """Returns the new vocabulary, the replaced slots, and metrics."""
+    if config.variant not in VARIANTS:
+        raise InputError(f"unknown vocabulary variant {config.variant!r}: choose one of {', '.join(VARIANTS)}")
+    tokens = list(base.tokens)
+    replaced: list[dict] = []
+    ranked: list[tuple[str, int]] = []
+    slots = free_slots(base, config.variant, pieces_used(counts.train, base), config.max_new_tokens)
+    if slots:
+        learnt = learn_wordpiece(counts.train, config)
+        ranked = rank_candidates(learnt, counts.train, base, config.min_savings)
+        for slot, (token, saved) in zip(slots, ranked, strict=False):
+            pieces = old_pieces(token, base)
+            replaced.append(
+                {
+                    "id": slot,
+                    "old_token": base.tokens[slot],
+                    "new_token": token,
+                    "old_pieces": pieces,
+                    "old_piece_ids": base.convert_tokens_to_ids(pieces),
+                    "pieces_saved": saved,
+                }
+            )
+            tokens[slot] = token
+    new_vocab = Vocab(tokens, source=f"<{config.variant} vocabulary>")
+    before, after = tokenization_stats(counts.heldout, base), tokenization_stats(counts.heldout, new_vocab)
+    metrics = {
+        "variant": config.variant,
+        "vocab_size": len(new_vocab),
+        "slots_available": len(slots),
+        "candidates": len(ranked),
+        "tokens_added": len(replaced),
+        "heldout_words": sum(counts.heldout.values()),
+        "pieces_per_word_before": before["pieces_per_word"],
+        "pieces_per_word_after": after["pieces_per_word"],
+        "unk_rate_before": before["unk_rate"],
+        "unk_rate_after": after["unk_rate"],
+    }
+    return new_vocab, replaced, metrics
