@@ -78,7 +78,7 @@ def test_edits_at_the_edges_are_not_typos(fixer):
 
 
 def test_words_the_corpus_repeats_are_terms(fixer):
-    counts = count_words(CORPUS + ["The configuraiton word twice: configuraiton."])
+    counts = count_words([*CORPUS, "The configuraiton word twice: configuraiton."])
     assert fix(SpellFixer(counts, set(), CONFIG), "a configuraiton") == "a configuraiton"
 
 

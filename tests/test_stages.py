@@ -72,7 +72,7 @@ def test_params_out_of_range(tmp_path, upstream, key, value, message):
 
 
 def test_vocab_without_special_tokens(tmp_path, upstream):
-    clean, vocab = upstream
+    _clean, vocab = upstream
     write_lines(vocab / "vocab.txt", [t for t in GOOGLE_TEST_VOCAB if t != "[SEP]"])
     result = run_tfrecords(tmp_path, upstream, params_file(tmp_path, "tfrecords"))
     assert result.returncode == 2
