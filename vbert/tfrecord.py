@@ -13,6 +13,7 @@ from collections.abc import Iterator, Sequence
 from typing import BinaryIO
 
 import google_crc32c
+import numpy as np
 
 from vbert.errors import InputError
 
@@ -37,9 +38,14 @@ def varint(value: int) -> bytes:
             return bytes(out)
 
 
-def _field(number: int, payload: bytes) -> bytes:
+_TAGS = {number: varint((number << 3) | 2) for number in range(1, 16)}
+_LENGTHS = [varint(n) for n in range(1 << 14)]
+
+
+def field(number: int, payload: bytes) -> bytes:
     """A length-delimited protobuf field."""
-    return varint((number << 3) | 2) + varint(len(payload)) + payload
+    size = len(payload)
+    return _TAGS[number] + (_LENGTHS[size] if size < 16384 else varint(size)) + payload
 
 
 class VarintTable:
@@ -49,22 +55,43 @@ class VarintTable:
         self.table = [varint(i) for i in range(size)]
 
     def packed(self, values: Sequence[int]) -> bytes:
-        return b"".join([self.table[v] for v in values])
+        return b"".join(map(self.table.__getitem__, values))
+
+
+def varint_rows(rows: Sequence[Sequence[int]]) -> list[bytes]:
+    """The packed varints of each row of non-negative ints below 2**28, computed for all rows at once."""
+    lengths = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
+    values: list[int] = []
+    for row in rows:
+        values.extend(row)
+    flat = np.array(values, dtype=np.uint32)
+    if flat.size and int(flat.max()) >= 1 << 28:
+        raise ValueError("varint_rows handles values below 2**28")
+    more = [(flat >= 1 << shift).astype(np.uint8) for shift in (7, 14, 21)]  # a byte follows this one
+    table = np.empty((flat.size, 4), dtype=np.uint8)
+    for index, shift in enumerate((0, 7, 14, 21)):
+        low = ((flat >> shift) & 0x7F).astype(np.uint8)
+        table[:, index] = low | (more[index] << 7) if index < 3 else low
+    sizes = 1 + more[0].astype(np.int64) + more[1] + more[2]
+    packed = table[np.arange(4) < sizes[:, None]].tobytes()
+    row_sizes = np.bincount(np.repeat(np.arange(len(rows)), lengths), weights=sizes, minlength=len(rows))
+    offsets = np.concatenate([[0], np.cumsum(row_sizes, dtype=np.int64)]).tolist()
+    return [packed[offsets[i] : offsets[i + 1]] for i in range(len(rows))]
 
 
 def int64_feature(packed_values: bytes) -> bytes:
     """Feature{int64_list: Int64List{value: packed}} from already-encoded varints."""
-    return _field(3, _field(1, packed_values))
+    return field(3, field(1, packed_values))
 
 
 def float_feature(values: Sequence[float]) -> bytes:
-    return _field(2, _field(1, struct.pack(f"<{len(values)}f", *values)))
+    return field(2, field(1, struct.pack(f"<{len(values)}f", *values)))
 
 
 def example(features: dict[str, bytes]) -> bytes:
     """Serialise an Example from encoded Feature messages, keyed by name (written in the given order)."""
-    entries = b"".join(_field(1, _field(1, name.encode()) + _field(2, feature)) for name, feature in features.items())
-    return _field(1, entries)
+    entries = b"".join(field(1, field(1, name.encode()) + field(2, feature)) for name, feature in features.items())
+    return field(1, entries)
 
 
 class TFRecordWriter:

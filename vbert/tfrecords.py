@@ -2,23 +2,28 @@
 
 Documents stream through in chunks of about `chunk_bytes` of text; each chunk is tokenised and turned into
 instances by Google's algorithm in a worker process (random next-sentence segments come from other documents
-of the same chunk, and shuffling is within the chunk, which is what keeps memory bounded), and the main
-process writes the examples round-robin to the shards, as Google's script does. The first chunk is seeded
-with `random_seed` itself, so a corpus that fits in one chunk gives exactly the examples of Google's script.
+of the same chunk, and shuffling is within the chunk, which is what keeps memory bounded). The worker deals the
+chunk's examples round-robin over the shards, as Google's script does (starting at shard `chunk mod shards`),
+and frames them as TFRecords; the main process only appends those bytes to the files, in chunk order, so the
+output is the same for any number of workers. The first chunk is seeded with `random_seed` itself: a corpus
+that fits in one chunk, written to one shard with `exact_google_rng`, gives exactly Google's examples.
 """
 
 from __future__ import annotations
 
 import contextlib
+import gc
 import hashlib
+import io
 import json
 import logging
+import os
 import random
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import NamedTuple
+from typing import BinaryIO, NamedTuple
 
 from tqdm import tqdm
 
@@ -60,7 +65,7 @@ class TFRecordsJob:
     random_seed: int = 12345
     num_shards: int = 4
     eval_fraction: float = 0.02
-    chunk_bytes: int = 4_000_000
+    chunk_bytes: int = 1_000_000
     workers: int = 0
     extra_info: dict = field(default_factory=dict)
 
@@ -71,9 +76,16 @@ class Chunk(NamedTuple):
     documents: list[list[str]]
 
 
+class Shards(NamedTuple):
+    """Framed TFRecord bytes and record counts, one per shard."""
+
+    blobs: list[bytes]
+    counts: list[int]
+
+
 class ChunkResult(NamedTuple):
     split: str
-    examples: list[list[bytes]]  # per phase
+    shards: list[Shards]  # per phase
     stats: dict[str, int]
 
 
@@ -117,9 +129,15 @@ def shard_name(dataset_name: str, config: InstanceConfig, split: str, shard: int
 _worker: dict = {}
 
 
-def _init_worker(vocab_path: str, do_lower_case: bool, phases: tuple[InstanceConfig, ...], seed: int) -> None:
+def _init_worker(
+    vocab_path: str, do_lower_case: bool, phases: tuple[InstanceConfig, ...], seed: int, num_shards: int, parallel: bool
+) -> None:
+    if parallel:  # one tokenizer thread per worker process: the processes already use every core
+        os.environ["TOKENIZERS_PARALLELISM"] = "false"
+    gc.disable()  # instances are acyclic lists: reference counting frees them, and the cycle collector only costs
     vocab = load_vocab(vocab_path)
     _worker.update(
+        num_shards=num_shards,
         tokenizer=FullTokenizer(vocab, do_lower_case),
         special=SpecialIds.from_vocab(vocab),
         encoders=[ExampleEncoder(p.max_seq_length, p.max_predictions_per_seq, len(vocab)) for p in phases],
@@ -141,6 +159,15 @@ def tokenize_documents(documents: list[list[str]], tokenizer: FullTokenizer) -> 
     return result
 
 
+def deal_round_robin(records: list[bytes], num_shards: int, first_shard: int) -> Shards:
+    """Frame `records` as TFRecords, dealt over `num_shards` buffers starting at `first_shard`."""
+    buffers = [io.BytesIO() for _ in range(num_shards)]
+    writers = [TFRecordWriter(buffer) for buffer in buffers]
+    for index, record in enumerate(records):
+        writers[(first_shard + index) % num_shards].write(record)
+    return Shards([b.getvalue() for b in buffers], [w.records for w in writers])
+
+
 def chunk_seed(seed: int, split: str, index: int) -> int | str:
     return seed if (split, index) == ("train", 0) else f"{seed}:{split}:{index}"
 
@@ -156,7 +183,8 @@ def _process_chunk(chunk: Chunk) -> ChunkResult:
         "unk_tokens": unknown,
         "text_bytes": sum(len(line) + 1 for d in chunk.documents for line in d),
     }
-    examples = []
+    shards = []
+    num_shards = _worker["num_shards"] if chunk.split == "train" else 1
     for phase, encoder in zip(_worker["phases"], _worker["encoders"], strict=True):
         if chunk.split == "eval":
             phase = InstanceConfig(**{**asdict(phase), "dupe_factor": 1})
@@ -164,44 +192,37 @@ def _process_chunk(chunk: Chunk) -> ChunkResult:
         instances = create_training_instances(documents, phase, _worker["special"], rng)
         stats[f"random_next_msl{phase.max_seq_length}"] = sum(i.is_random_next for i in instances)
         stats[f"masked_msl{phase.max_seq_length}"] = sum(len(i.masked_lm_positions) for i in instances)
-        examples.append([encoder.encode(i) for i in instances])
-    return ChunkResult(chunk.split, examples, stats)
+        records = encoder.encode_batch(instances)
+        shards.append(deal_round_robin(records, num_shards, chunk.index % num_shards))
+    return ChunkResult(chunk.split, shards, stats)
 
 
 # ---- main side ---------------------------------------------------------------------------------------------
 
 
 class ShardWriters:
-    """Open train shards and an eval file per phase; write examples round-robin over the train shards."""
+    """The open train shards and eval file of every phase; appends framed records in chunk order."""
 
     def __init__(self, out_dir: Path, job: TFRecordsJob):
         self._files = contextlib.ExitStack()
-        self.writers, self.next_shard = {}, {}
+        self.handles: dict[tuple[str, int], list[BinaryIO]] = {}
+        self.records: dict[tuple[str, int], list[int]] = {}
         for phase in job.phases:
-            msl = phase.max_seq_length
-            for shard in range(job.num_shards):
-                self.writers[("train", msl, shard)] = self._open(out_dir, job, phase, "train", shard)
-            self.writers[("eval", msl, 0)] = self._open(out_dir, job, phase, "eval", 0)
-            self.next_shard[msl] = 0
-        self.num_shards = job.num_shards
+            for split, count in (("train", job.num_shards), ("eval", 1)):
+                names = [shard_name(job.dataset_name, phase, split, s, job.num_shards) for s in range(count)]
+                key = (split, phase.max_seq_length)
+                self.handles[key] = [self._files.enter_context(open(out_dir / n, "wb")) for n in names]  # noqa: SIM115
+                self.records[key] = [0] * count
 
-    def _open(self, out_dir: Path, job: TFRecordsJob, phase: InstanceConfig, split: str, shard: int):
-        path = out_dir / shard_name(job.dataset_name, phase, split, shard, job.num_shards)
-        return TFRecordWriter(self._files.enter_context(open(path, "wb")))
-
-    def write(self, split: str, msl: int, examples: list[bytes]) -> None:
-        if split == "eval":
-            for record in examples:
-                self.writers[("eval", msl, 0)].write(record)
-            return
-        shard = self.next_shard[msl]
-        for record in examples:
-            self.writers[("train", msl, shard)].write(record)
-            shard = (shard + 1) % self.num_shards
-        self.next_shard[msl] = shard
+    def write(self, split: str, msl: int, shards: Shards) -> None:
+        for index, (blob, count) in enumerate(zip(shards.blobs, shards.counts, strict=True)):
+            self.handles[(split, msl)][index].write(blob)
+            self.records[(split, msl)][index] += count
 
     def counts(self) -> dict[str, int]:
-        return {f"{s}/msl{m}/{i}": w.records for (s, m, i), w in self.writers.items()}
+        return {
+            f"{split}/msl{msl}/{i}": n for (split, msl), counts in self.records.items() for i, n in enumerate(counts)
+        }
 
     def close(self) -> None:
         self._files.close()
@@ -223,12 +244,12 @@ def build_tfrecords(job: TFRecordsJob) -> dict:
             chunks,
             workers,
             _init_worker,
-            (str(job.vocab), job.do_lower_case, job.phases, job.random_seed),
+            (str(job.vocab), job.do_lower_case, job.phases, job.random_seed, job.num_shards, workers > 1),
         )
         with tqdm(total=reader.total_bytes, unit="B", unit_scale=True, desc="tfrecords") as progress:
             for result in results:
-                for phase, examples in zip(job.phases, result.examples, strict=True):
-                    writers.write(result.split, phase.max_seq_length, examples)
+                for phase, shards in zip(job.phases, result.shards, strict=True):
+                    writers.write(result.split, phase.max_seq_length, shards)
                 for key, value in result.stats.items():
                     totals[result.split][key] = totals[result.split].get(key, 0) + value
                 progress.update(reader.bytes_read - progress.n)

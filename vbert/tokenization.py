@@ -210,7 +210,7 @@ _OUTSIDE_AGREED_BLOCKS = re.compile(
 
 
 def _needs_reference(text: str) -> bool:
-    return not text.isascii() and _OUTSIDE_AGREED_BLOCKS.search(text) is not None
+    return _OUTSIDE_AGREED_BLOCKS.search(text) is not None
 
 
 class FullTokenizer:
@@ -226,14 +226,29 @@ class FullTokenizer:
 
         self.vocab = vocab
         self.reference = GoogleTokenizer(vocab, do_lower_case, max_input_chars_per_word)
-        model = models.WordPiece(
-            vocab=dict(vocab.ids), unk_token="[UNK]", max_input_chars_per_word=max_input_chars_per_word
+
+        def build(normalizer: normalizers.Normalizer) -> Tokenizer:
+            tokenizer = Tokenizer(
+                models.WordPiece(
+                    vocab=dict(vocab.ids), unk_token="[UNK]", max_input_chars_per_word=max_input_chars_per_word
+                )
+            )
+            tokenizer.normalizer = normalizer
+            tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+            return tokenizer
+
+        self._fast = build(
+            normalizers.BertNormalizer(
+                clean_text=True, handle_chinese_chars=True, strip_accents=do_lower_case, lowercase=do_lower_case
+            )
         )
-        self._fast = Tokenizer(model)
-        self._fast.normalizer = normalizers.BertNormalizer(
-            clean_text=True, handle_chinese_chars=True, strip_accents=do_lower_case, lowercase=do_lower_case
+        # ASCII text has no accents or CJK characters: skipping Unicode decomposition there gives the same tokens
+        # and saves a quarter of the time.
+        self._ascii = build(
+            normalizers.BertNormalizer(
+                clean_text=True, handle_chinese_chars=False, strip_accents=False, lowercase=do_lower_case
+            )
         )
-        self._fast.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
 
     @classmethod
     def from_file(cls, path: str | os.PathLike, do_lower_case: bool = True) -> FullTokenizer:
@@ -241,11 +256,18 @@ class FullTokenizer:
 
     def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
         """Token ids of each text (no [CLS]/[SEP])."""
-        encodings = self._fast.encode_batch_fast(list(texts), add_special_tokens=False)
-        ids = [e.ids for e in encodings]
+        routes: dict[str, list[int]] = {"ascii": [], "unicode": [], "reference": []}
         for index, text in enumerate(texts):
-            if _needs_reference(text):
-                ids[index] = self.reference.encode(text)
+            route = "ascii" if text.isascii() else "reference" if _needs_reference(text) else "unicode"
+            routes[route].append(index)
+        ids: list[list[int]] = [[] for _ in texts]
+        for route, tokenizer in (("ascii", self._ascii), ("unicode", self._fast)):
+            batch = [texts[i] for i in routes[route]]
+            encodings = tokenizer.encode_batch_fast(batch, add_special_tokens=False)
+            for index, encoding in zip(routes[route], encodings, strict=True):
+                ids[index] = encoding.ids
+        for index in routes["reference"]:
+            ids[index] = self.reference.encode(texts[index])
         return ids
 
     def encode(self, text: str) -> list[int]:
