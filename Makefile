@@ -34,7 +34,7 @@ lint: setup
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
 bench-tfrecords: setup  ## throughput and peak memory against Google's create_pretraining_data.py
-	$(BIN)/python benchmarks/tfrecords_vs_google.py --out benchmarks/results/tfrecords.json
+	$(BIN)/python benchmarks/tfrecords_vs_google.py --megabytes 16 --out benchmarks/results/tfrecords.json
 
 data-full: setup  ## bring the full corpora from ../shared/data under DVC (see README)
 	mkdir -p data/full

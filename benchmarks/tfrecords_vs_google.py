@@ -12,7 +12,6 @@ of the whole process tree (sampled every 20 ms with psutil), for 1x, 2x and 4x t
 from __future__ import annotations
 
 import gzip
-import json
 import logging
 import platform
 import subprocess
@@ -33,20 +32,28 @@ from vbert.resources import resolve_vocab  # noqa: E402
 from vbert.tfrecords import TFRecordsJob, build_tfrecords  # noqa: E402
 
 log = logging.getLogger("benchmark")
-FLAGS = {"max_seq_length": 128, "max_predictions_per_seq": 20, "masked_lm_prob": 0.15, "short_seq_prob": 0.1,
-         "random_seed": 12345}
+FLAGS = {
+    "max_seq_length": 128,
+    "max_predictions_per_seq": 20,
+    "masked_lm_prob": 0.15,
+    "short_seq_prob": 0.1,
+    "random_seed": 12345,
+}
 
 
 def make_input(source: Path, megabytes: float, path: Path) -> Path:
-    """The first `megabytes` of the corpus, cut at a document boundary."""
+    """The first `megabytes` of the corpus, cut at a document boundary (the corpus repeats if it is too short)."""
     budget, written = int(megabytes * 1e6), 0
     opener = gzip.open if source.suffix == ".gz" else open
-    with opener(source, "rt", encoding="utf-8") as src, open(path, "w", encoding="utf-8") as out:
-        for line in src:
-            out.write(line)
-            written += len(line.encode())
-            if written >= budget and not line.strip():
-                break
+    with open(path, "w", encoding="utf-8") as out:
+        while written < budget:
+            with opener(source, "rt", encoding="utf-8") as src:
+                for line in src:
+                    out.write(line)
+                    written += len(line.encode())
+                    if written >= budget and not line.strip():
+                        break
+            out.write("\n")
     return path
 
 
@@ -79,21 +86,36 @@ def count_records(paths: list[Path]) -> int:
 def run_google(corpus: Path, vocab: Path, work: Path, dupe_factor: int) -> dict:
     out = work / "google.tfrecord"
     flags = [f"--{k}={v}" for k, v in {**FLAGS, "dupe_factor": dupe_factor}.items()]
-    result = measure([sys.executable, "-m", "bert.create_pretraining_data", f"--input_file={corpus}",
-                      f"--output_file={out}", f"--vocab_file={vocab}", "--do_lower_case=True", *flags])
+    result = measure(
+        [
+            sys.executable,
+            "-m",
+            "bert.create_pretraining_data",
+            f"--input_file={corpus}",
+            f"--output_file={out}",
+            f"--vocab_file={vocab}",
+            "--do_lower_case=True",
+            *flags,
+        ]
+    )
     return {**result, "examples": count_records([out])}
 
 
 def run_ours(corpus: Path, vocab: Path, work: Path, dupe_factor: int, workers: int) -> dict:
     out = work / "ours"
-    result = measure([sys.executable, __file__, "ours", str(corpus), str(vocab), str(out), str(dupe_factor),
-                      str(workers)])
+    result = measure(
+        [sys.executable, __file__, "ours", str(corpus), str(vocab), str(out), str(dupe_factor), str(workers)]
+    )
     return {**result, "examples": count_records(sorted(out.glob("*.tfrecord")))}
 
 
 @click.group(invoke_without_command=True)
-@click.option("--source", type=click.Path(path_type=Path), default=REPO.parent / "shared/data/corpus/docs.txt.gz",
-              show_default=True)
+@click.option(
+    "--source",
+    type=click.Path(path_type=Path),
+    default=REPO.parent / "shared/data/corpus/docs.txt.gz",
+    show_default=True,
+)
 @click.option("--megabytes", default=4.0, show_default=True, help="input size of the 1x run")
 @click.option("--dupe-factor", default=5, show_default=True)
 @click.option("--workers", default=0, show_default=True, help="0 = every core")
@@ -105,17 +127,25 @@ def main(ctx: click.Context, source: Path, megabytes: float, dupe_factor: int, w
         return
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     vocab = resolve_vocab("minilm")
-    results = {"machine": {"cpus": psutil.cpu_count(), "memory_gb": round(psutil.virtual_memory().total / 2**30),
-                           "python": platform.python_version()},
-               "flags": {**FLAGS, "dupe_factor": dupe_factor, "do_whole_word_mask": False}, "runs": []}
+    results = {
+        "machine": {
+            "cpus": psutil.cpu_count(),
+            "memory_gb": round(psutil.virtual_memory().total / 2**30),
+            "python": platform.python_version(),
+        },
+        "flags": {**FLAGS, "dupe_factor": dupe_factor, "do_whole_word_mask": False},
+        "runs": [],
+    }
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         for scale in (1, 2, 4):
             corpus = make_input(source, megabytes * scale, work / f"input{scale}.txt")
             size_mb = corpus.stat().st_size / 1e6
             row = {"scale": scale, "input_mb": round(size_mb, 2)}
-            for name, runner in (("google", lambda c, w: run_google(c, vocab, w, dupe_factor)),
-                                 ("vbert", lambda c, w: run_ours(c, vocab, w, dupe_factor, workers))):
+            for name, runner in (
+                ("google", lambda c, w: run_google(c, vocab, w, dupe_factor)),
+                ("vbert", lambda c, w: run_ours(c, vocab, w, dupe_factor, workers)),
+            ):
                 if name == "google" and scale > 1:
                     continue  # Google's memory grows with the input by construction; its 1x run is the baseline
                 run_dir = work / f"{name}{scale}"
@@ -128,7 +158,8 @@ def main(ctx: click.Context, source: Path, megabytes: float, dupe_factor: int, w
             results["runs"].append(row)
     first = results["runs"][0]
     results["speedup_examples_per_second"] = round(
-        first["vbert"]["examples_per_second"] / first["google"]["examples_per_second"], 2)
+        first["vbert"]["examples_per_second"] / first["google"]["examples_per_second"], 2
+    )
     peaks = [r["vbert"]["peak_rss_mb"] for r in results["runs"]]
     results["vbert_peak_rss_growth_1x_to_4x"] = round(peaks[-1] / peaks[0], 3)
     write_json(out, results)
@@ -143,8 +174,19 @@ def main(ctx: click.Context, source: Path, megabytes: float, dupe_factor: int, w
 @click.argument("workers", type=int)
 def ours(corpus: Path, vocab: Path, out: Path, dupe_factor: int, workers: int) -> None:
     phase = InstanceConfig(**{k: v for k, v in FLAGS.items() if k != "random_seed"}, dupe_factor=dupe_factor)
-    build_tfrecords(TFRecordsJob(corpus=corpus, vocab=vocab, out_dir=out, phases=(phase,), dataset_name="bench",
-                                 random_seed=FLAGS["random_seed"], num_shards=1, eval_fraction=0.0, workers=workers))
+    build_tfrecords(
+        TFRecordsJob(
+            corpus=corpus,
+            vocab=vocab,
+            out_dir=out,
+            phases=(phase,),
+            dataset_name="bench",
+            random_seed=FLAGS["random_seed"],
+            num_shards=1,
+            eval_fraction=0.0,
+            workers=workers,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -24,16 +24,25 @@ OUTPUTS = ("data/clean", "models/vocab", "data/tfrecords")
 def sh(*args: str, cwd: Path, env: dict | None = None) -> str:
     """Run a command; return stdout+stderr, failing the test with both if it fails."""
     path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"  # this venv's dvc and python
-    result = subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=900,
-                            env={**os.environ, "PATH": path, "DVC_NO_ANALYTICS": "1", **(env or {})})
+    result = subprocess.run(
+        args,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**os.environ, "PATH": path, "DVC_NO_ANALYTICS": "1", **(env or {})},
+    )
     output = result.stdout + result.stderr
     assert result.returncode == 0, f"{' '.join(args)} failed:\n{output}"
     return output
 
 
 def tree_digest(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -92,9 +101,12 @@ def gcs_emulator():
 
     server = FakeGCSServer()
     server.start()
-    request = urllib.request.Request(f"{server.url}/storage/v1/b?project=vbert", method="POST",
-                                     data=json.dumps({"name": "vbert-test"}).encode(),
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        f"{server.url}/storage/v1/b?project=vbert",
+        method="POST",
+        data=json.dumps({"name": "vbert-test"}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
     urllib.request.urlopen(request, timeout=10).read()
     yield server
     server.stop()

@@ -118,6 +118,17 @@ def test_fast_tokenizer_equals_reference(bert_vocab_tokenizers, text):
     assert fast.encode(text) == reference.encode(text)
 
 
+@settings(max_examples=600, deadline=None)
+@given(
+    text=st.text(alphabet=st.characters(max_codepoint=0x7F), max_size=60)
+    | st.text(alphabet="ab_-.", min_size=195, max_size=210)
+)
+def test_ascii_path_equals_reference(bert_vocab_tokenizers, text):
+    fast, reference = bert_vocab_tokenizers
+    assert fast.encode(text) == reference.encode(text)
+    assert fast.encode(text) == fast.encode(text)  # the second time from the word cache
+
+
 @pytest.fixture(scope="module")
 def bert_vocab_tokenizers(bert_vocab_path):
     vocab = load_vocab(bert_vocab_path)

@@ -14,10 +14,11 @@ Masking has two random-number modes with the same distribution:
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from vbert.tfrecord import VarintTable, field, float_feature, int64_feature, varint, varint_rows
+from vbert.tfrecord import VarintTable, field, float_feature, int64_feature, varint, varint_matrix, varint_rows
 from vbert.tokenization import Vocab
 
 Document = list[list[int]]  # a document is a list of sentences, each a non-empty list of token ids
@@ -76,6 +77,9 @@ def create_training_instances(
     return instances
 
 
+PackedInstance = tuple[list[int], int, bool]  # [CLS] A [SEP] B [SEP] ids, len(A) + 2, is_random_next
+
+
 def create_instances_from_document(
     all_documents: list[Document],
     document_index: int,
@@ -83,14 +87,33 @@ def create_instances_from_document(
     special: SpecialIds,
     rng: random.Random,
 ) -> list[TrainingInstance]:
-    """Google's create_instances_from_document: pack sentences into A/B segments, half with a random B."""
+    """Google's create_instances_from_document: pack sentences into A/B segments, then mask each instance."""
+    instances = []
+    for tokens, first_segment, is_random_next in pack_document(all_documents, document_index, config, special, rng):
+        segment_ids = [0] * first_segment + [1] * (len(tokens) - first_segment)
+        masked, positions, labels = create_masked_lm_predictions(tokens, config, special, rng)
+        instances.append(TrainingInstance(masked, segment_ids, positions, labels, is_random_next))
+    return instances
+
+
+def pack_document(
+    all_documents: list[Document],
+    document_index: int,
+    config: InstanceConfig,
+    special: SpecialIds,
+    rng: random.Random,
+) -> Iterator[PackedInstance]:
+    """The packing half of Google's create_instances_from_document: half of the B segments are random.
+
+    A generator, so a caller that masks each instance before asking for the next one draws random numbers in
+    exactly Google's order.
+    """
     document = all_documents[document_index]
     max_num_tokens = config.max_seq_length - 3
     target_seq_length = max_num_tokens
     if rng.random() < config.short_seq_prob:
         target_seq_length = rng.randint(2, max_num_tokens)
 
-    instances = []
     current_chunk: list[list[int]] = []
     current_length = 0
     i = 0
@@ -130,15 +153,10 @@ def create_instances_from_document(
                 else:
                     tokens_a, tokens_b = truncate_seq_pair_at_once(tokens_a, tokens_b, max_num_tokens, rng)
                 assert tokens_a and tokens_b
-
-                tokens = [special.cls, *tokens_a, special.sep, *tokens_b, special.sep]
-                segment_ids = [0] * (len(tokens_a) + 2) + [1] * (len(tokens_b) + 1)
-                tokens, positions, labels = create_masked_lm_predictions(tokens, config, special, rng)
-                instances.append(TrainingInstance(tokens, segment_ids, positions, labels, is_random_next))
+                yield [special.cls, *tokens_a, special.sep, *tokens_b, special.sep], len(tokens_a) + 2, is_random_next
             current_chunk = []
             current_length = 0
         i += 1
-    return instances
 
 
 def candidate_groups(tokens: list[int], config: InstanceConfig, special: SpecialIds) -> list[list[int]]:
@@ -339,6 +357,38 @@ class ExampleEncoder:
 
     def encode(self, instance: TrainingInstance) -> bytes:
         return self.encode_batch([instance])[0]
+
+    def encode_arrays(self, batch) -> list[bytes]:
+        """Serialised Examples of a `vbert.masking.MaskedBatch` (zero-padded arrays: padding is one 0x00 each)."""
+        ids, positions, labels = (
+            varint_matrix(a) for a in (batch.input_ids, batch.masked_lm_positions, batch.masked_lm_ids)
+        )
+        table, header = self.varints.table, self._header
+        records = []
+        for i, (length, first_segment, count, random_next) in enumerate(
+            zip(
+                batch.lengths.tolist(),
+                batch.first_segment.tolist(),
+                batch.masked_counts.tolist(),
+                batch.is_random_next.tolist(),
+                strict=True,
+            )
+        ):
+            parts = [
+                header("input_ids", len(ids[i])),
+                ids[i],
+                self._mask_entry(length),
+                self._segment_entry(first_segment, length),
+                header("masked_lm_positions", len(positions[i])),
+                positions[i],
+                header("masked_lm_ids", len(labels[i])),
+                labels[i],
+                self._weights[count],
+                self._labels[random_next],
+            ]
+            size = sum(map(len, parts))
+            records.append(b"".join([b"\x0a", table[size] if size < len(table) else varint(size), *parts]))
+        return records
 
     def encode_batch(self, instances: list[TrainingInstance]) -> list[bytes]:
         """Serialised Examples; the ids of all instances are varint-encoded together (numpy)."""

@@ -58,15 +58,11 @@ class VarintTable:
         return b"".join(map(self.table.__getitem__, values))
 
 
-def varint_rows(rows: Sequence[Sequence[int]]) -> list[bytes]:
-    """The packed varints of each row of non-negative ints below 2**28, computed for all rows at once."""
-    lengths = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
-    values: list[int] = []
-    for row in rows:
-        values.extend(row)
-    flat = np.array(values, dtype=np.uint32)
+def _pack_varints(flat: np.ndarray, lengths: np.ndarray) -> list[bytes]:
+    """Packed varints of consecutive runs of `flat` (non-negative, below 2**28) with the given lengths."""
+    flat = flat.astype(np.uint32, copy=False)
     if flat.size and int(flat.max()) >= 1 << 28:
-        raise ValueError("varint_rows handles values below 2**28")
+        raise ValueError("varints of values below 2**28 only")
     more = [(flat >= 1 << shift).astype(np.uint8) for shift in (7, 14, 21)]  # a byte follows this one
     table = np.empty((flat.size, 4), dtype=np.uint8)
     for index, shift in enumerate((0, 7, 14, 21)):
@@ -74,9 +70,24 @@ def varint_rows(rows: Sequence[Sequence[int]]) -> list[bytes]:
         table[:, index] = low | (more[index] << 7) if index < 3 else low
     sizes = 1 + more[0].astype(np.int64) + more[1] + more[2]
     packed = table[np.arange(4) < sizes[:, None]].tobytes()
-    row_sizes = np.bincount(np.repeat(np.arange(len(rows)), lengths), weights=sizes, minlength=len(rows))
-    offsets = np.concatenate([[0], np.cumsum(row_sizes, dtype=np.int64)]).tolist()
-    return [packed[offsets[i] : offsets[i + 1]] for i in range(len(rows))]
+    run_sizes = np.bincount(np.repeat(np.arange(len(lengths)), lengths), weights=sizes, minlength=len(lengths))
+    offsets = np.concatenate([[0], np.cumsum(run_sizes, dtype=np.int64)]).tolist()
+    return [packed[offsets[i] : offsets[i + 1]] for i in range(len(lengths))]
+
+
+def varint_rows(rows: Sequence[Sequence[int]]) -> list[bytes]:
+    """The packed varints of each row of non-negative ints below 2**28, computed for all rows at once."""
+    values: list[int] = []
+    for row in rows:
+        values.extend(row)
+    lengths = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
+    return _pack_varints(np.array(values, dtype=np.int64), lengths)
+
+
+def varint_matrix(matrix: np.ndarray) -> list[bytes]:
+    """The packed varints of each row of a 2-D array."""
+    rows, width = matrix.shape
+    return _pack_varints(matrix.ravel(), np.full(rows, width, dtype=np.int64))
 
 
 def int64_feature(packed_values: bytes) -> bytes:

@@ -25,11 +25,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import BinaryIO, NamedTuple
 
+import numpy as np
 from tqdm import tqdm
 
 from vbert.atomic import atomic_dir
 from vbert.corpus import CorpusReader
 from vbert.errors import InputError
+from vbert.masking import create_training_batch
 from vbert.parallel import default_workers, ordered_map
 from vbert.pretraining_data import (
     Document,
@@ -188,11 +190,20 @@ def _process_chunk(chunk: Chunk) -> ChunkResult:
     for phase, encoder in zip(_worker["phases"], _worker["encoders"], strict=True):
         if chunk.split == "eval":
             phase = InstanceConfig(**{**asdict(phase), "dupe_factor": 1})
-        rng = random.Random(chunk_seed(_worker["seed"], chunk.split, chunk.index))
-        instances = create_training_instances(documents, phase, _worker["special"], rng)
-        stats[f"random_next_msl{phase.max_seq_length}"] = sum(i.is_random_next for i in instances)
-        stats[f"masked_msl{phase.max_seq_length}"] = sum(len(i.masked_lm_positions) for i in instances)
-        records = encoder.encode_batch(instances)
+        seed = chunk_seed(_worker["seed"], chunk.split, chunk.index)
+        rng = random.Random(seed)
+        if phase.exact_google_rng:
+            instances = create_training_instances(documents, phase, _worker["special"], rng)
+            random_next = sum(i.is_random_next for i in instances)
+            masked = sum(len(i.masked_lm_positions) for i in instances)
+            records = encoder.encode_batch(instances)
+        else:
+            generator = np.random.default_rng(int.from_bytes(hashlib.blake2b(str(seed).encode()).digest()[:8]))
+            batch = create_training_batch(documents, phase, _worker["special"], rng, generator)
+            random_next, masked = int(batch.is_random_next.sum()), int(batch.masked_counts.sum())
+            records = encoder.encode_arrays(batch)
+        stats[f"random_next_msl{phase.max_seq_length}"] = random_next
+        stats[f"masked_msl{phase.max_seq_length}"] = masked
         shards.append(deal_round_robin(records, num_shards, chunk.index % num_shards))
     return ChunkResult(chunk.split, shards, stats)
 
