@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml
 
 demo: setup  ## run the pipeline on the bundled sample (the stages implemented so far)
 	$(BIN)/dvc repro tfrecords
-	$(BIN)/dvc metrics show
+	@for stage in vnlp vocab tfrecords; do echo; echo "== metrics/$$stage.json"; $(BIN)/dvc metrics show --md metrics/$$stage.json; done
 
 test: setup  ## the whole test suite
 	$(BIN)/python -m pytest -n 2 --dist loadgroup
