@@ -95,3 +95,31 @@ def test_vnlp_not_utf8(tmp_path):
 def test_later_stages_say_they_are_not_implemented():
     result = run_stage("pretrain")
     assert result.returncode == 3 and "not implemented yet (tracked in issue #3)" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("\n\n  \n", "no documents (the corpus is empty or holds only blank lines)"),
+        ("one document\nof two lines\n", "only 1 document(s); at least 2 are needed"),
+    ],
+)
+def test_vnlp_empty_or_single_document_corpus(tmp_path, text, message):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "docs.txt").write_text(text, encoding="utf-8")
+    params = params_file(tmp_path, "vnlp", input_dir=str(tmp_path / "in"), lexicon="")
+    result = run_stage(
+        "vnlp", "--params", params, "--out", str(tmp_path / "clean"), "--metrics", str(tmp_path / "m.json")
+    )
+    assert result.returncode == 2
+    assert f"vnlp: {tmp_path / 'in' / 'docs.txt'}: {message}" in result.stderr
+    assert not (tmp_path / "clean").exists() and not (tmp_path / "m.json").exists()
+
+
+def test_tfrecords_single_document_corpus(tmp_path, upstream):
+    clean, _ = upstream
+    (clean / "corpus.txt").write_text("A single document.\nWith two sentences.\n", encoding="utf-8")
+    result = run_tfrecords(tmp_path, upstream, params_file(tmp_path, "tfrecords"))
+    assert result.returncode == 2
+    assert "corpus.txt: only 1 document(s); at least 2 are needed for next-sentence pairs" in result.stderr
+    assert not (tmp_path / "tfrecords").exists()
