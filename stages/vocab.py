@@ -23,7 +23,6 @@ def main(params_file: str, corpus: Path, out: Path, metrics: Path) -> None:
     config = VocabConfig(
         variant=p.choice("variant", VARIANTS),
         max_new_tokens=p.integer("max_new_tokens", 0),
-        learn_vocab_size=p.integer("learn_vocab_size", 100),
         min_frequency=p.integer("min_frequency", 1),
         min_savings=p.integer("min_savings", 1),
         heldout_fraction=p.probability("heldout_fraction", open_high=True),

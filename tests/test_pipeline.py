@@ -56,7 +56,7 @@ def repo(tmp_path_factory) -> Path:
         (shutil.copytree if source.is_dir() else shutil.copy)(source, target)
     small_corpus(root / "data/sample/docs.txt", REPO / "data/sample/docs.txt", documents=25)
     params = yaml.safe_load((REPO / "params.yaml").read_text())
-    params["vocab"].update(variant="default", learn_vocab_size=3000, min_frequency=2)
+    params["vocab"].update(variant="default", min_frequency=2)
     params["tfrecords"].update(dupe_factor=1, num_shards=2, eval_fraction=0.1)
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     sh("git", "init", "-q", cwd=root)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import pytest
@@ -123,3 +124,26 @@ def test_tfrecords_single_document_corpus(tmp_path, upstream):
     assert result.returncode == 2
     assert "corpus.txt: only 1 document(s); at least 2 are needed for next-sentence pairs" in result.stderr
     assert not (tmp_path / "tfrecords").exists()
+
+
+def test_vocab_stage_is_deterministic_across_processes(tmp_path, sample_docs):
+    """DVC caches outputs by hash: two runs on the same input must write the same bytes."""
+    corpus = small_corpus(tmp_path / "clean" / "corpus.txt", sample_docs, documents=60)
+    params = params_file(tmp_path, "vocab", min_frequency=2)
+    outputs = []
+    for run in ("a", "b"):
+        result = run_stage(
+            "vocab",
+            "--params",
+            params,
+            "--corpus",
+            str(corpus),
+            "--out",
+            str(tmp_path / run),
+            "--metrics",
+            str(tmp_path / f"{run}.json"),
+        )
+        assert result.returncode == 0, result.stderr
+        outputs.append({name: (tmp_path / run / name).read_bytes() for name in ("vocab.txt", "replaced.json")})
+    assert outputs[0] == outputs[1]
+    assert json.loads((tmp_path / "a.json").read_text())["tokens_added"] > 0

@@ -13,6 +13,7 @@ from vbert.vocabulary import (
     WordCounts,
     build_vocab,
     free_slots,
+    merge_candidates,
     old_pieces,
     piece_cost,
     rank_candidates,
@@ -57,6 +58,12 @@ def test_rank_candidates_by_pieces_saved(base):
     assert ranked == [("vsphere", 60), ("##sphere", 50), ("kubectl", 30)]
 
 
+def test_merge_candidates_are_runs_of_adjacent_pieces(base):
+    words = Counter({"files": 3, "vsp": 2, "rare": 1, "λx": 1, "v€": 5})
+    # files -> file ##s; vsp -> v ##s ##p; rare is too rare; λx -> λ ##x is too rare; v€ is [UNK]
+    assert merge_candidates(words, base, 2) == {"files", "vs", "##sp", "vsp", "v€"}
+
+
 def test_old_pieces(base):
     assert old_pieces("vsphere", base) == ["v", "##s", "##p", "##h", "##e", "##r", "##e"]
     assert old_pieces("##sphere", base) == ["##s", "##p", "##h", "##e", "##r", "##e"]
@@ -73,7 +80,7 @@ def test_free_slots(base):
 @pytest.mark.parametrize("variant", ["default", "unused", "unused-nonascii"])
 def test_build_vocab_keeps_ids_and_size(base, variant):
     counts = WordCounts(train=WORDS, heldout=Counter({"vsphere": 1, "kubectl": 1, "the": 2}))
-    config = VocabConfig(variant=variant, learn_vocab_size=200, min_frequency=1)
+    config = VocabConfig(variant=variant, min_frequency=1)
     vocab, replaced, metrics = build_vocab(base, counts, config)
     assert len(vocab) == len(base)
     changed = {i for i, (old, new) in enumerate(zip(base.tokens, vocab.tokens, strict=True)) if old != new}

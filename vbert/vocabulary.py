@@ -4,9 +4,13 @@
 * `unused`: new domain tokens written into the `[unusedN]` slots.
 * `unused-nonascii`: also into the slots of non-ASCII tokens that the corpus never uses, up to `max_new_tokens`.
 
-Candidates come from a WordPiece vocabulary learnt on the cleaned corpus (Hugging Face `tokenizers`) and are
-ranked by how many word pieces each would save on the corpus on its own. The size stays the same and every kept
-token keeps its id, so a checkpoint trained on the base vocabulary still fits.
+Candidates are learnt from the cleaned corpus the way WordPiece grows a vocabulary, by merging adjacent word
+pieces: every run of two or more consecutive pieces of a word (as the base vocabulary splits it) that the corpus
+uses at least `min_frequency` times is a candidate, and so is every such word. They are ranked by how many word
+pieces each would save on the corpus on its own. (Hugging Face's WordPiece trainer was the first choice, but its
+result changes from one process to the next, Rust hash maps being seeded at random, which DVC cannot cache.)
+The size stays the same and every kept token keeps its id, so a checkpoint trained on the base vocabulary still
+fits.
 """
 
 from __future__ import annotations
@@ -35,7 +39,6 @@ _UNUSED = re.compile(r"^\[unused\d+\]$")
 class VocabConfig:
     variant: str = "unused"
     max_new_tokens: int = 10_000
-    learn_vocab_size: int = 30_522
     min_frequency: int = 5
     min_savings: int = 1
     heldout_fraction: float = 0.05
@@ -65,27 +68,25 @@ def count_words(corpus: Path, tokenizer: FullTokenizer, config: VocabConfig) -> 
     return counts
 
 
-def learn_wordpiece(words: Counter, config: VocabConfig) -> list[str]:
-    """A WordPiece vocabulary learnt from word counts (`tokenizers`' trainer), best tokens first."""
-    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
-
-    tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    tokenizer.pre_tokenizer = pre_tokenizers.WhitespaceSplit()  # words are already basic-tokenised
-    trainer = trainers.WordPieceTrainer(
-        vocab_size=config.learn_vocab_size,
-        min_frequency=config.min_frequency,
-        special_tokens=list(SPECIAL_TOKENS),
-        continuing_subword_prefix="##",
-        show_progress=False,
-    )
-    tokenizer.train_from_iterator(_repeat_words(words), trainer=trainer)
-    learnt = tokenizer.get_vocab()
-    return sorted(learnt, key=learnt.get)
-
-
-def _repeat_words(words: Counter) -> Iterable[str]:
+def merge_candidates(words: Counter, base: Vocab, min_frequency: int) -> set[str]:
+    """Tokens made by merging two or more adjacent word pieces of a word the corpus uses `min_frequency` times
+    (the whole word for an [UNK] word); deterministic, unlike a trainer built on randomly seeded hash maps."""
+    candidates: set[str] = set()
     for word, count in words.items():
-        yield " ".join([word] * count)
+        if count < min_frequency:
+            continue
+        pieces = wordpiece_tokenize(word, base)
+        if pieces == ["[UNK]"]:
+            candidates.add(word)
+            continue
+        bounds = [0]
+        for piece in pieces:
+            bounds.append(bounds[-1] + len(piece.removeprefix("##")))
+        for start in range(len(pieces) - 1):
+            for end in range(start + 2, len(pieces) + 1):
+                span = word[bounds[start] : bounds[end]]
+                candidates.add(span if start == 0 else "##" + span)
+    return candidates
 
 
 def piece_cost(word: str, vocab: set[str] | dict[str, int] | Vocab) -> int:
@@ -171,8 +172,8 @@ def build_vocab(base: Vocab, counts: WordCounts, config: VocabConfig) -> tuple[V
     ranked: list[tuple[str, int]] = []
     slots = free_slots(base, config.variant, pieces_used(counts.train, base), config.max_new_tokens)
     if slots:
-        learnt = learn_wordpiece(counts.train, config)
-        ranked = rank_candidates(learnt, counts.train, base, config.min_savings)
+        candidates = merge_candidates(counts.train, base, config.min_frequency)
+        ranked = rank_candidates(candidates, counts.train, base, config.min_savings)
         for slot, (token, saved) in zip(slots, ranked, strict=False):
             pieces = old_pieces(token, base)
             replaced.append(
