@@ -8,6 +8,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 export DVC_NO_ANALYTICS := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 export PYTHONHASHSEED := 0
+SHARED ?= ../shared/data
 
 .PHONY: setup demo test lint bench-tfrecords data-full push clean
 
@@ -36,9 +37,9 @@ lint: setup
 bench-tfrecords: setup  ## throughput and peak memory against Google's create_pretraining_data.py
 	$(BIN)/python benchmarks/tfrecords_vs_google.py --megabytes 16 --out benchmarks/results/tfrecords.json
 
-data-full: setup  ## bring the full corpora from ../shared/data under DVC (see README)
+data-full: setup  ## bring the full corpora from $(SHARED) under DVC (see data/README.md)
 	mkdir -p data/full
-	cp ../shared/data/corpus/docs.txt.gz ../shared/data/corpus/informal.txt.gz data/full/
+	cp $(SHARED)/corpus/docs.txt.gz $(SHARED)/corpus/informal.txt.gz data/full/
 	$(BIN)/dvc add data/full
 
 push: setup
