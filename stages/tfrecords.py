@@ -24,6 +24,7 @@ def _phase(p, max_seq_length: int, predictions_key: str) -> InstanceConfig:
         short_seq_prob=p.probability("short_seq_prob"),
         dupe_factor=p.integer("dupe_factor", 1),
         do_whole_word_mask=p.boolean("do_whole_word_mask"),
+        exact_google_rng=p.boolean("exact_google_rng"),
     )
 
 

@@ -60,6 +60,13 @@ def test_domain_terms_pass_through(fixer, term):
     assert fix(fixer, f"See {term} here.") == f"See {term} here."
 
 
+def test_capitalised_words_inside_a_sentence_are_names(fixer):
+    assert fix(fixer, "Ask Geoff about the Configuraiton.") == "Ask Geoff about the Configuraiton."
+    stats = Counter()
+    fixer.fix_line("Ask Geoff now", stats, Counter())
+    assert stats["protected_name"] == 1
+
+
 def test_capitalisation_is_kept(fixer):
     assert fix(fixer, "Configuraiton matters.") == "Configuration matters."
     assert fix(fixer, "Filesystemcheck done.") == "File system check done."

@@ -64,6 +64,17 @@ def test_merge_candidates_are_runs_of_adjacent_pieces(base):
     assert merge_candidates(words, base, 2) == {"files", "vs", "##sp", "vsp", "v€"}
 
 
+def test_losses_count_against_a_candidate(base):
+    # "fil" would turn "file" (one piece, untouched) ... and "files" = file ##s stays; "filx": f ##i ##l ##x -> fil ##x
+    words = Counter({"filx": 1, "fi": 0})
+    ranked = dict(rank_candidates(["fil", "##il"], words, base, -100))
+    assert ranked == {"fil": 2, "##il": 1}
+    tricky = Vocab([*BASE_TOKENS, "##ax"])  # "vax" = v ##ax; with "va" added: va ##x (still 2 pieces)
+    assert dict(rank_candidates(["va"], Counter({"vax": 3}), tricky, -100)) == {"va": 0}
+    no_x = Vocab([t for t in BASE_TOKENS if t != "##x"] + ["##ax"])  # with "va": va + ##x missing -> [UNK]
+    assert dict(rank_candidates(["va"], Counter({"vax": 3}), no_x, -100)) == {"va": (2 - 4) * 3}
+
+
 def test_old_pieces(base):
     assert old_pieces("vsphere", base) == ["v", "##s", "##p", "##h", "##e", "##r", "##e"]
     assert old_pieces("##sphere", base) == ["##s", "##p", "##h", "##e", "##r", "##e"]

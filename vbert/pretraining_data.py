@@ -1,14 +1,12 @@
 """Masked-LM + next-sentence training instances, exactly as google-research/bert's create_pretraining_data.py.
 
-The functions below follow Google's code step by step. They work on token ids instead of token strings, and
-`create_masked_lm_predictions` adds the whole-word masking of Google's later version.
+The functions below follow Google's code step by step, on token ids instead of token strings, with the
+whole-word masking of Google's later version. Drawing from `random.Random` in Google's order, they give the same
+instances as Google's script for the same documents and seed (tests/test_pretraining_data.py checks this against
+bert-tensorflow's copy): that is the `exact_google_rng` mode of the tfrecords stage.
 
-Masking has two random-number modes with the same distribution:
-* `exact_google_rng=True` draws from `random.Random` exactly as Google's script does (a full shuffle of every
-  candidate position, two draws per 80/10/10 decision), so for the same documents and seed the instances are
-  identical to Google's (tests/test_pretraining_data.py checks this against bert-tensorflow's copy);
-* the default shuffles lazily, only as far as the predictions it needs (a partial Fisher-Yates shuffle gives a
-  uniformly random prefix, as the full shuffle does), and makes one draw per 80/10/10 decision: about 3x faster.
+The default mode packs instances here too (`pack_document`, with `truncate_seq_pair_at_once`) and masks a whole
+chunk at once in `vbert.masking`: the same distribution, several times faster.
 """
 
 from __future__ import annotations
@@ -177,8 +175,6 @@ def create_masked_lm_predictions(
     tokens: list[int], config: InstanceConfig, special: SpecialIds, rng: random.Random
 ) -> tuple[list[int], list[int], list[int]]:
     """Google's masking: 15% of positions (whole words if asked), 80% [MASK], 10% kept, 10% random."""
-    if not config.exact_google_rng:
-        return _create_masked_lm_predictions_lazily(tokens, config, special, rng)
     cand_indexes = candidate_groups(tokens, config, special)
     rng.shuffle(cand_indexes)
 
@@ -204,67 +200,6 @@ def create_masked_lm_predictions(
             masked.append((index, tokens[index]))
     masked.sort()
     return output_tokens, [p for p, _ in masked], [label for _, label in masked]
-
-
-def _create_masked_lm_predictions_lazily(
-    tokens: list[int], config: InstanceConfig, special: SpecialIds, rng: random.Random
-) -> tuple[list[int], list[int], list[int]]:
-    """The same masking, shuffling candidates only as far as needed (see the module docstring)."""
-    num_to_predict = min(config.max_predictions_per_seq, max(1, round(len(tokens) * config.masked_lm_prob)))
-    first_sep = tokens.index(special.sep)
-    if not config.do_whole_word_mask:
-        # A uniform sample without replacement of the candidate positions 1..n-2 except the first [SEP]:
-        # draw slots 0..n-4 until enough distinct ones (few repeats: n >= 5 * num_to_predict or so), then map.
-        slots, count = len(tokens) - 3, min(num_to_predict, len(tokens) - 3)
-        chosen: set[int] = set()
-        draw = rng.random
-        while len(chosen) < count:
-            chosen.add(int(draw() * slots))
-        return _replace(tokens, sorted(p + 1 + (p + 1 >= first_sep) for p in chosen), special, rng)
-    positions = [*range(1, first_sep), *range(first_sep + 1, len(tokens) - 1)]  # all but [CLS] and the [SEP]s
-    if config.do_whole_word_mask:
-        # Group k spans positions[bounds[k]:bounds[k + 1]]; as in Google's code a `##` piece joins the group
-        # before it, and the first candidate always opens a group.
-        is_continuation = special.is_continuation
-        bounds = [0, *(k for k in range(1, len(positions)) if not is_continuation[tokens[positions[k]]])]
-        bounds.append(len(positions))
-        groups = list(range(len(bounds) - 1))
-    output_tokens = list(tokens)
-    masked: list[tuple[int, int]] = []
-    draw, mask_id, vocab_size = rng.random, special.mask, special.vocab_size
-    remaining = len(groups)
-    for j in range(remaining):
-        if len(masked) >= num_to_predict:
-            break
-        k = j + int(draw() * (remaining - j))  # partial Fisher-Yates: a uniformly random group not yet drawn
-        groups[j], groups[k] = groups[k], groups[j]
-        index_set = positions[bounds[groups[j]] : bounds[groups[j] + 1]]
-        if len(masked) + len(index_set) > num_to_predict:
-            continue  # groups are disjoint, so Google's "already covered" check never fires here
-        for index in index_set:
-            decision = draw()
-            if decision < 0.8:
-                output_tokens[index] = mask_id
-            elif decision >= 0.9:
-                output_tokens[index] = int(draw() * vocab_size)
-            masked.append((index, tokens[index]))
-    masked.sort()
-    return output_tokens, [p for p, _ in masked], [label for _, label in masked]
-
-
-def _replace(
-    tokens: list[int], positions: list[int], special: SpecialIds, rng: random.Random
-) -> tuple[list[int], list[int], list[int]]:
-    """80% [MASK], 10% kept, 10% a random id, at the given (sorted) positions; one draw per decision."""
-    output_tokens = list(tokens)
-    draw, mask_id, vocab_size = rng.random, special.mask, special.vocab_size
-    for index in positions:
-        decision = draw()
-        if decision < 0.8:
-            output_tokens[index] = mask_id
-        elif decision >= 0.9:
-            output_tokens[index] = int(draw() * vocab_size)
-    return output_tokens, positions, [tokens[p] for p in positions]
 
 
 def truncate_seq_pair_at_once(

@@ -3,8 +3,9 @@
 Technical text is full of words no English dictionary knows (namedtuple, localhost, kubectl), and nearly all of
 them are right. So a word is changed only when everything says it is a slip:
 
-* its shape is a plain word (ASCII letters, lower-case or capitalised): identifiers, paths, versions, options,
-  mixed-case names and code-like lines are protected by shape;
+* its shape is a plain word (ASCII letters, lower-case, or capitalised at the start of a line): identifiers,
+  paths, versions, options, mixed-case names, capitalised words inside a sentence (names) and code-like lines are
+  protected by shape;
 * it is unknown to the English dictionary shipped with symspellpy and to the user's lexicon, is never seen inside
   code or an identifier anywhere in the corpus (setdefault, insort, scrypt), and the corpus uses
   it at most `max_typo_count` times (a term that recurs is a term, not a typo), and it is not an inflection
@@ -196,6 +197,8 @@ class SpellFixer:
             token = match.group()
             stats["words"] += 1
             lead, core, trail, shape = token_shape(token)
+            if shape == "word" and core[0].isupper() and match.start() > 0:
+                shape = "name"  # capitalised inside a sentence: a name (Geoff, Numba), not a slip
             if shape != "word":
                 stats[f"protected_{shape}"] += 1
                 continue

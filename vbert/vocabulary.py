@@ -106,20 +106,24 @@ class _WithExtra:
 
 
 def rank_candidates(candidates: Iterable[str], words: Counter, base: Vocab, min_savings: int) -> list[tuple[str, int]]:
-    """Candidates absent from `base`, ordered by the word pieces each saves on `words` on its own."""
+    """Candidates absent from `base`, ordered by the word pieces each saves on `words` on its own.
+
+    Greedy longest-match is not monotone: a new token can also make a word worse (`abc` turns `ab ##cx` into
+    `abc ##x`, or into [UNK] when `##x` is missing), and such losses count against the candidate.
+    """
     pool = {c for c in candidates if c not in base and c not in SPECIAL_TOKENS and c.strip("#")}
     savings: Counter = Counter()
     for word, count in tqdm(words.items(), desc="vocab rank", unit="word", mininterval=1):
         cost = piece_cost(word, base)
         if cost <= 1:
-            continue
-        for start in range(len(word)):
-            for end in range(start + 1, len(word) + 1):
-                piece = word[start:end] if start == 0 else "##" + word[start:end]
-                if piece in pool:
-                    saved = cost - piece_cost(word, _WithExtra(base, piece))
-                    if saved > 0:
-                        savings[piece] += saved * count
+            continue  # a one-piece word is in the vocabulary whole, and greedy matching keeps it whole
+        matches = {
+            word[start:end] if start == 0 else "##" + word[start:end]
+            for start in range(len(word))
+            for end in range(start + 1, len(word) + 1)
+        } & pool
+        for piece in matches:
+            savings[piece] += (cost - piece_cost(word, _WithExtra(base, piece))) * count
     ranked = [(token, saved) for token, saved in savings.items() if saved >= min_savings]
     ranked.sort(key=lambda item: (-item[1], item[0]))
     return ranked
