@@ -154,7 +154,10 @@ def pieces_used(words: Counter, vocab: Vocab) -> set[str]:
 
 
 def tokenization_stats(words: Counter, vocab: Vocab) -> dict[str, float]:
-    """Word pieces per word and [UNK] rate (share of pieces) over word counts."""
+    """Word pieces per word, and [UNK] rate as the share of words that become [UNK].
+
+    (A share of pieces would rise whenever a better vocabulary needs fewer pieces for the same unknown words.)
+    """
     total_words = sum(words.values())
     pieces = unknown = 0
     for word, count in words.items():
@@ -163,7 +166,7 @@ def tokenization_stats(words: Counter, vocab: Vocab) -> dict[str, float]:
         unknown += tokens.count("[UNK]") * count
     return {
         "pieces_per_word": round(pieces / max(1, total_words), 5),
-        "unk_rate": round(unknown / max(1, pieces), 6),
+        "unk_rate": round(unknown / max(1, total_words), 6),
     }
 
 
