@@ -1,0 +1,74 @@
+"""Pretraining pieces: Google's schedule, the optimizer's decay exclusions, losses that fall on real examples."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from vbert.modeling import BertConfig
+from vbert.pretraining import (
+    BertPretrainer,
+    WarmupLinearDecay,
+    make_optimizer,
+    pretraining_dataset,
+    reinitialise_replaced_rows,
+)
+from vbert.pretraining_data import InstanceConfig
+from vbert.tfrecords import TFRecordsJob, build_tfrecords
+
+from .helpers import small_corpus
+
+
+def test_warmup_then_linear_decay():
+    schedule = WarmupLinearDecay(1e-3, num_train_steps=100, num_warmup_steps=10)
+    values = [float(schedule(step)) for step in (0, 5, 10, 55, 100, 120)]
+    assert values == pytest.approx([0.0, 5e-4, 9e-4, 4.5e-4, 0.0, 0.0])
+
+
+def test_reinitialise_replaced_rows_mean_of_old_pieces():
+    embeddings = np.arange(12, dtype=np.float32).reshape(4, 3)
+    replaced = [{"id": 0, "old_piece_ids": [1, 3]}, {"id": 2, "old_piece_ids": []}]
+    result = reinitialise_replaced_rows(embeddings, replaced)
+    assert result[0].tolist() == [6.0, 7.0, 8.0]  # mean of rows 1 and 3
+    assert result[1].tolist() == embeddings[1].tolist() and result[3].tolist() == embeddings[3].tolist()
+    assert np.all(np.abs(result[2]) <= 0.04)  # no pieces: random, truncated at 2 * initializer_range
+    random_rows = reinitialise_replaced_rows(embeddings, replaced, mode="random")
+    assert np.all(np.abs(random_rows[0]) <= 0.04)
+
+
+@pytest.mark.xdist_group("heavy")
+def test_tiny_bert_learns_from_our_tfrecords(tmp_path, sample_docs, bert_vocab_path):
+    corpus = small_corpus(tmp_path / "corpus.txt", sample_docs, documents=30)
+    phase = InstanceConfig(max_seq_length=32, max_predictions_per_seq=5, dupe_factor=2)
+    build_tfrecords(
+        TFRecordsJob(
+            corpus=corpus,
+            vocab=bert_vocab_path,
+            out_dir=tmp_path / "tf",
+            phases=(phase,),
+            dataset_name="t",
+            num_shards=2,
+            eval_fraction=0.1,
+            workers=1,
+        )
+    )
+    train = sorted(str(p) for p in (tmp_path / "tf").glob("*.train-*"))
+    config = BertConfig(
+        vocab_size=30522,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+    )
+    model = BertPretrainer(config)
+    model.compile(optimizer=make_optimizer(3e-3, num_train_steps=60, num_warmup_steps=6))
+    dataset = pretraining_dataset(train, 32, 5, batch_size=16, training=True)
+    before = model.evaluate(dataset.take(4), return_dict=True, verbose=0)
+    model.fit(dataset, steps_per_epoch=60, epochs=1, verbose=0)
+    after = model.evaluate(dataset.take(4), return_dict=True, verbose=0)
+    assert set(after) >= {"masked_lm_loss", "masked_lm_accuracy", "next_sentence_loss", "next_sentence_accuracy"}
+    assert after["masked_lm_loss"] < before["masked_lm_loss"] - 1.0
+    decayed = {v.path for v in model.trainable_variables if model.optimizer._use_weight_decay(v)}
+    assert any(p.endswith("kernel") for p in decayed)
+    assert not any(p.endswith(("bias", "gamma", "beta")) for p in decayed)
