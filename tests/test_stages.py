@@ -94,7 +94,7 @@ def test_vnlp_not_utf8(tmp_path):
 
 
 def test_later_stages_say_they_are_not_implemented():
-    result = run_stage("pretrain")
+    result = run_stage("finetune")
     assert result.returncode == 3 and "not implemented yet (tracked in issue #3)" in result.stderr
 
 

@@ -1,0 +1,154 @@
+"""The pretrain stage for real: checkpoints, eval metrics, the MSL-512 phase, and resuming after SIGKILL."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import yaml
+
+from vbert.continued_pretraining import PretrainJob, run_pretraining
+from vbert.pretraining_data import InstanceConfig
+from vbert.resources import resolve_vocab
+from vbert.tfrecords import TFRecordsJob, build_tfrecords
+
+from .helpers import REPO, small_corpus
+
+pytestmark = pytest.mark.xdist_group("heavy")
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pretrain")
+    corpus = small_corpus(root / "corpus.txt", REPO / "data/sample/docs.txt", documents=30)
+    phases = (
+        InstanceConfig(max_seq_length=32, max_predictions_per_seq=5, dupe_factor=2),
+        InstanceConfig(max_seq_length=512, max_predictions_per_seq=20, dupe_factor=1),
+    )
+    build_tfrecords(
+        TFRecordsJob(
+            corpus=corpus,
+            vocab=resolve_vocab("minilm"),
+            out_dir=root / "tf",
+            phases=phases,
+            dataset_name="t",
+            num_shards=2,
+            eval_fraction=0.1,
+            workers=1,
+        )
+    )
+    (root / "vocab").mkdir()
+    shutil.copy(resolve_vocab("minilm"), root / "vocab" / "vocab.txt")
+    return root
+
+
+def test_checkpoints_metrics_and_msl512_phase(inputs, tmp_path):
+    job = PretrainJob(
+        tfrecords=inputs / "tf",
+        vocab_dir=inputs / "vocab",
+        out_dir=tmp_path / "pre",
+        model="tiny",
+        init_checkpoint="scratch",
+        learning_rate=1e-3,
+        train_batch_size=8,
+        num_train_steps=6,
+        num_warmup_steps=1,
+        save_checkpoints_steps=2,
+        num_train_steps_msl512=2,
+        msl512_from_steps=(4,),
+        eval_batches=2,
+        eval_batch_size=8,
+        jit_compile=False,
+    )
+    results = run_pretraining(job)
+    assert [row["step"] for row in results["phases"]["msl128"]] == [0, 2, 4, 6]
+    assert [row["step"] for row in results["phases"]["msl512_from_4"]] == [0, 2]
+    assert sorted(p.name for p in (tmp_path / "pre" / "msl32").iterdir()) == [
+        "step-000000",
+        "step-000002",
+        "step-000004",
+        "step-000006",
+    ]
+    first = results["phases"]["msl128"][0]
+    assert set(first) >= {"masked_lm_accuracy", "masked_lm_loss", "next_sentence_accuracy", "next_sentence_loss"}
+    assert results["masked_lm_loss"] < first["masked_lm_loss"]
+
+
+def stage_params(path, out_params):
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["pretrain"].update(
+        model="tiny",
+        init_checkpoint="scratch",
+        learning_rate=1e-3,
+        train_batch_size=8,
+        num_train_steps=40,
+        num_warmup_steps=4,
+        save_checkpoints_steps=2,
+        max_seq_length=32,
+        max_predictions_per_seq=5,
+        num_train_steps_msl512=0,
+        msl512_from_steps=[],
+        eval_batches=1,
+        eval_batch_size=8,
+        jit_compile=False,
+    )
+    out_params.write_text(yaml.safe_dump(params))
+    return str(out_params)
+
+
+def pretrain_command(inputs, params, out):
+    return [
+        sys.executable,
+        str(REPO / "stages/pretrain.py"),
+        "--params",
+        params,
+        "--tfrecords",
+        str(inputs / "tf"),
+        "--vocab",
+        str(inputs / "vocab"),
+        "--out",
+        str(out),
+        "--metrics",
+        str(out.parent / f"{out.name}.json"),
+        "--plots",
+        str(out.parent / f"{out.name}.csv"),
+    ]
+
+
+def test_killed_run_resumes_to_the_same_checkpoints(inputs, tmp_path):
+    params = stage_params(tmp_path, tmp_path / "params.yaml")
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    subprocess.run(pretrain_command(inputs, params, whole), check=True, env=env, capture_output=True, timeout=600)
+
+    process = subprocess.Popen(
+        pretrain_command(inputs, params, killed), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 300
+    while not (killed / "msl32" / "step-000004" / "variables.npz").exists():
+        assert process.poll() is None and time.monotonic() < deadline, "the run ended before it could be killed"
+        time.sleep(0.02)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not (killed / "msl32" / "step-000040").exists()
+    subprocess.run(pretrain_command(inputs, params, killed), check=True, env=env, capture_output=True, timeout=600)
+
+    steps = sorted(p.name for p in (whole / "msl32").iterdir())
+    assert steps == sorted(p.name for p in (killed / "msl32").iterdir()) and len(steps) == 21
+    with (
+        np.load(whole / "msl32/step-000040/variables.npz") as a,
+        np.load(killed / "msl32/step-000040/variables.npz") as b,
+    ):
+        assert a.files == b.files
+        for name in a.files:
+            np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+    metrics = json.loads((tmp_path / "killed.json").read_text())
+    assert metrics["final_step"] == 40
+    assert (tmp_path / "killed.csv").read_text().splitlines()[0].startswith("phase,step,masked_lm_accuracy")

@@ -1,0 +1,268 @@
+"""The pretrain stage: continue pretraining BERT on the domain TFRecords, MSL 128 then MSL 512, resumable.
+
+Layout of the output directory (a DVC `persist` output, so a re-run finds what a killed run left):
+
+    msl128/step-000000/ ... step-NNNNNN/          the initial weights, then every `save_checkpoints_steps`
+    msl512/from-step-XXXXXX/step-MMMMMM/         MSL-512 phases started from chosen MSL-128 checkpoints
+    bert_config.json, vocab.txt
+
+Each checkpoint holds every model and optimizer variable and the eval metrics of that step (`metrics.json`).
+Killed at any point, a re-run resumes from the last complete checkpoint with its optimizer state, step and
+dropout seeds, on the same data order, and ends with the same checkpoints as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from vbert.checkpoints import list_checkpoints, restore_checkpoint, save_checkpoint, step_dir
+from vbert.errors import InputError
+from vbert.modeling import BertConfig, assign_weights, google_variable_map, read_google_checkpoint, read_hf_weights
+from vbert.resources import PACKAGED_MODELS, packaged_model_dir
+from vbert.tokenization import load_vocab
+
+log = logging.getLogger(__name__)
+
+MODEL_SIZES = {  # the paper's sizes besides the packaged MiniLM
+    "tiny": {"hidden_size": 128, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 512},
+    "base": {"hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12, "intermediate_size": 3072},
+}
+EVAL_METRICS = ("masked_lm_accuracy", "masked_lm_loss", "next_sentence_accuracy", "next_sentence_loss")
+
+
+@dataclass(frozen=True)
+class PretrainJob:
+    tfrecords: Path
+    vocab_dir: Path
+    out_dir: Path
+    model: str = "minilm"
+    init_checkpoint: str = "minilm"
+    learning_rate: float = 5e-5
+    train_batch_size: int = 32
+    num_train_steps: int = 100
+    num_warmup_steps: int = 10
+    save_checkpoints_steps: int = 50
+    num_train_steps_msl512: int = 0
+    msl512_from_steps: tuple[int, ...] = ()
+    embedding_init: str = "mean"
+    eval_batch_size: int = 32
+    eval_batches: int = 20
+    jit_compile: bool = True
+    random_seed: int = 12345
+
+
+def model_config(model: str, vocab_size: int) -> BertConfig:
+    """The BERT config of a model size: `minilm` (packaged), `tiny`, `base`."""
+    if model in PACKAGED_MODELS:
+        config = BertConfig.from_json(packaged_model_dir(model) / "config.json")
+    elif model in MODEL_SIZES:
+        config = BertConfig(vocab_size=vocab_size, **MODEL_SIZES[model])
+    else:
+        raise InputError(f"unknown model {model!r}: choose {', '.join([*PACKAGED_MODELS, *MODEL_SIZES])}")
+    if config.vocab_size != vocab_size:
+        raise InputError(f"model {model!r} has vocab_size {config.vocab_size}, the vocabulary has {vocab_size}")
+    return config
+
+
+def initial_tensors(init_checkpoint: str, config: BertConfig) -> tuple[dict | None, str]:
+    """Weights to start from: a packaged model, an HF folder, a Google checkpoint prefix, or none (`scratch`)."""
+    if init_checkpoint == "scratch":
+        return None, "scratch"
+    if init_checkpoint in PACKAGED_MODELS:
+        folder = packaged_model_dir(init_checkpoint)
+        return read_hf_weights(folder), str(folder)
+    path = Path(init_checkpoint)
+    if (path / "model.safetensors").exists():
+        return read_hf_weights(path), str(path)
+    if Path(f"{path}.index").exists():
+        return read_google_checkpoint(path), str(path)
+    raise InputError(
+        f"init_checkpoint {init_checkpoint!r}: not an HF folder (model.safetensors) nor a TF checkpoint "
+        f"prefix ({path}.index), nor minilm or scratch"
+    )
+
+
+def build_trainer(
+    config: BertConfig,
+    job: PretrainJob,
+    num_train_steps: int,
+    num_warmup_steps: int,
+    max_seq_length: int,
+    max_predictions: int,
+):
+    """A compiled, built BertPretrainer (variables and optimizer slots exist, so checkpoints can restore)."""
+    import numpy as np
+
+    from vbert.pretraining import BertPretrainer, make_optimizer
+
+    model = BertPretrainer(config)
+    model.compile(
+        optimizer=make_optimizer(job.learning_rate, num_train_steps, num_warmup_steps), jit_compile=job.jit_compile
+    )
+    dummy = {
+        "input_ids": np.zeros((1, max_seq_length), np.int32),
+        "input_mask": np.ones((1, max_seq_length), np.int32),
+        "segment_ids": np.zeros((1, max_seq_length), np.int32),
+        "masked_lm_positions": np.zeros((1, max_predictions), np.int32),
+        "masked_lm_ids": np.zeros((1, max_predictions), np.int32),
+        "masked_lm_weights": np.zeros((1, max_predictions), np.float32),
+        "next_sentence_labels": np.zeros((1, 1), np.int32),
+    }
+    model(dummy)
+    model.optimizer.build(model.trainable_variables)
+    return model
+
+
+def _phase(manifest: dict, max_seq_length: int) -> dict:
+    for phase in manifest["phases"]:
+        if phase["max_seq_length"] == max_seq_length:
+            return phase
+    raise InputError(f"the tfrecords manifest has no MSL-{max_seq_length} data (tfrecords.msl512 off?)")
+
+
+def train_phase(
+    model, job: PretrainJob, root: Path, tfrecords: Path, phase: dict, num_train_steps: int, extra_files: dict[str, str]
+) -> list[dict]:
+    """Train to `num_train_steps` with a checkpoint (and eval) every `save_checkpoints_steps`; resumes."""
+    import keras
+
+    from vbert.pretraining import pretraining_dataset
+
+    msl, predictions = phase["max_seq_length"], phase["max_predictions_per_seq"]
+    train = pretraining_dataset(
+        [tfrecords / f for f in phase["train_files"]],
+        msl,
+        predictions,
+        job.train_batch_size,
+        training=True,
+        seed=job.random_seed,
+    )
+    evaluation = pretraining_dataset(
+        [tfrecords / phase["eval_file"]], msl, predictions, job.eval_batch_size, training=False
+    ).take(job.eval_batches)
+
+    def evaluate(step: int) -> dict:
+        result = model.evaluate(evaluation, return_dict=True, verbose=0)
+        return {"step": step, **{k: round(float(result[k]), 6) for k in EVAL_METRICS}}
+
+    for stale in root.glob(".step-*.tmp-*") if root.exists() else ():
+        shutil.rmtree(stale, ignore_errors=True)  # a checkpoint half-written when a run was killed
+    done = list_checkpoints(root)
+    if done:
+        start, path = done[-1]
+        restore_checkpoint(path, model, model.optimizer)
+        log.info("resuming %s from step %d", root, start)
+    else:
+        start = 0
+        metrics = evaluate(0)
+        save_checkpoint(root, 0, model, model.optimizer, {**extra_files, "metrics.json": json.dumps(metrics)})
+    steps = job.save_checkpoints_steps
+
+    class Checkpointing(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.started = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            step = (epoch + 1) * steps
+            seconds = time.perf_counter() - self.started
+            metrics = {**evaluate(step), "examples_per_second": round(steps * job.train_batch_size / seconds, 2)}
+            save_checkpoint(root, step, model, model.optimizer, {**extra_files, "metrics.json": json.dumps(metrics)})
+            log.info("checkpoint %s: %s", step_dir(root, step), metrics)
+
+    if start < num_train_steps:
+        model.fit(
+            train.skip(start),
+            epochs=num_train_steps // steps,
+            initial_epoch=start // steps,
+            steps_per_epoch=steps,
+            callbacks=[Checkpointing()],
+            verbose=1,
+        )
+    return [json.loads((path / "metrics.json").read_text()) for _, path in list_checkpoints(root)]
+
+
+def run_pretraining(job: PretrainJob) -> dict:
+    """Run (or resume) both phases; returns the stage metrics."""
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from vbert.pretraining import reinitialise_replaced_rows
+
+    if job.num_train_steps % job.save_checkpoints_steps:
+        raise InputError(
+            f"num_train_steps {job.num_train_steps} must be a multiple of save_checkpoints_steps "
+            f"{job.save_checkpoints_steps}"
+        )
+    keras.utils.set_random_seed(job.random_seed)
+    tf.config.experimental.enable_op_determinism()
+    manifest = json.loads((job.tfrecords / "manifest.json").read_text())
+    vocab = load_vocab(job.vocab_dir / "vocab.txt")
+    config = model_config(job.model, len(vocab))
+    job.out_dir.mkdir(parents=True, exist_ok=True)
+    (job.out_dir / "bert_config.json").write_text(config.to_json())
+    shutil.copy(job.vocab_dir / "vocab.txt", job.out_dir / "vocab.txt")
+    extra = {"bert_config.json": config.to_json()}
+
+    phase128 = _phase(manifest, manifest["phases"][0]["max_seq_length"])
+    model = build_trainer(
+        config,
+        job,
+        job.num_train_steps,
+        job.num_warmup_steps,
+        phase128["max_seq_length"],
+        phase128["max_predictions_per_seq"],
+    )
+    root128 = job.out_dir / f"msl{phase128['max_seq_length']}"
+    if not list_checkpoints(root128):
+        tensors, source = initial_tensors(job.init_checkpoint, config)
+        if tensors is not None:
+            assign_weights(google_variable_map(config, model.backbone, model.pretraining_heads), tensors, source)
+        replaced_path = job.vocab_dir / "replaced.json"
+        replaced = json.loads(replaced_path.read_text()) if replaced_path.exists() else []
+        if replaced and job.init_checkpoint != "scratch":
+            embeddings = model.backbone.get_layer("token_embedding").embeddings
+            embeddings.assign(
+                reinitialise_replaced_rows(
+                    np.asarray(embeddings.numpy()),
+                    replaced,
+                    job.embedding_init,
+                    config.initializer_range,
+                    job.random_seed,
+                )
+            )
+            log.info("re-initialised %d embedding rows of replaced tokens (%s)", len(replaced), job.embedding_init)
+    rows = {"msl128": train_phase(model, job, root128, job.tfrecords, phase128, job.num_train_steps, extra)}
+
+    for from_step in job.msl512_from_steps if job.num_train_steps_msl512 else ():
+        start = step_dir(root128, from_step)
+        if not (start / "variables.npz").exists():
+            raise InputError(f"msl512_from_steps: no MSL-128 checkpoint at step {from_step} ({start})")
+        phase512 = _phase(manifest, 512)
+        model512 = build_trainer(
+            replace(config),
+            job,
+            job.num_train_steps_msl512,
+            max(1, job.num_train_steps_msl512 // 10),
+            512,
+            phase512["max_predictions_per_seq"],
+        )
+        root512 = job.out_dir / "msl512" / f"from-step-{from_step:06d}"
+        if not list_checkpoints(root512):
+            restore_checkpoint(start, model512)
+        job512 = replace(job, save_checkpoints_steps=min(job.save_checkpoints_steps, job.num_train_steps_msl512))
+        rows[f"msl512_from_{from_step}"] = train_phase(
+            model512, job512, root512, job.tfrecords, phase512, job.num_train_steps_msl512, extra
+        )
+    last = rows["msl128"][-1]
+    return {
+        "final_step": last["step"],
+        **{k: last[k] for k in EVAL_METRICS},
+        "initial": {k: rows["msl128"][0][k] for k in EVAL_METRICS},
+        "phases": rows,
+    }
