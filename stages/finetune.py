@@ -1,6 +1,54 @@
-"""Stage finetune: lands with issue #3. Declared in dvc.yaml now so that the pipeline's shape is fixed."""
+"""Stage finetune: fine-tune every pretraining checkpoint on the labelled task; keep the best by eval F1."""
 
-from vbert.cli import not_implemented
+import csv
+import io
+from pathlib import Path
+
+import click
+
+from vbert.atomic import write_json, write_text
+from vbert.cli import stage
+from vbert.finetuning import FinetuneJob, run_sweep
+from vbert.params import load_section
+
+
+def table(rows: list[dict]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
+
+
+@click.command()
+@click.option("--params", "params_file", default="params.yaml", show_default=True)
+@click.option("--pretrain", default="models/pretrain", show_default=True, type=click.Path(path_type=Path))
+@click.option("--out", default="models/finetune", show_default=True, type=click.Path(path_type=Path))
+@click.option("--metrics", default="metrics/finetune.json", show_default=True, type=click.Path(path_type=Path))
+@click.option("--plots", default="plots/finetune.csv", show_default=True, type=click.Path(path_type=Path))
+@stage("finetune")
+def main(params_file: str, pretrain: Path, out: Path, metrics: Path, plots: Path) -> None:
+    p = load_section("finetune", params_file)
+    job = FinetuneJob(
+        pretrain_dir=pretrain,
+        task_dir=Path(p["task_dir"]),
+        out_dir=out,
+        max_seq_length=p.integer("max_seq_length", 8, 512),
+        epochs=p.integer("epochs", 1),
+        patience=p.integer("patience", 1),
+        learning_rate=p.probability("learning_rate", open_low=True),
+        train_batch_size=p.integer("train_batch_size", 1),
+        eval_batch_size=p.integer("eval_batch_size", 1),
+        warmup_proportion=p.probability("warmup_proportion", open_high=True),
+        positive_label=p.get("positive_label") or None,
+        jobs=p.integer("jobs", 1),
+        jit_compile=p.boolean("jit_compile"),
+        random_seed=p.integer("random_seed", 0),
+    )
+    results = run_sweep(job)
+    write_text(plots, table(results["rows"]))
+    write_json(metrics, results["metrics"])
+
 
 if __name__ == "__main__":
-    not_implemented("finetune", 3)
+    main()

@@ -1,0 +1,93 @@
+"""The fine-tuning sweep for real, on tiny pretraining checkpoints and a small slice of the sample task."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from vbert.continued_pretraining import PretrainJob, run_pretraining
+from vbert.finetuning import FinetuneJob, pretraining_cells, run_sweep
+from vbert.pretraining_data import InstanceConfig
+from vbert.resources import resolve_vocab
+from vbert.tfrecords import TFRecordsJob, build_tfrecords
+
+from .helpers import REPO, small_corpus, write_lines
+
+pytestmark = pytest.mark.xdist_group("heavy")
+
+
+@pytest.fixture(scope="module")
+def pretrained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("finetune")
+    corpus = small_corpus(root / "corpus.txt", REPO / "data/sample/docs.txt", documents=20)
+    build_tfrecords(
+        TFRecordsJob(
+            corpus=corpus,
+            vocab=resolve_vocab("minilm"),
+            out_dir=root / "tf",
+            phases=(InstanceConfig(max_seq_length=32, max_predictions_per_seq=5, dupe_factor=1),),
+            dataset_name="t",
+            num_shards=1,
+            eval_fraction=0.1,
+            workers=1,
+        )
+    )
+    (root / "vocab").mkdir()
+    shutil.copy(resolve_vocab("minilm"), root / "vocab" / "vocab.txt")
+    run_pretraining(
+        PretrainJob(
+            tfrecords=root / "tf",
+            vocab_dir=root / "vocab",
+            out_dir=root / "pre",
+            model="tiny",
+            init_checkpoint="scratch",
+            learning_rate=1e-3,
+            train_batch_size=8,
+            num_train_steps=2,
+            num_warmup_steps=1,
+            save_checkpoints_steps=2,
+            eval_batches=1,
+            jit_compile=False,
+        )
+    )
+    task = root / "task"
+    for split, rows in (("train", 160), ("eval", 40), ("test", 40)):
+        lines = (REPO / f"data/sample/pkg_section/{split}.tsv").read_text().splitlines()
+        kept = [line for line in lines[1:] if line.split("\t")[0] in ("games", "science")][:rows]
+        write_lines(task / f"{split}.tsv", [lines[0], *kept])
+    return root
+
+
+def test_sweep_covers_every_checkpoint_and_is_resumable(pretrained, tmp_path):
+    cells = pretraining_cells(pretrained / "pre")
+    assert [c.name for c in cells] == ["msl32-step-000000", "msl32-step-000002"]
+    job = FinetuneJob(
+        pretrain_dir=pretrained / "pre",
+        task_dir=pretrained / "task",
+        out_dir=tmp_path / "ft",
+        max_seq_length=32,
+        epochs=3,
+        patience=1,
+        learning_rate=1e-3,
+        train_batch_size=16,
+        positive_label="games",
+        jit_compile=False,
+    )
+    first = run_sweep(job)
+    rows = first["rows"]
+    assert {r["cell"] for r in rows} == {c.name for c in cells}
+    assert all(set(r) >= {"eval_f1", "eval_precision", "eval_recall", "eval_accuracy", "test_f1"} for r in rows)
+    metrics = first["metrics"]
+    selection = json.loads((tmp_path / "ft/best/selection.json").read_text())
+    assert selection["eval_f1"] == max(r["eval_f1"] for r in rows) == metrics["eval_f1"]
+    assert (tmp_path / "ft/best/model.weights.h5").exists()
+    assert metrics["majority_baseline"]["label"] in ("games", "science")
+
+    done = tmp_path / "ft/cells/msl32-step-000000/done.json"
+    stamp = done.stat().st_mtime_ns
+    again = run_sweep(job)
+    assert done.stat().st_mtime_ns == stamp and again["rows"] == rows  # finished cells are not recomputed
+    assert np.isfinite([r["test_f1"] for r in rows]).all()

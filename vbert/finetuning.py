@@ -1,0 +1,211 @@
+"""The finetune stage: fine-tune every pretraining checkpoint on a labelled task, the paper's checkpoint sweep.
+
+Each pretraining checkpoint (step 0 of MSL-128 is the no-domain-pretraining baseline) is a cell: fine-tuned for
+up to `epochs` epochs, with early stopping on eval F1 after `patience` epochs without gain, and scored on eval
+and test after every epoch. A finished cell leaves `cells/<name>/done.json` and is never recomputed; cells can
+run in parallel processes. The best cell and epoch by eval F1 is copied to `best/`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+from vbert.atomic import atomic_dir, write_json
+from vbert.checkpoints import list_checkpoints, restore_checkpoint
+from vbert.errors import InputError
+from vbert.modeling import BertConfig
+from vbert.parallel import ordered_map
+from vbert.tasks import classification_scores, encode_split, read_task
+from vbert.tokenization import FullTokenizer, load_vocab
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FinetuneJob:
+    pretrain_dir: Path
+    task_dir: Path
+    out_dir: Path
+    max_seq_length: int = 128
+    epochs: int = 3
+    patience: int = 1
+    learning_rate: float = 5e-5
+    train_batch_size: int = 32
+    eval_batch_size: int = 64
+    warmup_proportion: float = 0.1
+    positive_label: str | None = None
+    jobs: int = 1
+    jit_compile: bool = True
+    random_seed: int = 12345
+
+
+class Cell(NamedTuple):
+    name: str  # e.g. msl128-step-000020, msl512-from-000020-step-000004
+    phase: str
+    step: int
+    checkpoint: Path
+
+
+def pretraining_cells(pretrain_dir: Path) -> list[Cell]:
+    """Every MSL-128 checkpoint, and every MSL-512 checkpoint past its starting point."""
+    cells = []
+    for phase_dir in sorted(pretrain_dir.glob("msl*")):
+        if phase_dir.name == "msl512":
+            for start in sorted(phase_dir.glob("from-step-*")):
+                cells += [
+                    Cell(f"msl512-{start.name}-step-{step:06d}", f"msl512-{start.name}", step, path)
+                    for step, path in list_checkpoints(start)
+                    if step > 0
+                ]
+        else:
+            cells += [
+                Cell(f"{phase_dir.name}-step-{step:06d}", phase_dir.name, step, path)
+                for step, path in list_checkpoints(phase_dir)
+            ]
+    if not cells:
+        raise InputError(f"{pretrain_dir}: no pretraining checkpoints; run the pretrain stage first")
+    return cells
+
+
+def build_classifier(config: BertConfig, num_labels: int, checkpoint: Path | None):
+    """Backbone (weights from a pretraining checkpoint) + dropout + dense layer on the pooled output."""
+    import keras
+
+    from vbert.pretraining import BertPretrainer
+
+    pretrainer = BertPretrainer(config)
+    dummy = {k: np.zeros((1, 8), np.int32) for k in ("input_ids", "segment_ids")}
+    dummy.update(input_mask=np.ones((1, 8), np.int32), masked_lm_positions=np.zeros((1, 1), np.int32))
+    pretrainer(dummy)
+    if checkpoint is not None:
+        restore_checkpoint(checkpoint, pretrainer)
+    backbone = pretrainer.backbone
+    inputs = {
+        name: keras.Input(shape=(None,), dtype="int32", name=name)
+        for name in ("input_ids", "segment_ids", "input_mask")
+    }
+    pooled = backbone(
+        {"token_ids": inputs["input_ids"], "segment_ids": inputs["segment_ids"], "padding_mask": inputs["input_mask"]}
+    )["pooled_output"]
+    pooled = keras.layers.Dropout(config.hidden_dropout_prob)(pooled)
+    initializer = keras.initializers.TruncatedNormal(stddev=config.initializer_range)
+    logits = keras.layers.Dense(num_labels, kernel_initializer=initializer, name="classifier")(pooled)
+    return keras.Model(inputs, logits, name="bert_classifier")
+
+
+_state: dict = {}
+
+
+def _prepare(job: FinetuneJob) -> None:
+    """Per process: task data, encoded once."""
+    vocab = load_vocab(job.pretrain_dir / "vocab.txt")
+    splits, labels = read_task(job.task_dir)
+    tokenizer = FullTokenizer(vocab)
+    index = {label: i for i, label in enumerate(labels)}
+    _state.update(
+        job=job,
+        labels=labels,
+        config=BertConfig(**json.loads((job.pretrain_dir / "bert_config.json").read_text())),
+        data={
+            name: (
+                encode_split(split, tokenizer, job.max_seq_length),
+                np.array([index[label] for label in split.labels], np.int32),
+            )
+            for name, split in splits.items()
+        },
+    )
+
+
+def _positive_index(job: FinetuneJob, labels: list[str]) -> int | None:
+    if job.positive_label is None:
+        return None
+    if job.positive_label not in labels:
+        raise InputError(f"positive_label {job.positive_label!r} is not a label of the task ({', '.join(labels)})")
+    return labels.index(job.positive_label)
+
+
+def finetune_cell(cell: Cell) -> list[dict]:
+    """Fine-tune one pretraining checkpoint (or return its recorded rows if it already finished)."""
+    import keras
+
+    from vbert.pretraining import make_optimizer
+
+    job, labels, config, data = _state["job"], _state["labels"], _state["config"], _state["data"]
+    out = job.out_dir / "cells" / cell.name
+    if (out / "done.json").exists():
+        return json.loads((out / "done.json").read_text())
+    keras.utils.set_random_seed(job.random_seed)
+    model = build_classifier(config, len(labels), cell.checkpoint)
+    train_x, train_y = data["train"]
+    steps = job.epochs * int(np.ceil(len(train_y) / job.train_batch_size))
+    model.compile(
+        optimizer=make_optimizer(job.learning_rate, steps, int(steps * job.warmup_proportion)),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        jit_compile=job.jit_compile,
+    )
+    positive = _positive_index(job, labels)
+    rows, best, waited = [], -1.0, 0
+    with atomic_dir(out) as tmp:
+        for epoch in range(1, job.epochs + 1):
+            model.fit(train_x, train_y, batch_size=job.train_batch_size, epochs=1, shuffle=True, verbose=0)
+            row = {"cell": cell.name, "pretrain_phase": cell.phase, "pretrain_step": cell.step, "epoch": epoch}
+            for split in ("eval", "test"):
+                x, y = data[split]
+                predicted = np.argmax(model.predict(x, batch_size=job.eval_batch_size, verbose=0), axis=-1)
+                row.update(
+                    {f"{split}_{k}": v for k, v in classification_scores(y, predicted, len(labels), positive).items()}
+                )
+            rows.append(row)
+            model.save_weights(tmp / f"epoch-{epoch:02d}.weights.h5")
+            log.info("%s epoch %d: eval F1 %.4f, test F1 %.4f", cell.name, epoch, row["eval_f1"], row["test_f1"])
+            if row["eval_f1"] > best:
+                best, waited = row["eval_f1"], 0
+            else:
+                waited += 1
+                if waited >= job.patience:
+                    break
+        write_json(tmp / "done.json", rows)
+    return rows
+
+
+def majority_baseline(job: FinetuneJob) -> dict:
+    train_y, test_y = _state["data"]["train"][1], _state["data"]["test"][1]
+    majority = int(np.bincount(train_y).argmax())
+    scores = classification_scores(
+        test_y, np.full_like(test_y, majority), len(_state["labels"]), _positive_index(job, _state["labels"])
+    )
+    return {"label": _state["labels"][majority], **scores}
+
+
+def run_sweep(job: FinetuneJob) -> dict:
+    """Fine-tune every cell; copy the best (by eval F1) to `best/`; returns the stage metrics and all rows."""
+    cells = pretraining_cells(job.pretrain_dir)
+    _prepare(job)
+    job.out_dir.mkdir(parents=True, exist_ok=True)
+    rows = [row for cell_rows in ordered_map(finetune_cell, cells, job.jobs, _prepare, (job,)) for row in cell_rows]
+    best = max(rows, key=lambda r: (r["eval_f1"], -r["pretrain_step"]))
+    with atomic_dir(job.out_dir / "best") as tmp:
+        shutil.copy(
+            job.out_dir / "cells" / best["cell"] / f"epoch-{best['epoch']:02d}.weights.h5", tmp / "model.weights.h5"
+        )
+        for name in ("bert_config.json", "vocab.txt"):
+            shutil.copy(job.pretrain_dir / name, tmp / name)
+        write_json(tmp / "labels.json", _state["labels"])
+        write_json(tmp / "selection.json", best)
+    metrics = {
+        "best_cell": best["cell"],
+        "best_epoch": best["epoch"],
+        "best_pretrain_step": best["pretrain_step"],
+        **{k: v for k, v in best.items() if k.startswith("test_")},
+        "eval_f1": best["eval_f1"],
+        "majority_baseline": majority_baseline(job),
+        "cells": len(cells),
+    }
+    return {"metrics": metrics, "rows": rows}
