@@ -72,3 +72,36 @@ def test_tiny_bert_learns_from_our_tfrecords(tmp_path, sample_docs, bert_vocab_p
     decayed = {v.path for v in model.trainable_variables if model.optimizer._use_weight_decay(v)}
     assert any(p.endswith("kernel") for p in decayed)
     assert not any(p.endswith(("bias", "gamma", "beta")) for p in decayed)
+
+
+def test_evaluate_equals_the_mean_of_its_batches(tmp_path, sample_docs, bert_vocab_path):
+    """Guards the explicit `steps=` in the pretrain stage: the reported metrics are the batch means."""
+    corpus = small_corpus(tmp_path / "corpus.txt", sample_docs, documents=10)
+    phase = InstanceConfig(max_seq_length=32, max_predictions_per_seq=5, dupe_factor=1)
+    build_tfrecords(
+        TFRecordsJob(
+            corpus=corpus,
+            vocab=bert_vocab_path,
+            out_dir=tmp_path / "tf",
+            phases=(phase,),
+            dataset_name="t",
+            num_shards=1,
+            eval_fraction=0.0,
+            workers=1,
+        )
+    )
+    config = BertConfig(
+        vocab_size=30522,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=64,
+    )
+    model = BertPretrainer(config)
+    model.compile(optimizer=make_optimizer(1e-3, 10, 1))
+    dataset = pretraining_dataset(sorted((tmp_path / "tf").glob("*.train-*")), 32, 5, batch_size=8, training=False)
+    reported = model.evaluate(dataset, steps=3, return_dict=True, verbose=0)
+    manual = [model._pretraining_losses(batch, training=False)[1] for batch in dataset.take(3)]
+    for name in ("next_sentence_accuracy", "next_sentence_loss", "masked_lm_loss"):
+        assert reported[name] == pytest.approx(np.mean([float(parts[name][0]) for parts in manual]), rel=1e-5)
