@@ -19,6 +19,39 @@ from vbert.tfrecords import TFRecordsJob, build_tfrecords
 from .helpers import small_corpus
 
 
+def tiny_tfrecords(tmp_path, sample_docs, vocab, documents: int) -> list[str]:
+    """MSL-32 training files made by the tfrecords stage from the first documents of the sample."""
+    corpus = small_corpus(tmp_path / "corpus.txt", sample_docs, documents=documents)
+    phase = InstanceConfig(max_seq_length=32, max_predictions_per_seq=5, dupe_factor=2)
+    build_tfrecords(
+        TFRecordsJob(
+            corpus=corpus,
+            vocab=vocab,
+            out_dir=tmp_path / "tf",
+            phases=(phase,),
+            dataset_name="t",
+            num_shards=2,
+            eval_fraction=0.0,
+            workers=1,
+        )
+    )
+    return sorted(str(p) for p in (tmp_path / "tf").glob("*.train-*"))
+
+
+def tiny_pretrainer(hidden: int, layers: int, learning_rate: float, steps: int) -> BertPretrainer:
+    config = BertConfig(
+        vocab_size=30522,
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=2,
+        intermediate_size=2 * hidden,
+        max_position_embeddings=64,
+    )
+    model = BertPretrainer(config)
+    model.compile(optimizer=make_optimizer(learning_rate, num_train_steps=steps, num_warmup_steps=max(1, steps // 10)))
+    return model
+
+
 def test_warmup_then_linear_decay():
     schedule = WarmupLinearDecay(1e-3, num_train_steps=100, num_warmup_steps=10)
     values = [float(schedule(step)) for step in (0, 5, 10, 55, 100, 120)]
@@ -38,35 +71,12 @@ def test_reinitialise_replaced_rows_mean_of_old_pieces():
 
 @pytest.mark.xdist_group("heavy")
 def test_tiny_bert_learns_from_our_tfrecords(tmp_path, sample_docs, bert_vocab_path):
-    corpus = small_corpus(tmp_path / "corpus.txt", sample_docs, documents=30)
-    phase = InstanceConfig(max_seq_length=32, max_predictions_per_seq=5, dupe_factor=2)
-    build_tfrecords(
-        TFRecordsJob(
-            corpus=corpus,
-            vocab=bert_vocab_path,
-            out_dir=tmp_path / "tf",
-            phases=(phase,),
-            dataset_name="t",
-            num_shards=2,
-            eval_fraction=0.1,
-            workers=1,
-        )
-    )
-    train = sorted(str(p) for p in (tmp_path / "tf").glob("*.train-*"))
-    config = BertConfig(
-        vocab_size=30522,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=64,
-    )
-    model = BertPretrainer(config)
-    model.compile(optimizer=make_optimizer(3e-3, num_train_steps=60, num_warmup_steps=6))
+    train = tiny_tfrecords(tmp_path, sample_docs, bert_vocab_path, documents=30)
+    model = tiny_pretrainer(hidden=32, layers=2, learning_rate=3e-3, steps=60)
     dataset = pretraining_dataset(train, 32, 5, batch_size=16, training=True)
-    before = model.evaluate(dataset.take(4), return_dict=True, verbose=0)
+    before = model.evaluate(dataset, steps=4, return_dict=True, verbose=0)
     model.fit(dataset, steps_per_epoch=60, epochs=1, verbose=0)
-    after = model.evaluate(dataset.take(4), return_dict=True, verbose=0)
+    after = model.evaluate(dataset, steps=4, return_dict=True, verbose=0)
     assert set(after) >= {"masked_lm_loss", "masked_lm_accuracy", "next_sentence_loss", "next_sentence_accuracy"}
     assert after["masked_lm_loss"] < before["masked_lm_loss"] - 1.0
     decayed = {v.path for v in model.trainable_variables if model.optimizer._use_weight_decay(v)}
@@ -76,31 +86,9 @@ def test_tiny_bert_learns_from_our_tfrecords(tmp_path, sample_docs, bert_vocab_p
 
 def test_evaluate_equals_the_mean_of_its_batches(tmp_path, sample_docs, bert_vocab_path):
     """Guards the explicit `steps=` in the pretrain stage: the reported metrics are the batch means."""
-    corpus = small_corpus(tmp_path / "corpus.txt", sample_docs, documents=10)
-    phase = InstanceConfig(max_seq_length=32, max_predictions_per_seq=5, dupe_factor=1)
-    build_tfrecords(
-        TFRecordsJob(
-            corpus=corpus,
-            vocab=bert_vocab_path,
-            out_dir=tmp_path / "tf",
-            phases=(phase,),
-            dataset_name="t",
-            num_shards=1,
-            eval_fraction=0.0,
-            workers=1,
-        )
-    )
-    config = BertConfig(
-        vocab_size=30522,
-        hidden_size=16,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=32,
-        max_position_embeddings=64,
-    )
-    model = BertPretrainer(config)
-    model.compile(optimizer=make_optimizer(1e-3, 10, 1))
-    dataset = pretraining_dataset(sorted((tmp_path / "tf").glob("*.train-*")), 32, 5, batch_size=8, training=False)
+    train = tiny_tfrecords(tmp_path, sample_docs, bert_vocab_path, documents=10)
+    model = tiny_pretrainer(hidden=16, layers=1, learning_rate=1e-3, steps=10)
+    dataset = pretraining_dataset(train, 32, 5, batch_size=8, training=False)
     reported = model.evaluate(dataset, steps=3, return_dict=True, verbose=0)
     manual = [model._pretraining_losses(batch, training=False)[1] for batch in dataset.take(3)]
     for name in ("next_sentence_accuracy", "next_sentence_loss", "masked_lm_loss"):

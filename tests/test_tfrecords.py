@@ -8,6 +8,7 @@ import pytest
 import tensorflow as tf
 
 from vbert.errors import InputError
+from vbert.pretraining import feature_schema
 from vbert.pretraining_data import InstanceConfig
 from vbert.tfrecords import TFRecordsJob, build_tfrecords, chunk_documents, is_heldout
 
@@ -64,15 +65,7 @@ def test_outputs_parse_and_are_identical_for_one_or_two_workers(tmp_path, corpus
     ]
     for phase in manifest["phases"]:
         msl, predictions = phase["max_seq_length"], phase["max_predictions_per_seq"]
-        schema = {
-            "input_ids": tf.io.FixedLenFeature([msl], tf.int64),
-            "input_mask": tf.io.FixedLenFeature([msl], tf.int64),
-            "segment_ids": tf.io.FixedLenFeature([msl], tf.int64),
-            "masked_lm_positions": tf.io.FixedLenFeature([predictions], tf.int64),
-            "masked_lm_ids": tf.io.FixedLenFeature([predictions], tf.int64),
-            "masked_lm_weights": tf.io.FixedLenFeature([predictions], tf.float32),
-            "next_sentence_labels": tf.io.FixedLenFeature([1], tf.int64),
-        }
+        schema = feature_schema(msl, predictions)
         files = [str(tmp_path / "one" / f) for f in [*phase["train_files"], phase["eval_file"]]]
         count = 0
         for record in tf.data.TFRecordDataset(files):

@@ -202,8 +202,10 @@ def run_pretraining(job: PretrainJob) -> dict:
     keras.utils.set_random_seed(job.random_seed)
     tf.config.experimental.enable_op_determinism()
     if job.jit_compile:
-        log.warning("jit_compile has no effect for now: Keras turns XLA off while TensorFlow's op determinism, which "
-                    "bit-identical resumes rely on, is enabled")
+        log.warning(
+            "jit_compile has no effect for now: Keras turns XLA off while TensorFlow's op determinism, which "
+            "bit-identical resumes rely on, is enabled"
+        )
     manifest = json.loads((job.tfrecords / "manifest.json").read_text())
     vocab = load_vocab(job.vocab_dir / "vocab.txt")
     config = model_config(job.model, len(vocab))

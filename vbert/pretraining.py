@@ -30,6 +30,19 @@ FEATURE_NAMES = (
 )
 
 
+def feature_schema(max_seq_length: int, max_predictions_per_seq: int) -> dict:
+    """Google's run_pretraining.py `name_to_features`."""
+    return {
+        "input_ids": tf.io.FixedLenFeature([max_seq_length], tf.int64),
+        "input_mask": tf.io.FixedLenFeature([max_seq_length], tf.int64),
+        "segment_ids": tf.io.FixedLenFeature([max_seq_length], tf.int64),
+        "masked_lm_positions": tf.io.FixedLenFeature([max_predictions_per_seq], tf.int64),
+        "masked_lm_ids": tf.io.FixedLenFeature([max_predictions_per_seq], tf.int64),
+        "masked_lm_weights": tf.io.FixedLenFeature([max_predictions_per_seq], tf.float32),
+        "next_sentence_labels": tf.io.FixedLenFeature([1], tf.int64),
+    }
+
+
 def pretraining_dataset(
     files: Sequence[str | os.PathLike],
     max_seq_length: int,
@@ -40,15 +53,7 @@ def pretraining_dataset(
     seed: int = 12345,
 ) -> tf.data.Dataset:
     """Batches of Google's pretraining features (int32), shuffled and repeated when `training`."""
-    schema = {
-        "input_ids": tf.io.FixedLenFeature([max_seq_length], tf.int64),
-        "input_mask": tf.io.FixedLenFeature([max_seq_length], tf.int64),
-        "segment_ids": tf.io.FixedLenFeature([max_seq_length], tf.int64),
-        "masked_lm_positions": tf.io.FixedLenFeature([max_predictions_per_seq], tf.int64),
-        "masked_lm_ids": tf.io.FixedLenFeature([max_predictions_per_seq], tf.int64),
-        "masked_lm_weights": tf.io.FixedLenFeature([max_predictions_per_seq], tf.float32),
-        "next_sentence_labels": tf.io.FixedLenFeature([1], tf.int64),
-    }
+    schema = feature_schema(max_seq_length, max_predictions_per_seq)
 
     def parse(record):
         example = tf.io.parse_single_example(record, schema)
