@@ -91,3 +91,21 @@ def test_sweep_covers_every_checkpoint_and_is_resumable(pretrained, tmp_path):
     again = run_sweep(job)
     assert done.stat().st_mtime_ns == stamp and again["rows"] == rows  # finished cells are not recomputed
     assert np.isfinite([r["test_f1"] for r in rows]).all()
+
+
+def test_cells_in_parallel_processes(pretrained, tmp_path):
+    job = FinetuneJob(
+        pretrain_dir=pretrained / "pre",
+        task_dir=pretrained / "task",
+        out_dir=tmp_path / "ft",
+        max_seq_length=32,
+        epochs=1,
+        learning_rate=1e-3,
+        train_batch_size=16,
+        jobs=2,
+        jit_compile=False,
+    )
+    rows = run_sweep(job)["rows"]
+    assert [r["cell"] for r in rows] == ["msl32-step-000000", "msl32-step-000002"]
+    assert all((tmp_path / "ft" / "cells" / r["cell"] / "done.json").exists() for r in rows)
+    assert all(0.0 <= r["test_f1"] <= 1.0 for r in rows)
