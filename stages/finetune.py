@@ -1,23 +1,13 @@
 """Stage finetune: fine-tune every pretraining checkpoint on the labelled task; keep the best by eval F1."""
 
-import csv
-import io
 from pathlib import Path
 
 import click
 
-from vbert.atomic import write_json, write_text
+from vbert.atomic import write_csv, write_json
 from vbert.cli import stage
 from vbert.finetuning import FinetuneJob, run_sweep
 from vbert.params import load_section
-
-
-def table(rows: list[dict]) -> str:
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return out.getvalue()
 
 
 @click.command()
@@ -46,7 +36,7 @@ def main(params_file: str, pretrain: Path, out: Path, metrics: Path, plots: Path
         random_seed=p.integer("random_seed", 0),
     )
     results = run_sweep(job)
-    write_text(plots, table(results["rows"]))
+    write_csv(plots, results["rows"], list(results["rows"][0]))
     write_json(metrics, results["metrics"])
 
 

@@ -1,33 +1,15 @@
 """Stage pretrain: continue pretraining BERT on the domain TFRecords (MSL 128, then MSL 512), resumable."""
 
-import csv
-import io
 import json
 from pathlib import Path
 
 import click
 
-from vbert.atomic import write_json, write_text
+from vbert.atomic import write_csv, write_json
 from vbert.cli import stage
 from vbert.continued_pretraining import EVAL_METRICS, PretrainJob, run_pretraining
 from vbert.errors import InputError
 from vbert.params import load_section
-
-
-def plot_rows(phases: dict) -> str:
-    """Eval metrics of every checkpoint as CSV, for `dvc plots`."""
-    out = io.StringIO()
-    writer = csv.DictWriter(
-        out,
-        fieldnames=["phase", "step", *EVAL_METRICS, "examples_per_second"],
-        extrasaction="ignore",
-        lineterminator="\n",
-    )
-    writer.writeheader()
-    for phase, rows in phases.items():
-        for row in rows:
-            writer.writerow({"phase": phase, **row})
-    return out.getvalue()
 
 
 @click.command()
@@ -78,7 +60,8 @@ def main(params_file: str, tfrecords: Path, vocab: Path, out: Path, metrics: Pat
     if not job.tfrecords.exists():
         raise InputError(f"{job.tfrecords}: no TFRecords; run the tfrecords stage first")
     results = run_pretraining(job)
-    write_text(plots, plot_rows(results["phases"]))
+    rows = [{"phase": phase, **row} for phase, phase_rows in results["phases"].items() for row in phase_rows]
+    write_csv(plots, rows, ["phase", "step", *EVAL_METRICS, "examples_per_second"])
     write_json(metrics, {k: v for k, v in results.items() if k != "phases"})
 
 

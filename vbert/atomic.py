@@ -6,6 +6,7 @@ Everything is written under a temporary sibling path first and renamed into plac
 from __future__ import annotations
 
 import contextlib
+import csv
 import json
 import os
 import shutil
@@ -68,6 +69,14 @@ def write_json(path: str | os.PathLike, data: Any) -> None:
     with atomic_open(path, "w", encoding="utf-8") as handle:
         json.dump(data, handle, indent=2, sort_keys=False)
         handle.write("\n")
+
+
+def write_csv(path: str | os.PathLike, rows: list[dict], fieldnames: list[str]) -> None:
+    """Write `rows` as CSV with a header (keys beyond `fieldnames` are left out), atomically."""
+    with atomic_open(path, "w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fieldnames, extrasaction="ignore", lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:
