@@ -10,7 +10,7 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 export PYTHONHASHSEED := 0
 SHARED ?= ../shared/data
 
-.PHONY: setup demo test lint bench-tfrecords data-full push clean
+.PHONY: setup demo test lint bench-tfrecords data-full push plots clean
 
 setup: $(STAMP)  ## create .venv with the pinned dependencies (idempotent)
 
@@ -41,6 +41,15 @@ data-full: setup  ## bring the full corpora from $(SHARED) under DVC (see data/R
 	mkdir -p data/full
 	cp $(SHARED)/corpus/docs.txt.gz $(SHARED)/corpus/informal.txt.gz data/full/
 	$(BIN)/dvc add data/full
+
+plots/vega/node_modules: plots/vega/package.json plots/vega/package-lock.json
+	cd plots/vega && npm ci --no-audit --no-fund --silent
+
+.cache/vega-offline.html: plots/vega/node_modules vbert/plots.py
+	$(BIN)/python -m vbert.plots plots/vega/node_modules $@
+
+plots: setup .cache/vega-offline.html  ## render `dvc plots` to reports/plots/index.html, viewable offline
+	$(BIN)/dvc plots show --html-template .cache/vega-offline.html -o reports/plots
 
 push: setup
 	$(BIN)/dvc push

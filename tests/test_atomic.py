@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from vbert.atomic import atomic_dir, atomic_open, write_json
@@ -25,3 +27,10 @@ def test_failed_file_write_leaves_nothing(tmp_path):
     assert list(tmp_path.iterdir()) == []
     write_json(tmp_path / "f.json", {"a": 1})
     assert (tmp_path / "f.json").read_text() == '{\n  "a": 1\n}\n'
+
+
+def test_files_get_the_usual_permissions(tmp_path):
+    write_json(tmp_path / "m.json", {})
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (tmp_path / "m.json").stat().st_mode & 0o777 == 0o666 & ~mask

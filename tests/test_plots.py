@@ -1,0 +1,47 @@
+"""`dvc plots show` with the offline template: a real DVC render whose page loads nothing from the network."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from vbert.plots import build_offline_template
+
+from .helpers import REPO
+
+
+def run(*args: str, cwd: Path) -> None:
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+    subprocess.run(
+        args,
+        cwd=cwd,
+        check=True,
+        capture_output=True,
+        timeout=600,
+        env={**os.environ, "PATH": path, "DVC_NO_ANALYTICS": "1"},
+    )
+
+
+def test_offline_template_renders_dvc_plots(tmp_path):
+    npm_dir = tmp_path / "vega"
+    npm_dir.mkdir()
+    for name in ("package.json", "package-lock.json"):
+        shutil.copy(REPO / "plots" / "vega" / name, npm_dir / name)
+    run("npm", "ci", "--no-audit", "--no-fund", "--silent", cwd=npm_dir)
+    template = tmp_path / "offline.html"
+    build_offline_template(npm_dir / "node_modules", template)
+
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "scores.csv").write_text("step,f1\n0,0.5\n10,0.6\n20,0.7\n")
+    (project / "dvc.yaml").write_text("plots:\n  - scores.csv:\n      x: step\n      y: f1\n")
+    run("git", "init", "-q", cwd=project)
+    run(sys.executable, "-m", "dvc", "init", "-q", cwd=project)
+    run(sys.executable, "-m", "dvc", "plots", "show", "--html-template", str(template), "-o", "out", cwd=project)
+    page = (project / "out" / "index.html").read_text()
+    assert "vegaEmbed(" in page and '"f1"' in page
+    assert "<script src=" not in page and "cdn.jsdelivr" not in page
+    assert page.count("<script>/* vega") == 3
