@@ -49,6 +49,7 @@ plots/vega/node_modules: plots/vega/package.json plots/vega/package-lock.json
 	$(BIN)/python -m vbert.plots plots/vega/node_modules $@
 
 plots: setup .cache/vega-offline.html  ## render `dvc plots` to reports/plots/index.html, viewable offline
+	mkdir -p reports/plots
 	$(BIN)/dvc plots show --html-template .cache/vega-offline.html -o reports/plots
 
 push: setup
