@@ -214,7 +214,7 @@ def run_pretraining(job: PretrainJob) -> dict:
     shutil.copy(job.vocab_dir / "vocab.txt", job.out_dir / "vocab.txt")
     extra = {"bert_config.json": config.to_json()}
 
-    phase128 = _phase(manifest, manifest["phases"][0]["max_seq_length"])
+    phase128 = manifest["phases"][0]
     model = build_trainer(
         config,
         job,
@@ -250,7 +250,7 @@ def run_pretraining(job: PretrainJob) -> dict:
             raise InputError(f"msl512_from_steps: no MSL-128 checkpoint at step {from_step} ({start})")
         phase512 = _phase(manifest, 512)
         model512 = build_trainer(
-            replace(config),
+            config,
             job,
             job.num_train_steps_msl512,
             max(1, job.num_train_steps_msl512 // 10),

@@ -16,7 +16,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from vbert.tfrecord import VarintTable, field, float_feature, int64_feature, varint, varint_matrix, varint_rows
+from vbert.tfrecord import (
+    VarintTable,
+    feature_entry,
+    float_feature,
+    int64_feature,
+    varint,
+    varint_matrix,
+    varint_rows,
+)
 from vbert.tokenization import Vocab
 
 Document = list[list[int]]  # a document is a list of sentences, each a non-empty list of token ids
@@ -249,24 +257,19 @@ class ExampleEncoder:
         self.max_predictions = max_predictions_per_seq
         self.varints = VarintTable(max(vocab_size, max_seq_length, 1 << 15))
         self._weights = [
-            self._entry("masked_lm_weights", float_feature([1.0] * n + [0.0] * (max_predictions_per_seq - n)))
+            feature_entry("masked_lm_weights", float_feature([1.0] * n + [0.0] * (max_predictions_per_seq - n)))
             for n in range(max_predictions_per_seq + 1)
         ]
-        self._labels = [self._entry("next_sentence_labels", int64_feature(self.varints.packed([n]))) for n in (0, 1)]
+        self._labels = [feature_entry("next_sentence_labels", int64_feature(self.varints.packed([n]))) for n in (0, 1)]
         self._masks: dict[int, bytes] = {}
         self._segments: dict[tuple[int, int], bytes] = {}
         self._headers: dict[tuple[str, int], bytes] = {}
-
-    @staticmethod
-    def _entry(name: str, feature: bytes) -> bytes:
-        """One entry of the Features map (key = name, value = feature)."""
-        return field(1, field(1, name.encode()) + field(2, feature))
 
     def _header(self, name: str, packed_length: int) -> bytes:
         """Everything of an int64 feature entry that precedes its packed values."""
         header = self._headers.get((name, packed_length))
         if header is None:
-            fake = self._entry(name, int64_feature(b"\x00" * packed_length))
+            fake = feature_entry(name, int64_feature(b"\x00" * packed_length))
             header = self._headers[(name, packed_length)] = fake[: len(fake) - packed_length]
         return header
 

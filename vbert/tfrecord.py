@@ -99,10 +99,14 @@ def float_feature(values: Sequence[float]) -> bytes:
     return field(2, field(1, struct.pack(f"<{len(values)}f", *values)))
 
 
+def feature_entry(name: str, feature: bytes) -> bytes:
+    """One entry of an Example's `map<string, Feature>`: key = name, value = an encoded Feature."""
+    return field(1, field(1, name.encode()) + field(2, feature))
+
+
 def example(features: dict[str, bytes]) -> bytes:
     """Serialise an Example from encoded Feature messages, keyed by name (written in the given order)."""
-    entries = b"".join(field(1, field(1, name.encode()) + field(2, feature)) for name, feature in features.items())
-    return field(1, entries)
+    return field(1, b"".join(feature_entry(name, feature) for name, feature in features.items()))
 
 
 class TFRecordWriter:

@@ -267,7 +267,10 @@ def build_tfrecords(job: TFRecordsJob) -> dict:
         writers.close()
         reader.require_documents(2)
         if totals["train"].get("documents", 0) < 2:
-            raise_few_documents(job)
+            raise InputError(
+                f"{job.corpus}: fewer than 2 documents with any token left for training after holding out "
+                f"eval_fraction={job.eval_fraction}; add documents or lower the fraction"
+            )
         seconds = time.perf_counter() - started
         metrics = _metrics(job, totals, writers.counts(), seconds, reader.bytes_read)
         (out_dir / "manifest.json").write_text(json.dumps(_manifest(job, writers.counts()), indent=2) + "\n")
@@ -278,13 +281,6 @@ def build_tfrecords(job: TFRecordsJob) -> dict:
         metrics["examples_per_second"],
     )
     return metrics
-
-
-def raise_few_documents(job: TFRecordsJob) -> None:
-    raise InputError(
-        f"{job.corpus}: fewer than 2 documents with any token left for training after holding out "
-        f"eval_fraction={job.eval_fraction}; add documents or lower the fraction"
-    )
 
 
 def _metrics(job: TFRecordsJob, totals: dict, counts: dict[str, int], seconds: float, input_bytes: int) -> dict:

@@ -248,10 +248,6 @@ class FullTokenizer:
         )
         self._fast.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
 
-    @classmethod
-    def from_file(cls, path: str | os.PathLike, do_lower_case: bool = True) -> FullTokenizer:
-        return cls(load_vocab(path), do_lower_case)
-
     def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
         """Token ids of each text (no [CLS]/[SEP])."""
         ids: list[list[int]] = [[] for _ in texts]
