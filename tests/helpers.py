@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -43,6 +44,32 @@ def small_corpus(path: Path, source: Path, documents: int) -> Path:
                 break
         out.append(line)
     return write_lines(path, out)
+
+
+def tiny_pretraining_inputs(
+    root: Path, documents: int, phases: tuple, num_shards: int = 2, eval_fraction: float = 0.1
+) -> Path:
+    """What the model stages read, made by the real text stages on the first documents of the sample:
+    `root/tf` (TFRecords and manifest) and `root/vocab/vocab.txt` (Google's uncased vocabulary)."""
+    from vbert.resources import resolve_vocab
+    from vbert.tfrecords import TFRecordsJob, build_tfrecords
+
+    corpus = small_corpus(root / "corpus.txt", REPO / "data" / "sample" / "docs.txt", documents=documents)
+    build_tfrecords(
+        TFRecordsJob(
+            corpus=corpus,
+            vocab=resolve_vocab("minilm"),
+            out_dir=root / "tf",
+            phases=phases,
+            dataset_name="t",
+            num_shards=num_shards,
+            eval_fraction=eval_fraction,
+            workers=1,
+        )
+    )
+    (root / "vocab").mkdir(exist_ok=True)
+    shutil.copy(resolve_vocab("minilm"), root / "vocab" / "vocab.txt")
+    return root
 
 
 def run_stage(script: str, *args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -16,37 +15,19 @@ import yaml
 
 from vbert.continued_pretraining import PretrainJob, run_pretraining
 from vbert.pretraining_data import InstanceConfig
-from vbert.resources import resolve_vocab
-from vbert.tfrecords import TFRecordsJob, build_tfrecords
 
-from .helpers import REPO, small_corpus
+from .helpers import REPO, tiny_pretraining_inputs
 
 pytestmark = pytest.mark.xdist_group("heavy")
 
 
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory):
-    root = tmp_path_factory.mktemp("pretrain")
-    corpus = small_corpus(root / "corpus.txt", REPO / "data/sample/docs.txt", documents=30)
     phases = (
         InstanceConfig(max_seq_length=32, max_predictions_per_seq=5, dupe_factor=2),
         InstanceConfig(max_seq_length=512, max_predictions_per_seq=20, dupe_factor=1),
     )
-    build_tfrecords(
-        TFRecordsJob(
-            corpus=corpus,
-            vocab=resolve_vocab("minilm"),
-            out_dir=root / "tf",
-            phases=phases,
-            dataset_name="t",
-            num_shards=2,
-            eval_fraction=0.1,
-            workers=1,
-        )
-    )
-    (root / "vocab").mkdir()
-    shutil.copy(resolve_vocab("minilm"), root / "vocab" / "vocab.txt")
-    return root
+    return tiny_pretraining_inputs(tmp_path_factory.mktemp("pretrain"), documents=30, phases=phases)
 
 
 def test_checkpoints_metrics_and_msl512_phase(inputs, tmp_path):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 
 import numpy as np
 import pytest
@@ -11,32 +10,16 @@ import pytest
 from vbert.continued_pretraining import PretrainJob, run_pretraining
 from vbert.finetuning import FinetuneJob, pretraining_cells, run_sweep
 from vbert.pretraining_data import InstanceConfig
-from vbert.resources import resolve_vocab
-from vbert.tfrecords import TFRecordsJob, build_tfrecords
 
-from .helpers import REPO, small_corpus, write_lines
+from .helpers import REPO, tiny_pretraining_inputs, write_lines
 
 pytestmark = pytest.mark.xdist_group("heavy")
 
 
 @pytest.fixture(scope="module")
 def pretrained(tmp_path_factory):
-    root = tmp_path_factory.mktemp("finetune")
-    corpus = small_corpus(root / "corpus.txt", REPO / "data/sample/docs.txt", documents=20)
-    build_tfrecords(
-        TFRecordsJob(
-            corpus=corpus,
-            vocab=resolve_vocab("minilm"),
-            out_dir=root / "tf",
-            phases=(InstanceConfig(max_seq_length=32, max_predictions_per_seq=5, dupe_factor=1),),
-            dataset_name="t",
-            num_shards=1,
-            eval_fraction=0.1,
-            workers=1,
-        )
-    )
-    (root / "vocab").mkdir()
-    shutil.copy(resolve_vocab("minilm"), root / "vocab" / "vocab.txt")
+    phase = InstanceConfig(max_seq_length=32, max_predictions_per_seq=5, dupe_factor=1)
+    root = tiny_pretraining_inputs(tmp_path_factory.mktemp("finetune"), documents=20, phases=(phase,), num_shards=1)
     run_pretraining(
         PretrainJob(
             tfrecords=root / "tf",

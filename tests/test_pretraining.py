@@ -14,27 +14,14 @@ from vbert.pretraining import (
     reinitialise_replaced_rows,
 )
 from vbert.pretraining_data import InstanceConfig
-from vbert.tfrecords import TFRecordsJob, build_tfrecords
 
-from .helpers import small_corpus
+from .helpers import tiny_pretraining_inputs
 
 
-def tiny_tfrecords(tmp_path, sample_docs, vocab, documents: int) -> list[str]:
+def tiny_tfrecords(tmp_path, documents: int) -> list[str]:
     """MSL-32 training files made by the tfrecords stage from the first documents of the sample."""
-    corpus = small_corpus(tmp_path / "corpus.txt", sample_docs, documents=documents)
     phase = InstanceConfig(max_seq_length=32, max_predictions_per_seq=5, dupe_factor=2)
-    build_tfrecords(
-        TFRecordsJob(
-            corpus=corpus,
-            vocab=vocab,
-            out_dir=tmp_path / "tf",
-            phases=(phase,),
-            dataset_name="t",
-            num_shards=2,
-            eval_fraction=0.0,
-            workers=1,
-        )
-    )
+    tiny_pretraining_inputs(tmp_path, documents=documents, phases=(phase,), eval_fraction=0.0)
     return sorted(str(p) for p in (tmp_path / "tf").glob("*.train-*"))
 
 
@@ -70,8 +57,8 @@ def test_reinitialise_replaced_rows_mean_of_old_pieces():
 
 
 @pytest.mark.xdist_group("heavy")
-def test_tiny_bert_learns_from_our_tfrecords(tmp_path, sample_docs, bert_vocab_path):
-    train = tiny_tfrecords(tmp_path, sample_docs, bert_vocab_path, documents=30)
+def test_tiny_bert_learns_from_our_tfrecords(tmp_path):
+    train = tiny_tfrecords(tmp_path, documents=30)
     model = tiny_pretrainer(hidden=32, layers=2, learning_rate=3e-3, steps=60)
     dataset = pretraining_dataset(train, 32, 5, batch_size=16, training=True)
     before = model.evaluate(dataset, steps=4, return_dict=True, verbose=0)
@@ -84,9 +71,9 @@ def test_tiny_bert_learns_from_our_tfrecords(tmp_path, sample_docs, bert_vocab_p
     assert not any(p.endswith(("bias", "gamma", "beta")) for p in decayed)
 
 
-def test_evaluate_equals_the_mean_of_its_batches(tmp_path, sample_docs, bert_vocab_path):
+def test_evaluate_equals_the_mean_of_its_batches(tmp_path):
     """Guards the explicit `steps=` in the pretrain stage: the reported metrics are the batch means."""
-    train = tiny_tfrecords(tmp_path, sample_docs, bert_vocab_path, documents=10)
+    train = tiny_tfrecords(tmp_path, documents=10)
     model = tiny_pretrainer(hidden=16, layers=1, learning_rate=1e-3, steps=10)
     dataset = pretraining_dataset(train, 32, 5, batch_size=8, training=False)
     reported = model.evaluate(dataset, steps=3, return_dict=True, verbose=0)
