@@ -8,6 +8,7 @@ import click
 from vbert.atomic import write_csv, write_json
 from vbert.cli import stage
 from vbert.continued_pretraining import EVAL_METRICS, PretrainJob, run_pretraining
+from vbert.distribution import STRATEGIES
 from vbert.errors import InputError
 from vbert.params import load_section
 
@@ -22,8 +23,6 @@ from vbert.params import load_section
 @stage("pretrain")
 def main(params_file: str, tfrecords: Path, vocab: Path, out: Path, metrics: Path, plots: Path) -> None:
     p = load_section("pretrain", params_file)
-    if p.choice("strategy", ("default", "mirrored", "multi-worker", "tpu")) != "default":
-        raise p.error("strategy", "only 'default' is implemented so far (issue #3 tracks the others)")
     manifest = json.loads((tfrecords / "manifest.json").read_text())
     first = manifest["phases"][0]
     for key in ("max_seq_length", "max_predictions_per_seq"):
@@ -50,6 +49,9 @@ def main(params_file: str, tfrecords: Path, vocab: Path, out: Path, metrics: Pat
         eval_batch_size=p.integer("eval_batch_size", 1),
         eval_batches=p.integer("eval_batches", 1),
         jit_compile=p.boolean("jit_compile"),
+        strategy=p.choice("strategy", STRATEGIES),
+        cpu_devices=p.integer("cpu_devices", 1),
+        tpu=str(p["tpu"] or ""),
         random_seed=p.integer("random_seed", 0),
     )
     if job.num_train_steps % job.save_checkpoints_steps:
@@ -60,6 +62,8 @@ def main(params_file: str, tfrecords: Path, vocab: Path, out: Path, metrics: Pat
     if not job.tfrecords.exists():
         raise InputError(f"{job.tfrecords}: no TFRecords; run the tfrecords stage first")
     results = run_pretraining(job)
+    if results is None:
+        return  # a multi-worker worker other than the chief: the chief writes the outputs
     rows = [{"phase": phase, **row} for phase, phase_rows in results["phases"].items() for row in phase_rows]
     write_csv(plots, rows, ["phase", "step", *EVAL_METRICS, "examples_per_second"])
     write_json(metrics, {k: v for k, v in results.items() if k != "phases"})

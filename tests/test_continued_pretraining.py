@@ -78,7 +78,7 @@ def stage_params(path, out_params):
         msl512_from_steps=[],
         eval_batches=1,
         eval_batch_size=8,
-        jit_compile=False,
+        jit_compile=True,
     )
     out_params.write_text(yaml.safe_dump(params))
     return str(out_params)

@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from vbert.atomic import write_text
 from vbert.checkpoints import list_checkpoints, restore_checkpoint, save_checkpoint, step_dir
 from vbert.errors import InputError
 from vbert.modeling import BertConfig, assign_weights, google_variable_map, read_google_checkpoint, read_hf_weights
@@ -53,6 +54,9 @@ class PretrainJob:
     eval_batch_size: int = 32
     eval_batches: int = 20
     jit_compile: bool = True
+    strategy: str = "default"
+    cpu_devices: int = 1
+    tpu: str = ""
     random_seed: int = 12345
 
 
@@ -94,27 +98,32 @@ def build_trainer(
     num_warmup_steps: int,
     max_seq_length: int,
     max_predictions: int,
+    strategy=None,
 ):
-    """A compiled, built BertPretrainer (variables and optimizer slots exist, so checkpoints can restore)."""
+    """A compiled, built BertPretrainer (variables and optimizer slots exist, so checkpoints can restore),
+    its variables placed by `strategy` (the default one when None)."""
     import numpy as np
+    import tensorflow as tf
 
     from vbert.pretraining import BertPretrainer, make_optimizer
 
-    model = BertPretrainer(config)
-    model.compile(
-        optimizer=make_optimizer(job.learning_rate, num_train_steps, num_warmup_steps), jit_compile=job.jit_compile
-    )
-    dummy = {
-        "input_ids": np.zeros((1, max_seq_length), np.int32),
-        "input_mask": np.ones((1, max_seq_length), np.int32),
-        "segment_ids": np.zeros((1, max_seq_length), np.int32),
-        "masked_lm_positions": np.zeros((1, max_predictions), np.int32),
-        "masked_lm_ids": np.zeros((1, max_predictions), np.int32),
-        "masked_lm_weights": np.zeros((1, max_predictions), np.float32),
-        "next_sentence_labels": np.zeros((1, 1), np.int32),
-    }
-    model(dummy)
-    model.optimizer.build(model.trainable_variables)
+    with (strategy or tf.distribute.get_strategy()).scope():
+        model = BertPretrainer(config)
+        model.compile(
+            optimizer=make_optimizer(job.learning_rate, num_train_steps, num_warmup_steps),
+            jit_compile=job.jit_compile,
+        )
+        dummy = {
+            "input_ids": np.zeros((1, max_seq_length), np.int32),
+            "input_mask": np.ones((1, max_seq_length), np.int32),
+            "segment_ids": np.zeros((1, max_seq_length), np.int32),
+            "masked_lm_positions": np.zeros((1, max_predictions), np.int32),
+            "masked_lm_ids": np.zeros((1, max_predictions), np.int32),
+            "masked_lm_weights": np.zeros((1, max_predictions), np.float32),
+            "next_sentence_labels": np.zeros((1, 1), np.int32),
+        }
+        model(dummy)
+        model.optimizer.build(model.trainable_variables)
     return model
 
 
@@ -125,11 +134,50 @@ def _phase(manifest: dict, max_seq_length: int) -> dict:
     raise InputError(f"the tfrecords manifest has no MSL-{max_seq_length} data (tfrecords.msl512 off?)")
 
 
-def train_phase(
-    model, job: PretrainJob, root: Path, tfrecords: Path, phase: dict, num_train_steps: int, extra_files: dict[str, str]
-) -> list[dict]:
-    """Train to `num_train_steps` with a checkpoint (and eval) every `save_checkpoints_steps`; resumes."""
+def _progress_callback(job: PretrainJob, root: Path, evaluate, save, start: int, num_train_steps: int, chief: bool):
+    """A Keras callback: a progress bar (examples, examples/s, loss, masked-LM accuracy), then an eval and a
+    checkpoint at the end of every `save_checkpoints_steps` (one Keras epoch)."""
     import keras
+    from tqdm import tqdm
+
+    batch, steps = job.train_batch_size, job.save_checkpoints_steps
+
+    class Checkpointing(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.bar = tqdm(
+                total=num_train_steps * batch,
+                initial=start * batch,
+                unit="ex",
+                desc=str(root.relative_to(job.out_dir)),
+                disable=not chief,
+                dynamic_ncols=True,
+            )
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.started = time.perf_counter()
+
+        def on_train_batch_end(self, step, logs=None):
+            self.bar.update(batch)
+            if logs:
+                self.bar.set_postfix(loss=f"{logs['loss']:.3f}", mlm_acc=f"{logs['masked_lm_accuracy']:.3f}")
+
+        def on_epoch_end(self, epoch, logs=None):
+            step = (epoch + 1) * steps
+            seconds = time.perf_counter() - self.started
+            metrics = {**evaluate(step), "examples_per_second": round(steps * batch / seconds, 2)}
+            save(step, metrics)
+            log.info("checkpoint %s: %s", step_dir(root, step), metrics)
+
+        def on_train_end(self, logs=None):
+            self.bar.close()
+
+    return Checkpointing()
+
+
+def _datasets(job: PretrainJob, tfrecords: Path, phase: dict):
+    """Training batches (shuffled, repeated; sharded by file across workers) and `eval_batches` eval batches
+    (every worker reads the same ones, so their metrics are the single-device ones)."""
+    import tensorflow as tf
 
     from vbert.pretraining import pretraining_dataset
 
@@ -144,14 +192,42 @@ def train_phase(
     )
     evaluation = pretraining_dataset(
         [tfrecords / phase["eval_file"]], msl, predictions, job.eval_batch_size, training=False
-    ).take(job.eval_batches)
+    )
+    eval_steps = min(job.eval_batches, -(-phase["eval_examples"] // job.eval_batch_size))
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+    return train, evaluation.take(eval_steps).with_options(options), eval_steps
+
+
+def train_phase(
+    model,
+    job: PretrainJob,
+    root: Path,
+    tfrecords: Path,
+    phase: dict,
+    num_train_steps: int,
+    extra_files: dict[str, str],
+    chief: bool = True,
+) -> list[dict]:
+    """Train to `num_train_steps` with a checkpoint (and eval) every `save_checkpoints_steps`; resumes.
+
+    Returns the eval metrics of every checkpoint of the phase (on the chief; other workers write nothing and
+    return an empty list)."""
+    train, evaluation, eval_steps = _datasets(job, tfrecords, phase)
 
     def evaluate(step: int) -> dict:
-        result = model.evaluate(evaluation, return_dict=True, verbose=0)
+        # `steps` given: Keras folds an empty step into the metrics when it runs a dataset to its end
+        result = model.evaluate(evaluation, steps=eval_steps, return_dict=True, verbose=0)
         return {"step": step, **{k: round(float(result[k]), 6) for k in EVAL_METRICS}}
 
-    for stale in root.glob(".step-*.tmp-*") if root.exists() else ():
-        shutil.rmtree(stale, ignore_errors=True)  # a checkpoint half-written when a run was killed
+    def save(step: int, metrics: dict) -> None:
+        if chief:
+            files = {**extra_files, "metrics.json": json.dumps(metrics)}
+            save_checkpoint(root, step, model, model.optimizer, files)
+
+    if chief:
+        for stale in root.glob(".step-*.tmp-*") if root.exists() else ():
+            shutil.rmtree(stale, ignore_errors=True)  # a checkpoint half-written when a run was killed
     done = list_checkpoints(root)
     if done:
         start, path = done[-1]
@@ -159,111 +235,104 @@ def train_phase(
         log.info("resuming %s from step %d", root, start)
     else:
         start = 0
-        metrics = evaluate(0)
-        save_checkpoint(root, 0, model, model.optimizer, {**extra_files, "metrics.json": json.dumps(metrics)})
-    steps = job.save_checkpoints_steps
-
-    class Checkpointing(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            self.started = time.perf_counter()
-
-        def on_epoch_end(self, epoch, logs=None):
-            step = (epoch + 1) * steps
-            seconds = time.perf_counter() - self.started
-            metrics = {**evaluate(step), "examples_per_second": round(steps * job.train_batch_size / seconds, 2)}
-            save_checkpoint(root, step, model, model.optimizer, {**extra_files, "metrics.json": json.dumps(metrics)})
-            log.info("checkpoint %s: %s", step_dir(root, step), metrics)
-
+        save(0, evaluate(0))
     if start < num_train_steps:
+        steps = job.save_checkpoints_steps
         model.fit(
             train.skip(start),
             epochs=num_train_steps // steps,
             initial_epoch=start // steps,
             steps_per_epoch=steps,
-            callbacks=[Checkpointing()],
-            verbose=1,
+            callbacks=[_progress_callback(job, root, evaluate, save, start, num_train_steps, chief)],
+            shuffle=False,  # the dataset is shuffled already
+            verbose=0,
         )
+    if not chief:
+        return []
     return [json.loads((path / "metrics.json").read_text()) for _, path in list_checkpoints(root)]
 
 
-def run_pretraining(job: PretrainJob) -> dict:
-    """Run (or resume) both phases; returns the stage metrics."""
-    import keras
+def _initialise(model, job: PretrainJob, config: BertConfig) -> None:
+    """Weights from `init_checkpoint`, then the rows of the tokens the vocabulary variant replaced."""
     import numpy as np
-    import tensorflow as tf
 
     from vbert.pretraining import reinitialise_replaced_rows
+
+    tensors, source = initial_tensors(job.init_checkpoint, config)
+    if tensors is not None:
+        assign_weights(google_variable_map(config, model.backbone, model.pretraining_heads), tensors, source)
+    replaced_path = job.vocab_dir / "replaced.json"
+    replaced = json.loads(replaced_path.read_text()) if replaced_path.exists() else []
+    if replaced and job.init_checkpoint != "scratch":
+        embeddings = model.backbone.get_layer("token_embedding").embeddings
+        embeddings.assign(
+            reinitialise_replaced_rows(
+                np.asarray(embeddings.numpy()),
+                replaced,
+                job.embedding_init,
+                config.initializer_range,
+                job.random_seed,
+            )
+        )
+        log.info("re-initialised %d embedding rows of replaced tokens (%s)", len(replaced), job.embedding_init)
+
+
+def run_pretraining(job: PretrainJob) -> dict | None:
+    """Run (or resume) both phases; returns the stage metrics (None on a multi-worker worker that is not
+    the chief: it trains, and the chief writes)."""
+    import keras
+    import tensorflow as tf
+
+    from vbert.distribution import is_chief, make_strategy
 
     if job.num_train_steps % job.save_checkpoints_steps:
         raise InputError(
             f"num_train_steps {job.num_train_steps} must be a multiple of save_checkpoints_steps "
             f"{job.save_checkpoints_steps}"
         )
+    strategy = make_strategy(job.strategy, job.cpu_devices, job.tpu)
+    chief = is_chief(strategy)
+    log.info("strategy %s: %d replica(s)%s", job.strategy, strategy.num_replicas_in_sync, "" if chief else ", worker")
     keras.utils.set_random_seed(job.random_seed)
-    tf.config.experimental.enable_op_determinism()
-    if job.jit_compile:
-        log.warning(
-            "jit_compile has no effect for now: Keras turns XLA off while TensorFlow's op determinism, which "
-            "bit-identical resumes rely on, is enabled"
-        )
+    if not job.jit_compile:
+        # Bit-identical resumes: XLA's CPU kernels are deterministic as they are; TensorFlow's need this switch
+        # (which in turn makes Keras turn XLA off, hence only here).
+        tf.config.experimental.enable_op_determinism()
     manifest = json.loads((job.tfrecords / "manifest.json").read_text())
     vocab = load_vocab(job.vocab_dir / "vocab.txt")
     config = model_config(job.model, len(vocab))
-    job.out_dir.mkdir(parents=True, exist_ok=True)
-    (job.out_dir / "bert_config.json").write_text(config.to_json())
-    shutil.copy(job.vocab_dir / "vocab.txt", job.out_dir / "vocab.txt")
     extra = {"bert_config.json": config.to_json()}
+    if chief:
+        job.out_dir.mkdir(parents=True, exist_ok=True)
+        write_text(job.out_dir / "bert_config.json", config.to_json())
+        write_text(job.out_dir / "vocab.txt", (job.vocab_dir / "vocab.txt").read_text(encoding="utf-8"))
 
     phase128 = manifest["phases"][0]
-    model = build_trainer(
-        config,
-        job,
-        job.num_train_steps,
-        job.num_warmup_steps,
-        phase128["max_seq_length"],
-        phase128["max_predictions_per_seq"],
-    )
-    root128 = job.out_dir / f"msl{phase128['max_seq_length']}"
+    msl, predictions = phase128["max_seq_length"], phase128["max_predictions_per_seq"]
+    model = build_trainer(config, job, job.num_train_steps, job.num_warmup_steps, msl, predictions, strategy)
+    root128 = job.out_dir / f"msl{msl}"
     if not list_checkpoints(root128):
-        tensors, source = initial_tensors(job.init_checkpoint, config)
-        if tensors is not None:
-            assign_weights(google_variable_map(config, model.backbone, model.pretraining_heads), tensors, source)
-        replaced_path = job.vocab_dir / "replaced.json"
-        replaced = json.loads(replaced_path.read_text()) if replaced_path.exists() else []
-        if replaced and job.init_checkpoint != "scratch":
-            embeddings = model.backbone.get_layer("token_embedding").embeddings
-            embeddings.assign(
-                reinitialise_replaced_rows(
-                    np.asarray(embeddings.numpy()),
-                    replaced,
-                    job.embedding_init,
-                    config.initializer_range,
-                    job.random_seed,
-                )
-            )
-            log.info("re-initialised %d embedding rows of replaced tokens (%s)", len(replaced), job.embedding_init)
-    rows = {"msl128": train_phase(model, job, root128, job.tfrecords, phase128, job.num_train_steps, extra)}
+        _initialise(model, job, config)
+    rows = {"msl128": train_phase(model, job, root128, job.tfrecords, phase128, job.num_train_steps, extra, chief)}
 
     for from_step in job.msl512_from_steps if job.num_train_steps_msl512 else ():
         start = step_dir(root128, from_step)
         if not (start / "variables.npz").exists():
             raise InputError(f"msl512_from_steps: no MSL-128 checkpoint at step {from_step} ({start})")
         phase512 = _phase(manifest, 512)
+        steps512 = job.num_train_steps_msl512
         model512 = build_trainer(
-            config,
-            job,
-            job.num_train_steps_msl512,
-            max(1, job.num_train_steps_msl512 // 10),
-            512,
-            phase512["max_predictions_per_seq"],
+            config, job, steps512, max(1, steps512 // 10), 512, phase512["max_predictions_per_seq"], strategy
         )
         root512 = job.out_dir / "msl512" / f"from-step-{from_step:06d}"
         if not list_checkpoints(root512):
             restore_checkpoint(start, model512)
-        job512 = replace(job, save_checkpoints_steps=min(job.save_checkpoints_steps, job.num_train_steps_msl512))
+        job512 = replace(job, save_checkpoints_steps=min(job.save_checkpoints_steps, steps512))
         rows[f"msl512_from_{from_step}"] = train_phase(
-            model512, job512, root512, job.tfrecords, phase512, job.num_train_steps_msl512, extra
+            model512, job512, root512, job.tfrecords, phase512, steps512, extra, chief
         )
+    if not chief:
+        return None
     last = rows["msl128"][-1]
     return {
         "final_step": last["step"],

@@ -162,12 +162,28 @@ class BertPretrainer(keras.Model):
         self.tracked["loss"].update_state(loss)
         for name, (value, weight) in parts.items():
             self.tracked[name].update_state(value, sample_weight=weight)
-        return {name: metric.result() for name, metric in self.tracked.items()}
+        results = {name: metric.result() for name, metric in self.tracked.items()}
+        if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
+            # Keras 3.15 reduces step outputs across workers along axis 0, which a scalar lacks
+            results = {name: keras.ops.reshape(value, (1,)) for name, value in results.items()}
+        return results
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Keras 3.15 builds the model from a first batch it reduces across replicas, which fails under
+        # MultiWorkerMirroredStrategy for a dict of features; the stage builds the model before training.
+        built = all(layer.built for layer in self._flatten_layers())
+        if built and self.optimizer is not None and self.optimizer.built:
+            return
+        super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
 
     def train_step(self, features):
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
         with tf.GradientTape() as tape:
             loss, parts = self._pretraining_losses(features, training=True)
-        gradients = tape.gradient(loss, self.trainable_variables)
+            # Under tf.distribute the optimizer sums the replicas' gradients: scale so that the sum is the
+            # mean over replicas, as Google's CrossShardOptimizer does on TPU.
+            scaled = loss / replicas if replicas > 1 else loss
+        gradients = tape.gradient(scaled, self.trainable_variables)
         self.optimizer.apply_gradients(zip(gradients, self.trainable_variables, strict=True))
         return self._update_metrics(loss, parts)
 
