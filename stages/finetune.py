@@ -16,8 +16,9 @@ from vbert.params import load_section
 @click.option("--out", default="models/finetune", show_default=True, type=click.Path(path_type=Path))
 @click.option("--metrics", default="metrics/finetune.json", show_default=True, type=click.Path(path_type=Path))
 @click.option("--plots", default="plots/finetune.csv", show_default=True, type=click.Path(path_type=Path))
+@click.option("--table", default="reports/finetune.csv", show_default=True, type=click.Path(path_type=Path))
 @stage("finetune")
-def main(params_file: str, pretrain: Path, out: Path, metrics: Path, plots: Path) -> None:
+def main(params_file: str, pretrain: Path, out: Path, metrics: Path, plots: Path, table: Path) -> None:
     p = load_section("finetune", params_file)
     job = FinetuneJob(
         pretrain_dir=pretrain,
@@ -36,7 +37,8 @@ def main(params_file: str, pretrain: Path, out: Path, metrics: Path, plots: Path
         random_seed=p.integer("random_seed", 0),
     )
     results = run_sweep(job)
-    write_csv(plots, results["rows"], list(results["rows"][0]))
+    write_csv(table, results["rows"], list(results["rows"][0]))
+    write_csv(plots, results["summary"], list(results["summary"][0]))
     write_json(metrics, results["metrics"])
 
 

@@ -7,7 +7,7 @@ import click
 
 from vbert.atomic import write_csv, write_json
 from vbert.cli import stage
-from vbert.continued_pretraining import EVAL_METRICS, PretrainJob, run_pretraining
+from vbert.continued_pretraining import EVAL_METRICS, PretrainJob, plot_rows, run_pretraining
 from vbert.distribution import STRATEGIES
 from vbert.errors import InputError
 from vbert.params import load_section
@@ -64,8 +64,9 @@ def main(params_file: str, tfrecords: Path, vocab: Path, out: Path, metrics: Pat
     results = run_pretraining(job)
     if results is None:
         return  # a multi-worker worker other than the chief: the chief writes the outputs
-    rows = [{"phase": phase, **row} for phase, phase_rows in results["phases"].items() for row in phase_rows]
-    write_csv(plots, rows, ["phase", "step", *EVAL_METRICS, "examples_per_second"])
+    write_csv(
+        plots, plot_rows(results["phases"]), ["phase", "total_step", "step", *EVAL_METRICS, "examples_per_second"]
+    )
     write_json(metrics, {k: v for k, v in results.items() if k != "phases"})
 
 

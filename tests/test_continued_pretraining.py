@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import yaml
 
-from vbert.continued_pretraining import PretrainJob, run_pretraining
+from vbert.continued_pretraining import PretrainJob, plot_rows, run_pretraining
 from vbert.pretraining_data import InstanceConfig
 
 from .helpers import REPO, tiny_pretraining_inputs
@@ -133,3 +133,16 @@ def test_killed_run_resumes_to_the_same_checkpoints(inputs, tmp_path):
     metrics = json.loads((tmp_path / "killed.json").read_text())
     assert metrics["final_step"] == 40
     assert (tmp_path / "killed.csv").read_text().splitlines()[0].startswith("phase,step,masked_lm_accuracy")
+
+
+def test_plot_rows_count_msl512_steps_on_from_their_start():
+    phases = {
+        "msl128": [{"step": 0, "masked_lm_accuracy": 0.1}, {"step": 10, "masked_lm_accuracy": 0.2}],
+        "msl512_from_10": [{"step": 0, "masked_lm_accuracy": 0.2}, {"step": 4, "masked_lm_accuracy": 0.3}],
+    }
+    assert [(r["phase"], r["step"], r["total_step"]) for r in plot_rows(phases)] == [
+        ("msl128", 0, 0),
+        ("msl128", 10, 10),
+        ("msl512_from_10", 0, 10),
+        ("msl512_from_10", 4, 14),
+    ]

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from vbert.continued_pretraining import PretrainJob, run_pretraining
-from vbert.finetuning import FinetuneJob, pretraining_cells, run_sweep
+from vbert.finetuning import FinetuneJob, pretraining_cells, run_sweep, sweep_summary
 from vbert.pretraining_data import InstanceConfig
 
 from .helpers import REPO, tiny_pretraining_inputs, write_lines
@@ -92,3 +92,41 @@ def test_cells_in_parallel_processes(pretrained, tmp_path):
     assert [r["cell"] for r in rows] == ["msl32-step-000000", "msl32-step-000002"]
     assert all((tmp_path / "ft" / "cells" / r["cell"] / "done.json").exists() for r in rows)
     assert all(0.0 <= r["test_f1"] <= 1.0 for r in rows)
+
+
+def test_cells_count_msl512_steps_on_from_their_start(tmp_path):
+    for folder in (
+        "msl128/step-000000",
+        "msl128/step-000010",
+        "msl512/from-step-000010/step-000000",
+        "msl512/from-step-000010/step-000004",
+    ):
+        (tmp_path / folder).mkdir(parents=True)
+        (tmp_path / folder / "variables.npz").touch()
+    cells = pretraining_cells(tmp_path)
+    assert [(c.name, c.phase, c.step, c.total_step) for c in cells] == [
+        ("msl128-step-000000", "msl128", 0, 0),
+        ("msl128-step-000010", "msl128", 10, 10),
+        ("msl512-from-step-000010-step-000004", "msl512-from-step-000010", 4, 14),
+    ]
+
+
+def test_sweep_summary_keeps_each_cells_first_best_epoch():
+    rows = [
+        {"cell": "a", "pretrain_phase": "msl128", "pretrain_total_step": 0, "epoch": 1, "eval_f1": 0.5, "test_f1": 0.4},
+        {"cell": "a", "pretrain_phase": "msl128", "pretrain_total_step": 0, "epoch": 2, "eval_f1": 0.7, "test_f1": 0.6},
+        {"cell": "a", "pretrain_phase": "msl128", "pretrain_total_step": 0, "epoch": 3, "eval_f1": 0.7, "test_f1": 0.9},
+        {
+            "cell": "b",
+            "pretrain_phase": "msl128",
+            "pretrain_total_step": 10,
+            "epoch": 1,
+            "eval_f1": 0.8,
+            "test_f1": 0.7,
+        },
+    ]
+    summary = sweep_summary(rows)
+    assert [(s["cell"], s["phase"], s["best_epoch"], s["test_f1"]) for s in summary] == [
+        ("a", "msl128", 2, 0.6),
+        ("b", "msl128", 1, 0.7),
+    ]

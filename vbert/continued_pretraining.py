@@ -277,6 +277,16 @@ def _initialise(model, job: PretrainJob, config: BertConfig) -> None:
         log.info("re-initialised %d embedding rows of replaced tokens (%s)", len(replaced), job.embedding_init)
 
 
+def plot_rows(phases: dict[str, list[dict]]) -> list[dict]:
+    """One row per checkpoint: its phase, its step in the phase and its pretraining steps in all (an MSL-512
+    phase counts on from the MSL-128 step it started from), then the eval metrics."""
+    rows = []
+    for phase, checkpoints in phases.items():
+        start = int(phase.rsplit("_", 1)[1]) if phase.startswith("msl512_from_") else 0
+        rows += [{"phase": phase, "total_step": start + row["step"], **row} for row in checkpoints]
+    return rows
+
+
 def run_pretraining(job: PretrainJob) -> dict | None:
     """Run (or resume) both phases; returns the stage metrics (None on a multi-worker worker that is not
     the chief: it trains, and the chief writes)."""

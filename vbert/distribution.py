@@ -39,7 +39,9 @@ def make_strategy(name: str, cpu_devices: int = 1, tpu: str = ""):
         return tf.distribute.MirroredStrategy()
     if name == "multi-worker":
         if "TF_CONFIG" not in os.environ:
-            raise InputError("strategy multi-worker needs TF_CONFIG (the cluster and this worker's task) in the environment")
+            raise InputError(
+                "strategy multi-worker needs TF_CONFIG (the cluster and this worker's task) in the environment"
+            )
         try:
             cluster = json.loads(os.environ["TF_CONFIG"])
             log.info("multi-worker: task %s of cluster %s", cluster["task"], cluster["cluster"])

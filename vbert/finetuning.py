@@ -47,9 +47,10 @@ class FinetuneJob:
 
 
 class Cell(NamedTuple):
-    name: str  # e.g. msl128-step-000020, msl512-from-000020-step-000004
+    name: str  # e.g. msl128-step-000020, msl512-from-step-000020-step-000004
     phase: str
-    step: int
+    step: int  # in its phase
+    total_step: int  # pretraining steps in all: an MSL-512 phase counts on from its MSL-128 start
     checkpoint: Path
 
 
@@ -59,14 +60,15 @@ def pretraining_cells(pretrain_dir: Path) -> list[Cell]:
     for phase_dir in sorted(pretrain_dir.glob("msl*")):
         if phase_dir.name == "msl512":
             for start in sorted(phase_dir.glob("from-step-*")):
+                offset = int(start.name.rsplit("-", 1)[1])
                 cells += [
-                    Cell(f"msl512-{start.name}-step-{step:06d}", f"msl512-{start.name}", step, path)
+                    Cell(f"msl512-{start.name}-step-{step:06d}", f"msl512-{start.name}", step, offset + step, path)
                     for step, path in list_checkpoints(start)
                     if step > 0
                 ]
         else:
             cells += [
-                Cell(f"{phase_dir.name}-step-{step:06d}", phase_dir.name, step, path)
+                Cell(f"{phase_dir.name}-step-{step:06d}", phase_dir.name, step, step, path)
                 for step, path in list_checkpoints(phase_dir)
             ]
     if not cells:
@@ -155,7 +157,13 @@ def finetune_cell(cell: Cell) -> list[dict]:
     with atomic_dir(out) as tmp:
         for epoch in range(1, job.epochs + 1):
             model.fit(train_x, train_y, batch_size=job.train_batch_size, epochs=1, shuffle=True, verbose=0)
-            row = {"cell": cell.name, "pretrain_phase": cell.phase, "pretrain_step": cell.step, "epoch": epoch}
+            row = {
+                "cell": cell.name,
+                "pretrain_phase": cell.phase,
+                "pretrain_step": cell.step,
+                "pretrain_total_step": cell.total_step,
+                "epoch": epoch,
+            }
             for split in ("eval", "test"):
                 x, y = data[split]
                 predicted = np.argmax(model.predict(x, batch_size=job.eval_batch_size, verbose=0), axis=-1)
@@ -184,6 +192,18 @@ def majority_baseline(job: FinetuneJob) -> dict:
     return {"label": _state["labels"][majority], **scores}
 
 
+def sweep_summary(rows: list[dict]) -> list[dict]:
+    """Per cell, its best epoch by eval F1 (the first, on ties): the points of the paper's Figures 9 and 10."""
+    best: dict[str, dict] = {}
+    for row in rows:
+        if row["cell"] not in best or row["eval_f1"] > best[row["cell"]]["eval_f1"]:
+            best[row["cell"]] = row
+    return [
+        {"phase": r["pretrain_phase"], "best_epoch": r["epoch"], **{k: v for k, v in r.items() if k != "epoch"}}
+        for r in best.values()
+    ]
+
+
 def run_sweep(job: FinetuneJob) -> dict:
     """Fine-tune every cell; copy the best (by eval F1) to `best/`; returns the stage metrics and all rows."""
     cells = pretraining_cells(job.pretrain_dir)
@@ -208,4 +228,4 @@ def run_sweep(job: FinetuneJob) -> dict:
         "majority_baseline": majority_baseline(job),
         "cells": len(cells),
     }
-    return {"metrics": metrics, "rows": rows}
+    return {"metrics": metrics, "rows": rows, "summary": sweep_summary(rows)}
