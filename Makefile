@@ -25,8 +25,8 @@ $(STAMP): pyproject.toml
 	touch $@
 
 demo: setup  ## run the pipeline on the bundled sample (the stages implemented so far)
-	$(BIN)/dvc repro tfrecords
-	@for stage in vnlp vocab tfrecords; do echo; echo "== metrics/$$stage.json"; $(BIN)/dvc metrics show --md metrics/$$stage.json; done
+	$(BIN)/dvc repro finetune
+	@for stage in vnlp vocab tfrecords pretrain finetune; do echo; echo "== metrics/$$stage.json"; $(BIN)/dvc metrics show --md metrics/$$stage.json; done
 
 test: setup  ## the whole test suite
 	$(BIN)/python -m pytest -n 2 --dist loadgroup
