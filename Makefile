@@ -10,7 +10,7 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 export PYTHONHASHSEED := 0
 SHARED ?= ../shared/data
 
-.PHONY: setup demo test lint bench-tfrecords data-full push plots clean
+.PHONY: setup demo test lint bench-tfrecords bench-models data-full push plots clean
 
 setup: $(STAMP)  ## create .venv with the pinned dependencies (idempotent)
 
@@ -36,6 +36,9 @@ lint: setup
 
 bench-tfrecords: setup  ## throughput and peak memory against Google's create_pretraining_data.py
 	$(BIN)/python benchmarks/tfrecords_vs_google.py --megabytes 16 --out benchmarks/results/tfrecords.json
+
+bench-models: setup  ## pretraining and fine-tuning examples/s, tiny and MiniLM, XLA on and off
+	$(BIN)/python benchmarks/model_speed.py --out benchmarks/results/model_speed.json
 
 data-full: setup  ## bring the full corpora from $(SHARED) under DVC (see data/README.md)
 	mkdir -p data/full

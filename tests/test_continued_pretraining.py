@@ -62,7 +62,7 @@ def test_checkpoints_metrics_and_msl512_phase(inputs, tmp_path):
     assert results["masked_lm_loss"] < first["masked_lm_loss"]
 
 
-def stage_params(path, out_params):
+def stage_params(path, out_params, jit_compile: bool):
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["pretrain"].update(
         model="tiny",
@@ -78,7 +78,7 @@ def stage_params(path, out_params):
         msl512_from_steps=[],
         eval_batches=1,
         eval_batch_size=8,
-        jit_compile=True,
+        jit_compile=jit_compile,
     )
     out_params.write_text(yaml.safe_dump(params))
     return str(out_params)
@@ -103,8 +103,9 @@ def pretrain_command(inputs, params, out):
     ]
 
 
-def test_killed_run_resumes_to_the_same_checkpoints(inputs, tmp_path):
-    params = stage_params(tmp_path, tmp_path / "params.yaml")
+@pytest.mark.parametrize("jit_compile", [False, True], ids=["ops-deterministic", "xla"])
+def test_killed_run_resumes_to_the_same_checkpoints(inputs, tmp_path, jit_compile):
+    params = stage_params(tmp_path, tmp_path / "params.yaml", jit_compile)
     env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2"}
     whole, killed = tmp_path / "whole", tmp_path / "killed"
     subprocess.run(pretrain_command(inputs, params, whole), check=True, env=env, capture_output=True, timeout=600)
@@ -132,7 +133,7 @@ def test_killed_run_resumes_to_the_same_checkpoints(inputs, tmp_path):
             np.testing.assert_array_equal(a[name], b[name], err_msg=name)
     metrics = json.loads((tmp_path / "killed.json").read_text())
     assert metrics["final_step"] == 40
-    assert (tmp_path / "killed.csv").read_text().splitlines()[0].startswith("phase,step,masked_lm_accuracy")
+    assert (tmp_path / "killed.csv").read_text().splitlines()[0].startswith("phase,total_step,step,masked_lm_accuracy")
 
 
 def test_plot_rows_count_msl512_steps_on_from_their_start():
