@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -30,7 +31,7 @@ def inputs(tmp_path_factory):
     return tiny_pretraining_inputs(tmp_path_factory.mktemp("pretrain"), documents=30, phases=phases)
 
 
-def test_checkpoints_metrics_and_msl512_phase(inputs, tmp_path):
+def test_checkpoints_metrics_and_msl512_phase(inputs, tmp_path, caplog):
     job = PretrainJob(
         tfrecords=inputs / "tf",
         vocab_dir=inputs / "vocab",
@@ -60,6 +61,14 @@ def test_checkpoints_metrics_and_msl512_phase(inputs, tmp_path):
     first = results["phases"]["msl128"][0]
     assert set(first) >= {"masked_lm_accuracy", "masked_lm_loss", "next_sentence_accuracy", "next_sentence_loss"}
     assert results["masked_lm_loss"] < first["masked_lm_loss"]
+
+    # Other settings in the same (persistent) output folder: the old checkpoints are not built upon.
+    final = tmp_path / "pre" / "msl32" / "step-000006" / "variables.npz"
+    before = final.read_bytes()
+    again = run_pretraining(replace(job, learning_rate=5e-4, num_train_steps_msl512=0))
+    assert "made from other inputs or settings: starting it over" in caplog.text
+    assert [row["step"] for row in again["phases"]["msl128"]] == [0, 2, 4, 6]
+    assert final.read_bytes() != before and not (tmp_path / "pre" / "msl512").exists()
 
 
 def stage_params(path, out_params, jit_compile: bool):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -73,6 +74,9 @@ def test_sweep_covers_every_checkpoint_and_is_resumable(pretrained, tmp_path):
     stamp = done.stat().st_mtime_ns
     again = run_sweep(job)
     assert done.stat().st_mtime_ns == stamp and again["rows"] == rows  # finished cells are not recomputed
+
+    other = run_sweep(replace(job, epochs=1))  # other settings: every cell is fine-tuned again
+    assert done.stat().st_mtime_ns != stamp and [r["epoch"] for r in other["rows"]] == [1, 1]
     assert np.isfinite([r["test_f1"] for r in rows]).all()
 
 

@@ -24,6 +24,7 @@ from vbert.atomic import write_text
 from vbert.checkpoints import list_checkpoints, restore_checkpoint, save_checkpoint, step_dir
 from vbert.errors import InputError
 from vbert.modeling import BertConfig, assign_weights, google_variable_map, read_google_checkpoint, read_hf_weights
+from vbert.provenance import claim, digest, job_settings, same_settings
 from vbert.resources import PACKAGED_MODELS, packaged_model_dir
 from vbert.tokenization import load_vocab
 
@@ -208,11 +209,12 @@ def train_phase(
     num_train_steps: int,
     extra_files: dict[str, str],
     chief: bool = True,
+    resume: bool = True,
 ) -> list[dict]:
     """Train to `num_train_steps` with a checkpoint (and eval) every `save_checkpoints_steps`; resumes.
 
     Returns the eval metrics of every checkpoint of the phase (on the chief; other workers write nothing and
-    return an empty list)."""
+    return an empty list). `resume` False: the checkpoints found are stale (the chief is removing them)."""
     train, evaluation, eval_steps = _datasets(job, tfrecords, phase)
 
     def evaluate(step: int) -> dict:
@@ -228,7 +230,7 @@ def train_phase(
     if chief:
         for stale in root.glob(".step-*.tmp-*") if root.exists() else ():
             shutil.rmtree(stale, ignore_errors=True)  # a checkpoint half-written when a run was killed
-    done = list_checkpoints(root)
+    done = list_checkpoints(root) if resume else []
     if done:
         start, path = done[-1]
         restore_checkpoint(path, model, model.optimizer)
@@ -277,6 +279,12 @@ def _initialise(model, job: PretrainJob, config: BertConfig) -> None:
         log.info("re-initialised %d embedding rows of replaced tokens (%s)", len(replaced), job.embedding_init)
 
 
+def _wait_for(path: Path, timeout: float = 600.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists() and time.monotonic() < deadline:
+        time.sleep(0.5)
+
+
 def plot_rows(phases: dict[str, list[dict]]) -> list[dict]:
     """One row per checkpoint: its phase, its step in the phase and its pretraining steps in all (an MSL-512
     phase counts on from the MSL-128 step it started from), then the eval metrics."""
@@ -312,8 +320,14 @@ def run_pretraining(job: PretrainJob) -> dict | None:
     vocab = load_vocab(job.vocab_dir / "vocab.txt")
     config = model_config(job.model, len(vocab))
     extra = {"bert_config.json": config.to_json()}
+    settings = {
+        **job_settings(job, leave_out=("tfrecords", "vocab_dir", "out_dir", "strategy", "cpu_devices", "tpu")),
+        "tfrecords": digest(job.tfrecords),
+        "vocab": digest(job.vocab_dir),
+    }
+    resume = same_settings(job.out_dir, settings)  # every worker decides before the chief may clear the folder
     if chief:
-        job.out_dir.mkdir(parents=True, exist_ok=True)
+        claim(job.out_dir, settings)
         write_text(job.out_dir / "bert_config.json", config.to_json())
         write_text(job.out_dir / "vocab.txt", (job.vocab_dir / "vocab.txt").read_text(encoding="utf-8"))
 
@@ -321,12 +335,16 @@ def run_pretraining(job: PretrainJob) -> dict | None:
     msl, predictions = phase128["max_seq_length"], phase128["max_predictions_per_seq"]
     model = build_trainer(config, job, job.num_train_steps, job.num_warmup_steps, msl, predictions, strategy)
     root128 = job.out_dir / f"msl{msl}"
-    if not list_checkpoints(root128):
+    if not (resume and list_checkpoints(root128)):
         _initialise(model, job, config)
-    rows = {"msl128": train_phase(model, job, root128, job.tfrecords, phase128, job.num_train_steps, extra, chief)}
+    rows = {
+        "msl128": train_phase(model, job, root128, job.tfrecords, phase128, job.num_train_steps, extra, chief, resume)
+    }
 
     for from_step in job.msl512_from_steps if job.num_train_steps_msl512 else ():
         start = step_dir(root128, from_step)
+        if not chief:
+            _wait_for(start / "variables.npz")  # the chief may still be writing it
         if not (start / "variables.npz").exists():
             raise InputError(f"msl512_from_steps: no MSL-128 checkpoint at step {from_step} ({start})")
         phase512 = _phase(manifest, 512)
@@ -335,11 +353,11 @@ def run_pretraining(job: PretrainJob) -> dict | None:
             config, job, steps512, max(1, steps512 // 10), 512, phase512["max_predictions_per_seq"], strategy
         )
         root512 = job.out_dir / "msl512" / f"from-step-{from_step:06d}"
-        if not list_checkpoints(root512):
+        if not (resume and list_checkpoints(root512)):
             restore_checkpoint(start, model512)
         job512 = replace(job, save_checkpoints_steps=min(job.save_checkpoints_steps, steps512))
         rows[f"msl512_from_{from_step}"] = train_phase(
-            model512, job512, root512, job.tfrecords, phase512, steps512, extra, chief
+            model512, job512, root512, job.tfrecords, phase512, steps512, extra, chief, resume
         )
     if not chief:
         return None

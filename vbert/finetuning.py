@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -22,6 +23,7 @@ from vbert.checkpoints import list_checkpoints, restore_checkpoint
 from vbert.errors import InputError
 from vbert.modeling import BertConfig
 from vbert.parallel import ordered_map
+from vbert.provenance import SETTINGS_FILE, digest, job_settings, same_settings
 from vbert.tasks import classification_scores, encode_split, read_task
 from vbert.tokenization import FullTokenizer, load_vocab
 
@@ -141,7 +143,12 @@ def finetune_cell(cell: Cell) -> list[dict]:
 
     job, labels, config, data = _state["job"], _state["labels"], _state["config"], _state["data"]
     out = job.out_dir / "cells" / cell.name
-    if (out / "done.json").exists():
+    settings = {
+        **job_settings(job, leave_out=("pretrain_dir", "task_dir", "out_dir", "jobs")),
+        "checkpoint": digest(cell.checkpoint / "variables.npz"),
+        "task": digest(job.task_dir),
+    }
+    if (out / "done.json").exists() and same_settings(out, settings):
         return json.loads((out / "done.json").read_text())
     keras.utils.set_random_seed(job.random_seed)
     model = build_classifier(config, len(labels), cell.checkpoint)
@@ -156,7 +163,9 @@ def finetune_cell(cell: Cell) -> list[dict]:
     rows, best, waited = [], -1.0, 0
     with atomic_dir(out) as tmp:
         for epoch in range(1, job.epochs + 1):
+            started = time.perf_counter()
             model.fit(train_x, train_y, batch_size=job.train_batch_size, epochs=1, shuffle=True, verbose=0)
+            train_seconds = time.perf_counter() - started
             row = {
                 "cell": cell.name,
                 "pretrain_phase": cell.phase,
@@ -172,13 +181,22 @@ def finetune_cell(cell: Cell) -> list[dict]:
                 )
             rows.append(row)
             model.save_weights(tmp / f"epoch-{epoch:02d}.weights.h5")
-            log.info("%s epoch %d: eval F1 %.4f, test F1 %.4f", cell.name, epoch, row["eval_f1"], row["test_f1"])
+            log.info(
+                "%s epoch %d: eval F1 %.4f, test F1 %.4f; trained at %.1f examples/s, scored and saved in %.0f s",
+                cell.name,
+                epoch,
+                row["eval_f1"],
+                row["test_f1"],
+                len(train_y) / train_seconds,
+                time.perf_counter() - started - train_seconds,
+            )
             if row["eval_f1"] > best:
                 best, waited = row["eval_f1"], 0
             else:
                 waited += 1
                 if waited >= job.patience:
                     break
+        write_json(tmp / SETTINGS_FILE, settings)
         write_json(tmp / "done.json", rows)
     return rows
 
@@ -209,6 +227,10 @@ def run_sweep(job: FinetuneJob) -> dict:
     cells = pretraining_cells(job.pretrain_dir)
     _prepare(job)
     job.out_dir.mkdir(parents=True, exist_ok=True)
+    current = {cell.name for cell in cells}
+    for stale in (job.out_dir / "cells").glob("*"):
+        if stale.name not in current:  # a checkpoint the pretrain stage no longer makes
+            shutil.rmtree(stale)
     rows = [row for cell_rows in ordered_map(finetune_cell, cells, job.jobs, _prepare, (job,)) for row in cell_rows]
     best = max(rows, key=lambda r: (r["eval_f1"], -r["pretrain_step"]))
     with atomic_dir(job.out_dir / "best") as tmp:
