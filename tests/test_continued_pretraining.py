@@ -50,15 +50,15 @@ def test_checkpoints_metrics_and_msl512_phase(inputs, tmp_path, caplog):
         jit_compile=False,
     )
     results = run_pretraining(job)
-    assert [row["step"] for row in results["phases"]["msl128"]] == [0, 2, 4, 6]
-    assert [row["step"] for row in results["phases"]["msl512_from_4"]] == [0, 2]
+    assert [row["step"] for row in results["phases"]["msl32"]] == [0, 2, 4, 6]
+    assert [row["step"] for row in results["phases"]["msl512-from-step-000004"]] == [0, 2]
     assert sorted(p.name for p in (tmp_path / "pre" / "msl32").iterdir()) == [
         "step-000000",
         "step-000002",
         "step-000004",
         "step-000006",
     ]
-    first = results["phases"]["msl128"][0]
+    first = results["phases"]["msl32"][0]
     assert set(first) >= {"masked_lm_accuracy", "masked_lm_loss", "next_sentence_accuracy", "next_sentence_loss"}
     assert results["masked_lm_loss"] < first["masked_lm_loss"]
 
@@ -67,7 +67,7 @@ def test_checkpoints_metrics_and_msl512_phase(inputs, tmp_path, caplog):
     before = final.read_bytes()
     again = run_pretraining(replace(job, learning_rate=5e-4, num_train_steps_msl512=0))
     assert "made from other inputs or settings: starting it over" in caplog.text
-    assert [row["step"] for row in again["phases"]["msl128"]] == [0, 2, 4, 6]
+    assert [row["step"] for row in again["phases"]["msl32"]] == [0, 2, 4, 6]
     assert final.read_bytes() != before and not (tmp_path / "pre" / "msl512").exists()
 
 
@@ -148,11 +148,11 @@ def test_killed_run_resumes_to_the_same_checkpoints(inputs, tmp_path, jit_compil
 def test_plot_rows_count_msl512_steps_on_from_their_start():
     phases = {
         "msl128": [{"step": 0, "masked_lm_accuracy": 0.1}, {"step": 10, "masked_lm_accuracy": 0.2}],
-        "msl512_from_10": [{"step": 0, "masked_lm_accuracy": 0.2}, {"step": 4, "masked_lm_accuracy": 0.3}],
+        "msl512-from-step-000010": [{"step": 0, "masked_lm_accuracy": 0.2}, {"step": 4, "masked_lm_accuracy": 0.3}],
     }
     assert [(r["phase"], r["step"], r["total_step"]) for r in plot_rows(phases)] == [
         ("msl128", 0, 0),
         ("msl128", 10, 10),
-        ("msl512_from_10", 0, 10),
-        ("msl512_from_10", 4, 14),
+        ("msl512-from-step-000010", 0, 10),
+        ("msl512-from-step-000010", 4, 14),
     ]

@@ -290,7 +290,7 @@ def plot_rows(phases: dict[str, list[dict]]) -> list[dict]:
     phase counts on from the MSL-128 step it started from), then the eval metrics."""
     rows = []
     for phase, checkpoints in phases.items():
-        start = int(phase.rsplit("_", 1)[1]) if phase.startswith("msl512_from_") else 0
+        start = int(phase.rsplit("-", 1)[1]) if phase.startswith("msl512-from-step-") else 0
         rows += [{"phase": phase, "total_step": start + row["step"], **row} for row in checkpoints]
     return rows
 
@@ -338,7 +338,9 @@ def run_pretraining(job: PretrainJob) -> dict | None:
     if not (resume and list_checkpoints(root128)):
         _initialise(model, job, config)
     rows = {
-        "msl128": train_phase(model, job, root128, job.tfrecords, phase128, job.num_train_steps, extra, chief, resume)
+        root128.name: train_phase(
+            model, job, root128, job.tfrecords, phase128, job.num_train_steps, extra, chief, resume
+        )
     }
 
     for from_step in job.msl512_from_steps if job.num_train_steps_msl512 else ():
@@ -356,15 +358,15 @@ def run_pretraining(job: PretrainJob) -> dict | None:
         if not (resume and list_checkpoints(root512)):
             restore_checkpoint(start, model512)
         job512 = replace(job, save_checkpoints_steps=min(job.save_checkpoints_steps, steps512))
-        rows[f"msl512_from_{from_step}"] = train_phase(
+        rows[f"msl512-{root512.name}"] = train_phase(
             model512, job512, root512, job.tfrecords, phase512, steps512, extra, chief, resume
         )
     if not chief:
         return None
-    last = rows["msl128"][-1]
+    last = rows[root128.name][-1]
     return {
         "final_step": last["step"],
         **{k: last[k] for k in EVAL_METRICS},
-        "initial": {k: rows["msl128"][0][k] for k in EVAL_METRICS},
+        "initial": {k: rows[root128.name][0][k] for k in EVAL_METRICS},
         "phases": rows,
     }
