@@ -83,3 +83,29 @@ def run_stage(script: str, *args: str, cwd: Path = REPO) -> subprocess.Completed
         text=True,
         timeout=600,
     )
+
+
+TINY_BERT = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}
+
+
+def tiny_finetuned(root: Path, labels: list[str], max_seq_length: int = 32, seed: int = 0) -> Path:
+    """A `best/` folder as the finetune stage writes it, for a tiny random classifier on Google's vocabulary."""
+    import dataclasses
+    import json
+
+    import keras
+
+    from vbert.finetuning import build_classifier
+    from vbert.modeling import BertConfig
+    from vbert.resources import resolve_vocab
+
+    keras.utils.set_random_seed(seed)
+    config = BertConfig(vocab_size=30522, max_position_embeddings=128, **TINY_BERT)
+    model = build_classifier(config, len(labels), None)
+    root.mkdir(parents=True, exist_ok=True)
+    model.save_weights(root / "model.weights.h5")
+    (root / "bert_config.json").write_text(json.dumps(dataclasses.asdict(config)))
+    (root / "labels.json").write_text(json.dumps(labels))
+    (root / "settings.json").write_text(json.dumps({"max_seq_length": max_seq_length}))
+    shutil.copy(resolve_vocab("minilm"), root / "vocab.txt")
+    return root

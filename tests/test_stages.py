@@ -94,8 +94,8 @@ def test_vnlp_not_utf8(tmp_path):
 
 
 def test_later_stages_say_they_are_not_implemented():
-    result = run_stage("freeze")
-    assert result.returncode == 3 and "not implemented yet (tracked in issue #4)" in result.stderr
+    result = run_stage("bench")
+    assert result.returncode == 3 and "not implemented yet (tracked in issue #5)" in result.stderr
 
 
 @pytest.mark.parametrize(

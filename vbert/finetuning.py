@@ -240,6 +240,7 @@ def run_sweep(job: FinetuneJob) -> dict:
         for name in ("bert_config.json", "vocab.txt"):
             shutil.copy(job.pretrain_dir / name, tmp / name)
         write_json(tmp / "labels.json", _state["labels"])
+        shutil.copy(job.out_dir / "cells" / best["cell"] / SETTINGS_FILE, tmp / SETTINGS_FILE)  # max_seq_length etc.
         write_json(tmp / "selection.json", best)
     metrics = {
         "best_cell": best["cell"],
