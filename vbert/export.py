@@ -94,7 +94,8 @@ def export_saved_model(model, serving: ServingConfig, vocab: Path, version_dir: 
             (staging / "vocab.txt").write_bytes(vocab.read_bytes())
             (staging / "labels.txt").write_text("".join(f"{label}\n" for label in serving.labels), encoding="utf-8")
             (staging / SERVING_CONFIG).write_text(serving.to_json(), encoding="utf-8")
-            module.assets = [tf.saved_model.Asset(str(staging / n)) for n in ("vocab.txt", "labels.txt", SERVING_CONFIG)]
+            names = ("vocab.txt", "labels.txt", SERVING_CONFIG)
+            module.assets = [tf.saved_model.Asset(str(staging / name)) for name in names]
             tf.saved_model.save(module, str(tmp), signatures={"serving_default": module.serve})
         finally:
             for path in staging.iterdir():
@@ -114,8 +115,13 @@ def freeze(best_dir: Path, out_dir: Path, model_name: str, version: int) -> dict
     weight_bytes = sum(int(np.prod(v.shape)) * 4 for v in model.weights)
     saved_bytes = sum(p.stat().st_size for p in (version_dir / "variables").iterdir())
     check = max_difference_to_keras(model, tf.saved_model.load(str(version_dir)), serving.max_seq_length)
-    log.info("SavedModel %s: variables %.1f MB (weights %.1f MB), max |Δlogit| vs Keras %.2e",
-             version_dir, saved_bytes / 1e6, weight_bytes / 1e6, check)
+    log.info(
+        "SavedModel %s: variables %.1f MB (weights %.1f MB), max |Δlogit| vs Keras %.2e",
+        version_dir,
+        saved_bytes / 1e6,
+        weight_bytes / 1e6,
+        check,
+    )
     return {
         "model_name": model_name,
         "version": version,
