@@ -10,7 +10,7 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 export PYTHONHASHSEED := 0
 SHARED ?= ../shared/data
 
-.PHONY: setup demo test lint bench-tfrecords bench-models data-full push plots clean
+.PHONY: setup demo test lint serve-openvino serve-tf bench-tfrecords bench-models data-full push plots clean
 
 setup: $(STAMP)  ## create .venv with the pinned dependencies (idempotent)
 
@@ -25,14 +25,20 @@ $(STAMP): pyproject.toml
 	touch $@
 
 demo: setup  ## run the pipeline on the bundled sample (the stages implemented so far)
-	$(BIN)/dvc repro finetune
-	@for stage in vnlp vocab tfrecords pretrain finetune; do echo; echo "== metrics/$$stage.json"; $(BIN)/dvc metrics show --md metrics/$$stage.json; done
+	$(BIN)/dvc repro ir
+	@for stage in vnlp vocab tfrecords pretrain finetune freeze ir; do echo; echo "== metrics/$$stage.json"; $(BIN)/dvc metrics show --md metrics/$$stage.json; done
 
 test: setup  ## the whole test suite
 	$(BIN)/python -m pytest -n 2 --dist loadgroup
 
 lint: setup
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+serve-openvino: setup  ## serve the demo's model (OpenVINO IR) on http://127.0.0.1:8501 (TF-Serving's REST API)
+	$(BIN)/python -m vbert.serving --backend openvino --model-dir models/ir/vbert --port 8501
+
+serve-tf: setup  ## the same model as a TF SavedModel in process, same API
+	$(BIN)/python -m vbert.serving --backend tensorflow --model-dir models/serving/vbert --port 8501
 
 bench-tfrecords: setup  ## throughput and peak memory against Google's create_pretraining_data.py
 	$(BIN)/python benchmarks/tfrecords_vs_google.py --megabytes 16 --out benchmarks/results/tfrecords.json

@@ -1,0 +1,187 @@
+"""The server for real: uvicorn on 127.0.0.1 with a tiny model, TF-Serving's REST formats, batching, bad requests."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+from vbert.export import freeze, random_inputs
+from vbert.openvino_ir import IRJob, build_ir
+
+from .helpers import REPO, tiny_finetuned, write_lines
+
+pytestmark = pytest.mark.xdist_group("heavy")
+LABELS = ["games", "science", "utils"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def call(url: str, body: bytes | dict | None = None, timeout: float = 60) -> tuple[int, dict | str]:
+    data = json.dumps(body).encode() if isinstance(body, dict) else body
+    request = urllib.request.Request(url, data, {"Content-Type": "application/json"} if data is not None else {})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            text = response.read().decode()
+            status = response.status
+    except urllib.error.HTTPError as error:
+        text, status = error.read().decode(), error.code
+    try:
+        return status, json.loads(text)
+    except json.JSONDecodeError:
+        return status, text
+
+
+def start_server(backend: str, model_dir, *extra: str) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    args = ["--backend", backend, "--model-dir", str(model_dir), "--port", str(port), *extra]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "vbert.serving", *args],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(process.stderr.read())
+        try:
+            if call(f"{url}/readyz", timeout=2)[0] == 200:
+                return process, url
+        except OSError:
+            pass
+        time.sleep(0.2)
+    process.kill()
+    raise AssertionError("server did not become ready")
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    root = tmp_path_factory.mktemp("serving")
+    freeze(tiny_finetuned(root / "best", LABELS, max_seq_length=32), root / "serving", "vbert", 1)
+    for split in ("train", "eval", "test"):
+        lines = (REPO / f"data/sample/pkg_section/{split}.tsv").read_text().splitlines()
+        kept = [line for line in lines[1:] if line.split("\t")[0] in LABELS][:20]
+        write_lines(root / "task" / f"{split}.tsv", [lines[0], *kept])
+    build_ir(IRJob(root / "serving" / "vbert", root / "task", root / "ir", precision="fp32", timing_repeats=1))
+    return root
+
+
+@pytest.fixture(scope="module")
+def servers(models):
+    started = [
+        start_server("openvino", models / "ir" / "vbert", "--batch-timeout-micros", "50000"),
+        start_server("tensorflow", models / "serving" / "vbert"),
+    ]
+    yield {"openvino": started[0][1], "tensorflow": started[1][1]}
+    for process, _ in started:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def reference(models, inputs) -> np.ndarray:
+    import tensorflow as tf
+
+    serve = tf.saved_model.load(str(models / "serving" / "vbert" / "1")).signatures["serving_default"]
+    return serve(**inputs)["probabilities"].numpy()
+
+
+def test_row_and_columnar_formats_give_the_models_predictions(models, servers):
+    inputs = random_inputs(3, 16, 30522, seed=7)
+    expected = reference(models, inputs)
+    for backend, url in servers.items():
+        status, rows = call(
+            f"{url}/v1/models/vbert:predict",
+            {"instances": [{k: v[i].tolist() for k, v in inputs.items()} for i in range(3)]},
+        )
+        assert status == 200, rows
+        np.testing.assert_allclose([r["probabilities"] for r in rows["predictions"]], expected, atol=1e-4)
+        status, columns = call(
+            f"{url}/v1/models/vbert/versions/1:predict", {"inputs": {k: v.tolist() for k, v in inputs.items()}}
+        )
+        assert status == 200, columns
+        np.testing.assert_allclose(columns["outputs"]["probabilities"], expected, atol=1e-4, err_msg=backend)
+        assert np.asarray(columns["outputs"]["logits"]).shape == (3, 3)
+
+
+def test_status_health_and_text_endpoint(servers):
+    url = servers["openvino"]
+    assert call(f"{url}/v1/models/vbert") == (
+        200,
+        {
+            "model_version_status": [
+                {"version": "1", "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}
+            ]
+        },
+    )
+    assert call(f"{url}/healthz")[0] == 200 and call(f"{url}/readyz")[1]["precision"] == "fp32"
+    status, body = call(f"{url}/v1/models/vbert:classify_text", {"texts": ["A puzzle game.", "word " * 100]})
+    assert status == 200, body
+    assert [p["label"] in LABELS for p in body["predictions"]] == [True, True]
+    assert abs(sum(body["predictions"][0]["probabilities"].values()) - 1) < 1e-5
+    assert body["truncated_rows"] == [1]  # 100 words do not fit max_seq_length 32
+    texts = ["Ünïcödé Café", "unicode cafe"]  # one tokenizer for training and serving: accents stripped
+    status, body = call(f"{url}/v1/models/vbert:classify_text", {"texts": texts})
+    assert body["predictions"][0] == body["predictions"][1]
+
+
+def test_concurrent_requests_are_batched(servers):
+    url = servers["openvino"]
+    inputs = random_inputs(1, 12, 30522, seed=3)
+    body = {"inputs": {k: v.tolist() for k, v in inputs.items()}}
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda _: call(f"{url}/v1/models/vbert:predict", body), range(16)))
+    assert all(status == 200 for status, _ in results)
+    first = results[0][1]["outputs"]["probabilities"]
+    assert all(np.allclose(r["outputs"]["probabilities"], first, atol=1e-6) for _, r in results)
+    text = call(f"{url}/metrics")[1]
+    rows = float(re.search(r"^vbert_batch_size_sum (\S+)", text, re.M).group(1))
+    batches = float(re.search(r"^vbert_batch_size_count (\S+)", text, re.M).group(1))
+    assert rows / batches > 1, text  # at least one inference merged several requests
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "message"),
+    [
+        (b"{not json", 400, "malformed JSON"),
+        (b'{"texts": ["\xff"]}', 400, "not UTF-8"),
+        ({"instances": [{"input_ids": [1, 2]}]}, 400, "missing ['input_mask', 'segment_ids']"),
+        ({"inputs": {"input_ids": [1, 2], "input_mask": [1, 1], "segment_ids": [0, 0]}}, 400, "expected shape"),
+        ({"inputs": {"input_ids": [[1.5]], "input_mask": [[1]], "segment_ids": [[0]]}}, 400, "expected integers"),
+        ({"inputs": {"input_ids": [[99999]], "input_mask": [[1]], "segment_ids": [[0]]}}, 400, "[0, 30522)"),
+        (
+            {"inputs": {"input_ids": [[1, 2], [3]], "input_mask": [[1, 1], [1]], "segment_ids": [[0, 0], [0]]}},
+            400,
+            "rectangular",
+        ),
+        ({"instances": [], "inputs": {}}, 400, "exactly one of"),
+        ({"texts": ["x"] * 1000}, 413, "the limit is 256"),
+        (b"[" + b"1," * 3_000_000 + b"1]", 413, "exceeds the limit"),
+    ],
+)
+def test_bad_requests_get_their_4xx_and_the_server_stays_up(servers, body, status, message):
+    url = servers["openvino"]
+    texts = (b'{"texts"' in body) if isinstance(body, bytes) else "texts" in body
+    endpoint = "classify_text" if texts else "predict"
+    got, answer = call(f"{url}/v1/models/vbert:{endpoint}", body)
+    assert got == status and message in answer["error"], answer
+    assert call(f"{url}/v1/models/nope:predict", {"instances": [1]})[0] == 404
+    good = random_inputs(1, 8, 30522)
+    assert call(f"{url}/v1/models/vbert:predict", {"inputs": {k: v.tolist() for k, v in good.items()}})[0] == 200

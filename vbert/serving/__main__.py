@@ -1,0 +1,68 @@
+"""Start the server: `python -m vbert.serving --backend openvino --model-dir models/ir/vbert --port 8501`."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import click
+
+from vbert.cli import setup_logging
+from vbert.openvino_ir import latest_version
+from vbert.serving.batching import BatchingParameters
+
+log = logging.getLogger("vbert.serving")
+
+
+@click.command()
+@click.option("--backend", type=click.Choice(["openvino", "tensorflow"]), default="openvino", show_default=True)
+@click.option(
+    "--model-dir",
+    required=True,
+    type=click.Path(path_type=Path, exists=True),
+    help="<base>/<model_name>: version folders inside; the highest is served",
+)
+@click.option("--model-name", default=None, help="defaults to the folder's name")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8501, show_default=True, help="TF-Serving's REST port")
+@click.option("--max-batch-size", default=32, show_default=True)
+@click.option("--batch-timeout-micros", default=2000, show_default=True)
+@click.option("--max-enqueued-batches", default=16, show_default=True)
+@click.option("--enable-batching/--disable-batching", default=True, show_default=True)
+@click.option("--threads", default=0, show_default=True, help="inference threads (0 = OpenVINO's choice)")
+def main(
+    backend,
+    model_dir,
+    model_name,
+    host,
+    port,
+    max_batch_size,
+    batch_timeout_micros,
+    max_enqueued_batches,
+    enable_batching,
+    threads,
+) -> None:
+    import uvicorn
+
+    from vbert.serving.app import create_app
+    from vbert.serving.backends import load_version
+
+    setup_logging()
+    version_dir = latest_version(model_dir)
+    model = load_version(backend, version_dir, threads)
+    log.info(
+        "serving %s version %d (%s, %s) on http://%s:%d",
+        model_dir,
+        model.version,
+        backend,
+        model.backend.precision,
+        host,
+        port,
+    )
+    batching = BatchingParameters(max_batch_size, batch_timeout_micros, max_enqueued_batches, enabled=enable_batching)
+    app = create_app(model, model_name or model_dir.name, batching)
+    uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,109 @@
+"""Inference backends behind the server: OpenVINO IR or a TF SavedModel in process, or a TF-Serving REST URL.
+
+Each takes int32 `input_ids`, `input_mask`, `segment_ids` of shape [batch, seq] and returns float32
+`probabilities` and `logits` of shape [batch, labels]. A model folder is one version of TF-Serving's layout: the
+ir stage's `<name>/<version>/` (model.xml + vocab.txt, labels.txt, serving.json, ir.json) or the freeze stage's
+SavedModel (assets/ holds the same files).
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from vbert.errors import InputError
+from vbert.export import SERVING_CONFIG, ServingConfig
+from vbert.tokenization import Vocab, load_vocab
+
+OUTPUTS = ("probabilities", "logits")
+
+
+@dataclass
+class LoadedModel:
+    """A model version ready to serve: its backend, tokenizer vocabulary and serving config."""
+
+    version: int
+    backend: object
+    vocab: Vocab
+    config: ServingConfig
+
+
+def _assets(version_dir: Path) -> Path:
+    return version_dir / "assets" if (version_dir / "assets" / SERVING_CONFIG).exists() else version_dir
+
+
+def load_version(kind: str, version_dir: Path, threads: int = 0) -> LoadedModel:
+    """Load one version folder with the named backend (`openvino` or `tensorflow`) and run one warm-up request."""
+    assets = _assets(version_dir)
+    if not (assets / SERVING_CONFIG).exists():
+        raise InputError(f"{version_dir}: no {SERVING_CONFIG}; not a model exported by the freeze or ir stage")
+    config = ServingConfig.from_json(assets / SERVING_CONFIG)
+    backend = OpenVINOBackend(version_dir, threads) if kind == "openvino" else TensorFlowBackend(version_dir)
+    model = LoadedModel(int(version_dir.name), backend, load_vocab(assets / "vocab.txt"), config)
+    warm = np.zeros((1, 8), np.int32)
+    outputs = backend.predict({"input_ids": warm, "input_mask": np.ones_like(warm), "segment_ids": warm})
+    if outputs["probabilities"].shape != (1, len(config.labels)):
+        raise InputError(f"{version_dir}: outputs {outputs['probabilities'].shape}, expected (1, {len(config.labels)})")
+    return model
+
+
+class OpenVINOBackend:
+    """An IR compiled for this CPU with the hints the ir stage recorded (f32 inference)."""
+
+    def __init__(self, version_dir: Path, threads: int = 0):
+        import openvino as ov
+
+        settings = json.loads((version_dir / "ir.json").read_text()) if (version_dir / "ir.json").exists() else {}
+        config = dict(settings.get("compile_config", {"INFERENCE_PRECISION_HINT": "f32"}))
+        config["PERFORMANCE_HINT"] = "LATENCY"
+        if threads:
+            config["INFERENCE_NUM_THREADS"] = threads
+        xml = version_dir / "model.xml"
+        if not xml.exists():
+            raise InputError(f"{version_dir}: no model.xml (the ir stage's output)")
+        self.compiled = ov.Core().compile_model(str(xml), "CPU", config)
+        self.precision = settings.get("precision", "fp32")
+
+    def predict(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        request = self.compiled.create_infer_request()
+        results = request.infer(inputs)
+        by_name = {output.get_any_name(): results[output] for output in self.compiled.outputs}
+        return {name: np.asarray(by_name[name], np.float32) for name in OUTPUTS}
+
+
+class TensorFlowBackend:
+    """The SavedModel's `serving_default` signature in process."""
+
+    def __init__(self, version_dir: Path):
+        import tensorflow as tf
+
+        if not (version_dir / "saved_model.pb").exists():
+            raise InputError(f"{version_dir}: no saved_model.pb (the freeze stage's output)")
+        self.signature = tf.saved_model.load(str(version_dir)).signatures["serving_default"]
+        self.precision = "fp32"
+
+    def predict(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        import tensorflow as tf
+
+        outputs = self.signature(**{k: tf.constant(v) for k, v in inputs.items()})
+        return {name: outputs[name].numpy() for name in OUTPUTS}
+
+
+class TFServingBackend:
+    """Forwards columnar predict requests to a TF-Serving REST endpoint (`http://host:8501/v1/models/name`)."""
+
+    def __init__(self, url: str, timeout: float = 60.0):
+        self.url = url.rstrip("/")
+        self.timeout = timeout
+        self.precision = "fp32"
+
+    def predict(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        body = json.dumps({"inputs": {k: v.tolist() for k, v in inputs.items()}}).encode()
+        request = urllib.request.Request(f"{self.url}:predict", body, {"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=self.timeout) as response:
+            outputs = json.loads(response.read())["outputs"]
+        return {name: np.asarray(outputs[name], np.float32) for name in OUTPUTS}
