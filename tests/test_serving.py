@@ -185,3 +185,40 @@ def test_bad_requests_get_their_4xx_and_the_server_stays_up(servers, body, statu
     assert call(f"{url}/v1/models/nope:predict", {"instances": [1]})[0] == 404
     good = random_inputs(1, 8, 30522)
     assert call(f"{url}/v1/models/vbert:predict", {"inputs": {k: v.tolist() for k, v in good.items()}})[0] == 200
+
+
+def test_new_versions_are_picked_up_and_broken_ones_refused(models, tmp_path):
+    import shutil
+
+    model_dir = tmp_path / "vbert"
+    shutil.copytree(models / "ir" / "vbert" / "1", model_dir / "1")
+    process, url = start_server("openvino", model_dir, "--poll-seconds", "0.2")
+    try:
+
+        def wait_for(check, seconds=60):
+            deadline = time.monotonic() + seconds
+            while not check():
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+
+        broken = tmp_path / "staging-2"
+        shutil.copytree(model_dir / "1", broken)
+        (broken / "model.xml").write_text("<net>not a model</net>")
+        broken.rename(model_dir / "2")
+        wait_for(lambda: len(call(f"{url}/v1/models/vbert")[1]["model_version_status"]) == 2)
+        versions = call(f"{url}/v1/models/vbert")[1]["model_version_status"]
+        assert [(v["version"], v["state"]) for v in versions] == [("1", "AVAILABLE"), ("2", "END")]
+        assert versions[1]["status"]["error_message"]
+        status, body = call(f"{url}/v1/models/vbert:classify_text", {"texts": ["still serving"]})
+        assert status == 200 and body["model_version"] == "1"
+
+        good = tmp_path / "staging-3"
+        shutil.copytree(model_dir / "1", good)
+        good.rename(model_dir / "3")  # dropped in whole, as the freeze and ir stages write
+        wait_for(lambda: call(f"{url}/readyz")[1]["version"] == 3)
+        status, body = call(f"{url}/v1/models/vbert:classify_text", {"texts": ["new version"]})
+        assert status == 200 and body["model_version"] == "3"
+        assert call(f"{url}/v1/models/vbert/versions/1:predict", {"instances": []})[0] == 404
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

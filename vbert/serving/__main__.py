@@ -8,7 +8,6 @@ from pathlib import Path
 import click
 
 from vbert.cli import setup_logging
-from vbert.openvino_ir import latest_version
 from vbert.serving.batching import BatchingParameters
 
 log = logging.getLogger("vbert.serving")
@@ -30,6 +29,7 @@ log = logging.getLogger("vbert.serving")
 @click.option("--max-enqueued-batches", default=16, show_default=True)
 @click.option("--enable-batching/--disable-batching", default=True, show_default=True)
 @click.option("--threads", default=0, show_default=True, help="inference threads (0 = OpenVINO's choice)")
+@click.option("--poll-seconds", default=1.0, show_default=True, help="how often to look for new versions (0 = never)")
 def main(
     backend,
     model_dir,
@@ -41,15 +41,17 @@ def main(
     max_enqueued_batches,
     enable_batching,
     threads,
+    poll_seconds,
 ) -> None:
     import uvicorn
 
     from vbert.serving.app import create_app
-    from vbert.serving.backends import load_version
+    from vbert.serving.versions import ModelVersions
 
     setup_logging()
-    version_dir = latest_version(model_dir)
-    model = load_version(backend, version_dir, threads)
+    batching = BatchingParameters(max_batch_size, batch_timeout_micros, max_enqueued_batches, enabled=enable_batching)
+    versions = ModelVersions(backend, model_dir, batching, threads, poll_seconds)
+    model = versions.load_latest_now()
     log.info(
         "serving %s version %d (%s, %s) on http://%s:%d",
         model_dir,
@@ -59,9 +61,7 @@ def main(
         host,
         port,
     )
-    batching = BatchingParameters(max_batch_size, batch_timeout_micros, max_enqueued_batches, enabled=enable_batching)
-    app = create_app(model, model_name or model_dir.name, batching)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    uvicorn.run(create_app(versions, model, model_name or model_dir.name), host=host, port=port, log_level="warning")
 
 
 if __name__ == "__main__":

@@ -22,7 +22,8 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from vbert.serving.backends import OUTPUTS, LoadedModel
-from vbert.serving.batching import INPUT_NAMES, Batcher, BatchingParameters, QueueFull
+from vbert.serving.batching import INPUT_NAMES, QueueFull
+from vbert.serving.versions import ModelVersions, Served
 from vbert.tokenization import FullTokenizer
 
 log = logging.getLogger(__name__)
@@ -73,27 +74,25 @@ class Metrics:
         self.truncated = Counter("vbert_truncated_rows", "Rows cut to max_seq_length", registry=self.registry)
 
 
-def create_app(model: LoadedModel, name: str, batching: BatchingParameters, limits: Limits = Limits()) -> FastAPI:
-    """A FastAPI app serving `model` as `name`."""
+def create_app(versions: ModelVersions, model: LoadedModel, name: str, limits: Limits = Limits()) -> FastAPI:
+    """A FastAPI app serving the versions in `versions.model_dir` as `name`, starting with `model` (loaded)."""
     metrics = Metrics()
-    tokenizer = FullTokenizer(model.vocab)
-    max_len = model.config.max_seq_length
 
     def on_batch(rows: int, length: int, seconds: float) -> None:
         metrics.batch_size.observe(rows)
         metrics.batch_length.observe(length)
         metrics.inference.observe(seconds)
 
-    batcher = Batcher(model.backend.predict, batching, max_len, on_batch)
+    versions.on_batch = on_batch
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        batcher.start()
+        await versions.start(model)
         yield
-        await batcher.stop()
+        await versions.stop()
 
     app = FastAPI(title="vbert", lifespan=lifespan)
-    app.state.model, app.state.metrics, app.state.batcher = model, metrics, batcher
+    app.state.versions, app.state.metrics = versions, metrics
 
     async def read_json(request: Request) -> dict:
         # Read at most the limit; drain (without keeping) the rest, so that the client gets to read the 413.
@@ -116,21 +115,25 @@ def create_app(model: LoadedModel, name: str, batching: BatchingParameters, limi
             raise RequestError(400, "the JSON body must be an object")
         return data
 
-    def check_model(model_name: str, version: str | None) -> None:
+    def check_model(model_name: str, version: str | None) -> Served:
+        """The version serving this request (the one current when it arrived)."""
+        served = versions.current
         if model_name != name:
             raise RequestError(404, f"Servable not found for request: Latest({model_name})")
-        if version is not None and version != str(model.version):
+        if version is not None and version != str(served.model.version):
             raise RequestError(404, f"Servable not found for request: Specific({model_name}, {version})")
+        return served
 
-    async def run(inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        metrics.queue_depth.set(batcher.queued_rows)
+    async def run(served: Served, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        metrics.queue_depth.set(served.batcher.queued_rows)
         try:
-            return await batcher.submit(inputs)
+            return await served.batcher.submit(inputs)
         except QueueFull as error:
             raise RequestError(503, f"server busy: {error}; retry later") from error
 
     async def predict(request: Request, model_name: str, version: str | None) -> dict:
-        check_model(model_name, version)
+        served = check_model(model_name, version)
+        model, max_len = served.model, served.model.config.max_seq_length
         data = await read_json(request)
         columnar = "inputs" in data
         if columnar == ("instances" in data):
@@ -138,7 +141,7 @@ def create_app(model: LoadedModel, name: str, batching: BatchingParameters, limi
         inputs = columns_from(data["inputs"]) if columnar else columns_from_rows(data["instances"])
         inputs, truncated = validate(inputs, len(model.vocab), max_len, limits.max_rows, model.vocab.ids["[SEP]"])
         metrics.truncated.inc(len(truncated))
-        outputs = await run(inputs)
+        outputs = await run(served, inputs)
         result: dict = (
             {"outputs": {k: outputs[k].tolist() for k in OUTPUTS}}
             if columnar
@@ -151,16 +154,17 @@ def create_app(model: LoadedModel, name: str, batching: BatchingParameters, limi
         return result
 
     async def classify_text(request: Request, model_name: str) -> dict:
-        check_model(model_name, None)
+        served = check_model(model_name, None)
+        model = served.model
         data = await read_json(request)
         texts = data.get("texts")
         if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
             raise RequestError(400, '"texts" must be a non-empty list of strings')
         if len(texts) > limits.max_texts:
             raise RequestError(413, f"{len(texts)} texts in one request; the limit is {limits.max_texts}")
-        encoded, truncated = encode_texts(tokenizer, texts, max_len)
+        encoded, truncated = encode_texts(served.tokenizer, texts, model.config.max_seq_length)
         metrics.truncated.inc(len(truncated))
-        outputs = await run(encoded)
+        outputs = await run(served, encoded)
         labels = model.config.labels
         return {
             "model_version": str(model.version),
@@ -197,16 +201,14 @@ def create_app(model: LoadedModel, name: str, batching: BatchingParameters, limi
         return await respond("classify_text", classify_text(request, model_name))
 
     async def status(model_name: str, version: str | None) -> dict:
-        check_model(model_name, version)
-        return {
-            "model_version_status": [
-                {
-                    "version": str(model.version),
-                    "state": "AVAILABLE",
-                    "status": {"error_code": "OK", "error_message": ""},
-                }
-            ]
-        }
+        if model_name != name:
+            raise RequestError(404, f"Could not find any versions of model {model_name}")
+        entries = versions.status()
+        if version is not None:
+            entries = [e for e in entries if e["version"] == version]
+            if not entries:
+                raise RequestError(404, f"Could not find version {version} of model {model_name}")
+        return {"model_version_status": entries}
 
     @app.get("/v1/models/{model_name}")
     async def status_latest(model_name: str):
@@ -222,11 +224,16 @@ def create_app(model: LoadedModel, name: str, batching: BatchingParameters, limi
 
     @app.get("/readyz")
     async def readyz():
-        return {"status": "ready", "model": name, "version": model.version, "precision": model.backend.precision}
+        served = versions.current
+        if served is None:
+            return JSONResponse({"status": "loading"}, status_code=503)
+        backend = served.model.backend
+        return {"status": "ready", "model": name, "version": served.model.version, "precision": backend.precision}
 
     @app.get("/metrics")
     async def prometheus():
-        metrics.queue_depth.set(batcher.queued_rows)
+        if versions.current is not None:
+            metrics.queue_depth.set(versions.current.batcher.queued_rows)
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     return app

@@ -80,13 +80,19 @@ class Batcher:
         self.queued_rows = 0
         self.worker: asyncio.Task | None = None
         self.carried: _Pending | None = None
+        self.busy = False
         self.lock = asyncio.Lock()
 
     def start(self) -> None:
         if self.parameters.enabled and self.worker is None:
             self.worker = asyncio.get_running_loop().create_task(self._run())
 
-    async def stop(self) -> None:
+    async def stop(self, drain_seconds: float = 30.0) -> None:
+        """Finish what is queued or running (up to `drain_seconds`), then end the worker."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + drain_seconds
+        while (self.queued_rows or self.carried or self.busy) and loop.time() < deadline:
+            await asyncio.sleep(0.01)
         if self.worker is not None:
             self.worker.cancel()
             self.worker = None
@@ -139,6 +145,7 @@ class Batcher:
     async def _run(self) -> None:
         while True:
             group = await self._collect()
+            self.busy = True
             self.queued_rows -= sum(p.rows for p in group)
             try:
                 outputs = await self._infer([p.inputs for p in group])
@@ -147,6 +154,8 @@ class Batcher:
                     if not p.future.done():
                         p.future.set_exception(error)
                 continue
+            finally:
+                self.busy = False
             start = 0
             for p in group:
                 if not p.future.done():
