@@ -16,8 +16,10 @@ from pathlib import Path
 def pins(pyproject: Path) -> dict[str, str]:
     """Every `name==version` requirement of the project (main and optional), by normalised name."""
     project = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]
-    requirements = [*project["dependencies"], *(r for group in project.get("optional-dependencies", {}).values()
-                                                 for r in group)]
+    requirements = [
+        *project["dependencies"],
+        *(r for group in project.get("optional-dependencies", {}).values() for r in group),
+    ]
     found = {}
     for requirement in requirements:
         name, version = requirement.split("==")
