@@ -222,3 +222,52 @@ def test_new_versions_are_picked_up_and_broken_ones_refused(models, tmp_path):
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def test_rest_client_in_both_formats_and_its_errors(models, servers):
+    from vbert.serving.client import RestClient, ServerError
+
+    inputs = random_inputs(2, 10, 30522, seed=11)
+    expected = reference(models, inputs)
+    client = RestClient(servers["openvino"], "vbert")
+    for columnar in (True, False):
+        np.testing.assert_allclose(client.predict(inputs, columnar)["probabilities"], expected, atol=1e-4)
+    assert client.status()["model_version_status"][0]["state"] == "AVAILABLE"
+    assert client.classify_texts(["a game"])["predictions"][0]["label"] in LABELS
+    with pytest.raises(ServerError, match="HTTP 404"):
+        RestClient(servers["openvino"], "vbert", version=9).predict(inputs)
+
+
+def test_grpc_client_against_a_prediction_service_on_localhost(models):
+    """TF-Serving's gRPC API, served here by a PredictionService over the SavedModel (no TF-Serving binary exists
+    on this machine); the client builds real PredictRequests through tensorflow-serving-api's stubs."""
+    from concurrent import futures
+
+    import grpc
+    import tensorflow as tf
+    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+    from vbert.serving.client import GrpcClient
+
+    serve = tf.saved_model.load(str(models / "serving" / "vbert" / "1")).signatures["serving_default"]
+
+    class Service(prediction_service_pb2_grpc.PredictionServiceServicer):
+        def Predict(self, request, context):
+            assert request.model_spec.name == "vbert" and request.model_spec.signature_name == "serving_default"
+            outputs = serve(**{k: tf.constant(tf.make_ndarray(v)) for k, v in request.inputs.items()})
+            response = predict_pb2.PredictResponse()
+            for name, value in outputs.items():
+                response.outputs[name].CopyFrom(tf.make_tensor_proto(value.numpy()))
+            return response
+
+    server = grpc.server(futures.ThreadPoolExecutor(2))
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(Service(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        inputs = random_inputs(3, 9, 30522, seed=5)
+        client = GrpcClient(f"127.0.0.1:{port}", "vbert")
+        np.testing.assert_allclose(client.predict(inputs)["probabilities"], reference(models, inputs), atol=1e-6)
+        client.close()
+    finally:
+        server.stop(0)

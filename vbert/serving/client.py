@@ -1,0 +1,95 @@
+"""Clients for vbert's server and for TF-Serving: REST (row or columnar JSON) and gRPC (PredictionService).
+
+client = RestClient("http://127.0.0.1:8501", "vbert")
+outputs = client.predict({"input_ids": ids, "input_mask": mask, "segment_ids": segments})  # numpy in and out
+client.classify_texts(["a package description"])  # vbert's server only: tokenised by the server
+
+GrpcClient("127.0.0.1:8500", "vbert").predict(...)  # TF-Serving's gRPC API (tensorflow-serving-api)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import urllib.error
+import urllib.request
+
+import numpy as np
+
+OUTPUTS = ("probabilities", "logits")
+
+
+class ServerError(Exception):
+    """The server answered with an error status; `status` and the server's message are kept."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(f"HTTP {status}: {message}")
+        self.status = status
+
+
+class RestClient:
+    def __init__(self, base_url: str, model_name: str, version: int | None = None, timeout: float = 120.0):
+        self.base = base_url.rstrip("/")
+        self.model = f"/v1/models/{model_name}" + (f"/versions/{version}" if version is not None else "")
+        self.timeout = timeout
+
+    def _call(self, path: str, body: dict | None = None) -> dict:
+        data = json.dumps(body).encode() if body is not None else None
+        headers = {"Content-Type": "application/json"} if data is not None else {}
+        request = urllib.request.Request(self.base + path, data, headers)
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                return json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            text = error.read().decode("utf-8", "replace")
+            with contextlib.suppress(json.JSONDecodeError):
+                text = json.loads(text).get("error", text)
+            raise ServerError(error.code, text) from error
+
+    def predict(self, inputs: dict[str, np.ndarray], columnar: bool = True) -> dict[str, np.ndarray]:
+        """`probabilities` and `logits` for int32 [batch, seq] inputs, in TF-Serving's columnar or row format."""
+        if columnar:
+            answer = self._call(f"{self.model}:predict", {"inputs": {k: v.tolist() for k, v in inputs.items()}})
+            return {k: np.asarray(answer["outputs"][k], np.float32) for k in OUTPUTS}
+        rows = len(next(iter(inputs.values())))
+        instances = [{k: v[i].tolist() for k, v in inputs.items()} for i in range(rows)]
+        predictions = self._call(f"{self.model}:predict", {"instances": instances})["predictions"]
+        return {k: np.asarray([p[k] for p in predictions], np.float32) for k in OUTPUTS}
+
+    def classify_texts(self, texts: list[str]) -> dict:
+        """Labels and probabilities for raw texts (vbert's server tokenises them as in training)."""
+        return self._call(f"{self.model}:classify_text", {"texts": texts})
+
+    def status(self) -> dict:
+        return self._call(self.model)
+
+
+class GrpcClient:
+    """TF-Serving's gRPC PredictionService (port 8500), through tensorflow-serving-api's generated stubs."""
+
+    def __init__(self, target: str, model_name: str, version: int | None = None, timeout: float = 120.0):
+        import grpc
+        from tensorflow_serving.apis import prediction_service_pb2_grpc
+
+        self.channel = grpc.insecure_channel(
+            target, options=[("grpc.max_send_message_length", 1 << 28), ("grpc.max_receive_message_length", 1 << 28)]
+        )
+        self.stub = prediction_service_pb2_grpc.PredictionServiceStub(self.channel)
+        self.model_name, self.version, self.timeout = model_name, version, timeout
+
+    def predict(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        import tensorflow as tf
+        from tensorflow_serving.apis import predict_pb2
+
+        request = predict_pb2.PredictRequest()
+        request.model_spec.name = self.model_name
+        request.model_spec.signature_name = "serving_default"
+        if self.version is not None:
+            request.model_spec.version.value = self.version
+        for name, value in inputs.items():
+            request.inputs[name].CopyFrom(tf.make_tensor_proto(np.asarray(value, np.int32)))
+        response = self.stub.Predict(request, timeout=self.timeout)
+        return {k: tf.make_ndarray(response.outputs[k]) for k in OUTPUTS}
+
+    def close(self) -> None:
+        self.channel.close()
