@@ -271,3 +271,48 @@ def test_grpc_client_against_a_prediction_service_on_localhost(models):
         client.close()
     finally:
         server.stop(0)
+
+
+def test_tfserving_backend_forwards_to_a_rest_endpoint(models, servers):
+    """`--backend tfserving` forwards to TF-Serving's REST API; here our TensorFlow server plays TF-Serving."""
+    process, url = start_server(
+        "tfserving",
+        models / "serving" / "vbert",
+        "--tfserving-url",
+        f"{servers['tensorflow']}/v1/models/vbert",
+    )
+    try:
+        inputs = random_inputs(2, 12, 30522, seed=21)
+        status, body = call(f"{url}/v1/models/vbert:predict", {"inputs": {k: v.tolist() for k, v in inputs.items()}})
+        assert status == 200, body
+        np.testing.assert_allclose(body["outputs"]["probabilities"], reference(models, inputs), atol=1e-5)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def test_queue_limit_and_batching_off(models):
+    inputs = {k: v.tolist() for k, v in random_inputs(8, 12, 30522, seed=2).items()}
+    small = {k: v[:1] for k, v in inputs.items()}
+    limited, url = start_server(
+        "openvino", models / "ir" / "vbert", "--max-batch-size", "4", "--max-enqueued-batches", "1"
+    )
+    try:
+        status, body = call(f"{url}/v1/models/vbert:predict", {"inputs": inputs})  # 8 rows; the queue holds 4
+        assert status == 503 and "server busy" in body["error"], body
+        assert call(f"{url}/v1/models/vbert:predict", {"inputs": small})[0] == 200
+    finally:
+        limited.terminate()
+        limited.wait(timeout=30)
+    unbatched, url = start_server("openvino", models / "ir" / "vbert", "--disable-batching")
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            codes = list(pool.map(lambda _: call(f"{url}/v1/models/vbert:predict", {"inputs": small})[0], range(16)))
+        assert codes == [200] * 16
+        text = call(f"{url}/metrics")[1]
+        rows = float(re.search(r"^vbert_batch_size_sum (\S+)", text, re.M).group(1))
+        batches = float(re.search(r"^vbert_batch_size_count (\S+)", text, re.M).group(1))
+        assert rows == batches == 16  # one inference per one-row request: nothing merged
+    finally:
+        unbatched.terminate()
+        unbatched.wait(timeout=30)

@@ -14,7 +14,10 @@ log = logging.getLogger("vbert.serving")
 
 
 @click.command()
-@click.option("--backend", type=click.Choice(["openvino", "tensorflow"]), default="openvino", show_default=True)
+@click.option(
+    "--backend", type=click.Choice(["openvino", "tensorflow", "tfserving"]), default="openvino", show_default=True
+)
+@click.option("--tfserving-url", default="", help="backend tfserving: e.g. http://tfserving:8501/v1/models/vbert")
 @click.option(
     "--model-dir",
     required=True,
@@ -32,6 +35,7 @@ log = logging.getLogger("vbert.serving")
 @click.option("--poll-seconds", default=1.0, show_default=True, help="how often to look for new versions (0 = never)")
 def main(
     backend,
+    tfserving_url,
     model_dir,
     model_name,
     host,
@@ -50,7 +54,7 @@ def main(
 
     setup_logging()
     batching = BatchingParameters(max_batch_size, batch_timeout_micros, max_enqueued_batches, enabled=enable_batching)
-    versions = ModelVersions(backend, model_dir, batching, threads, poll_seconds)
+    versions = ModelVersions(backend, model_dir, batching, threads, poll_seconds, tfserving_url=tfserving_url)
     model = versions.load_latest_now()
     log.info(
         "serving %s version %d (%s, %s) on http://%s:%d",

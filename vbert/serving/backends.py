@@ -36,13 +36,22 @@ def _assets(version_dir: Path) -> Path:
     return version_dir / "assets" if (version_dir / "assets" / SERVING_CONFIG).exists() else version_dir
 
 
-def load_version(kind: str, version_dir: Path, threads: int = 0) -> LoadedModel:
-    """Load one version folder with the named backend (`openvino` or `tensorflow`) and run one warm-up request."""
+def load_version(kind: str, version_dir: Path, threads: int = 0, tfserving_url: str = "") -> LoadedModel:
+    """Load one version folder with the named backend (`openvino`, `tensorflow`, or `tfserving`: forward to
+    `tfserving_url`, e.g. http://host:8501/v1/models/vbert, using the folder for its vocab and labels) and run one
+    warm-up request."""
     assets = _assets(version_dir)
     if not (assets / SERVING_CONFIG).exists():
         raise InputError(f"{version_dir}: no {SERVING_CONFIG}; not a model exported by the freeze or ir stage")
     config = ServingConfig.from_json(assets / SERVING_CONFIG)
-    backend = OpenVINOBackend(version_dir, threads) if kind == "openvino" else TensorFlowBackend(version_dir)
+    if kind == "openvino":
+        backend = OpenVINOBackend(version_dir, threads)
+    elif kind == "tensorflow":
+        backend = TensorFlowBackend(version_dir)
+    elif kind == "tfserving" and tfserving_url:
+        backend = TFServingBackend(tfserving_url)
+    else:
+        raise InputError(f"backend {kind!r}: choose openvino, tensorflow, or tfserving with a URL")
     model = LoadedModel(int(version_dir.name), backend, load_vocab(assets / "vocab.txt"), config)
     warm = np.zeros((1, 8), np.int32)
     outputs = backend.predict({"input_ids": warm, "input_mask": np.ones_like(warm), "segment_ids": warm})

@@ -45,7 +45,9 @@ class ModelVersions:
         threads: int = 0,
         poll_seconds: float = 1.0,
         on_batch: Callable[[int, int, float], None] | None = None,
+        tfserving_url: str = "",
     ):
+        self.tfserving_url = tfserving_url
         self.kind, self.model_dir, self.batching, self.threads = kind, model_dir, batching, threads
         self.poll_seconds = poll_seconds
         self.on_batch = on_batch
@@ -63,7 +65,7 @@ class ModelVersions:
         versions = numbered_versions(self.model_dir)
         if not versions:
             raise FileNotFoundError(f"{self.model_dir}: no numbered version folders")
-        return load_version(self.kind, self.model_dir / str(versions[-1]), self.threads)
+        return load_version(self.kind, self.model_dir / str(versions[-1]), self.threads, self.tfserving_url)
 
     async def start(self, model: LoadedModel) -> None:
         self.current = self._serve(model)
@@ -95,7 +97,7 @@ class ModelVersions:
             if version in self.failed and self.failed[version][0] == stamp:
                 continue
             try:
-                model = await asyncio.to_thread(load_version, self.kind, folder, self.threads)
+                model = await asyncio.to_thread(load_version, self.kind, folder, self.threads, self.tfserving_url)
             except Exception as error:
                 self.failed[version] = (stamp, f"{type(error).__name__}: {error}")
                 log.error("version %d refused, still serving %d: %s", version, self.current.model.version, error)
