@@ -63,3 +63,36 @@ def test_the_server_imports_neither_tensorflow_nor_keras():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
     assert result.stdout.strip() == "[]", result.stderr
+
+
+@pytest.mark.parametrize(
+    ("cpu_max", "threads"), [("150000 100000", "2"), ("200000 100000", "2"), ("50000 100000", "1")]
+)
+def test_entrypoint_takes_threads_from_the_cpu_limit(tmp_path, cpu_max, threads):
+    (tmp_path / "cpu.max").write_text(cpu_max + "\n")
+    fake = tmp_path / "bin" / "python"  # stands in for the interpreter: prints what it would have been given
+    fake.parent.mkdir()
+    fake.write_text('#!/bin/sh\necho "OMP_NUM_THREADS=$OMP_NUM_THREADS $*"\n')
+    fake.chmod(0o755)
+    env = {"PATH": f"{fake.parent}:/usr/bin:/bin", "CPU_MAX": str(tmp_path / "cpu.max"), "MODEL_DIR": "/m", "PORT": "9"}
+    result = subprocess.run(
+        ["sh", str(REPO / "serving/openvino/entrypoint.sh")], env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [
+        f"OMP_NUM_THREADS={threads}",
+        *[
+            "-m",
+            "vbert.serving",
+            "--backend",
+            "openvino",
+            "--model-dir",
+            "/m",
+            "--host",
+            "0.0.0.0",
+            "--port",
+            "9",
+            "--threads",
+        ],
+        threads,
+    ]

@@ -2,9 +2,11 @@
 # Start vbert.serving with as many inference threads as the container may use (its CPU limit, else its CPUs).
 set -eu
 
+CPU_MAX="${CPU_MAX:-/sys/fs/cgroup/cpu.max}"   # cgroup v2: "<quota> <period>" or "max <period>"
+
 cpu_limit() {
-    if [ -r /sys/fs/cgroup/cpu.max ]; then
-        read -r quota period < /sys/fs/cgroup/cpu.max
+    if [ -r "$CPU_MAX" ]; then
+        read -r quota period < "$CPU_MAX"
         if [ "$quota" != "max" ]; then
             echo $(((quota + period - 1) / period))
             return
