@@ -1,0 +1,101 @@
+"""Measuring pieces for the bench stage (the paper's Table 3): timing statistics, CPU utilisation, model FLOPs and
+this machine's matrix-multiply ceiling, so that achieved GFLOP/s can be read against what the CPU can do.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from vbert.modeling import BertConfig
+
+
+def bert_classifier_flops(config: BertConfig, seq_len: int, num_labels: int) -> int:
+    """Forward-pass FLOPs of one sequence (a multiply-add counts 2), matrix products only, as is usual:
+    per layer Q, K, V and output projections (4 x 2*s*h*h), attention scores and context (2 x 2*s*s*h), and the
+    feed-forward block (2 x 2*s*h*i); then the pooler (2*h*h) and the classifier (2*h*labels)."""
+    s, h, i = seq_len, config.hidden_size, config.intermediate_size
+    per_layer = 4 * 2 * s * h * h + 2 * 2 * s * s * h + 2 * 2 * s * h * i
+    return config.num_hidden_layers * per_layer + 2 * h * h + 2 * h * num_labels
+
+
+def matmul_ceiling_gflops(size: int = 2048, repeats: int = 5) -> float:
+    """The best float32 matrix-multiply rate numpy's BLAS reaches here (GFLOP/s): this run's compute ceiling."""
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((size, size), dtype=np.float32)
+    b = rng.standard_normal((size, size), dtype=np.float32)
+    a @ b  # warm-up: thread pool, page faults
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - started)
+    return 2 * size**3 / best / 1e9
+
+
+@dataclass(frozen=True)
+class TimingSummary:
+    """The columns of the paper's Table 3 for one cell (seconds per request)."""
+
+    requests: int
+    min: float
+    max: float
+    trimmed_mean: float  # without the fastest and the slowest request (when there are more than two)
+    variance: float
+    per_sample: float  # trimmed mean / request batch size
+
+    def as_dict(self) -> dict:
+        return {k: round(v, 6) if isinstance(v, float) else v for k, v in self.__dict__.items()}
+
+
+def summarise(seconds: list[float], batch_size: int) -> TimingSummary:
+    if not seconds:
+        raise ValueError("no timings to summarise")
+    ordered = sorted(seconds)
+    kept = ordered[1:-1] if len(ordered) > 2 else ordered
+    mean = float(np.mean(kept))
+    return TimingSummary(
+        requests=len(seconds),
+        min=ordered[0],
+        max=ordered[-1],
+        trimmed_mean=mean,
+        variance=float(np.var(seconds)),
+        per_sample=mean / batch_size,
+    )
+
+
+class CpuSampler:
+    """Mean and peak utilisation of all CPUs (percent of the whole machine) while the `with` block runs,
+    sampled every `interval` seconds: the paper's Figures 12 and 13, measured rather than assumed."""
+
+    def __init__(self, interval: float = 0.1):
+        self.interval = interval
+        self.samples: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        import psutil
+
+        psutil.cpu_percent(None)
+        while not self._stop.wait(self.interval):
+            self.samples.append(psutil.cpu_percent(None))
+
+    def __enter__(self) -> CpuSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def mean(self) -> float:
+        return float(np.mean(self.samples)) if self.samples else 0.0
+
+    @property
+    def peak(self) -> float:
+        return float(max(self.samples)) if self.samples else 0.0
