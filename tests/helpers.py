@@ -109,3 +109,54 @@ def tiny_finetuned(root: Path, labels: list[str], max_seq_length: int = 32, seed
     (root / "settings.json").write_text(json.dumps({"max_seq_length": max_seq_length}))
     shutil.copy(resolve_vocab("minilm"), root / "vocab.txt")
     return root
+
+
+def tiny_pretrain_params(path: Path, **overrides) -> str:
+    """params.yaml with a pretrain section for the tiny model on `tiny_pretraining_inputs` (MSL 32), written to
+    `path`; returns its name."""
+    import yaml
+
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["pretrain"].update(
+        {
+            "model": "tiny",
+            "init_checkpoint": "scratch",
+            "learning_rate": 1e-3,
+            "train_batch_size": 8,
+            "num_train_steps": 6,
+            "num_warmup_steps": 1,
+            "save_checkpoints_steps": 2,
+            "max_seq_length": 32,
+            "max_predictions_per_seq": 5,
+            "num_train_steps_msl512": 0,
+            "msl512_from_steps": [],
+            "eval_batches": 1,
+            "eval_batch_size": 8,
+            "jit_compile": False,
+            **overrides,
+        }
+    )
+    path.write_text(yaml.safe_dump(params))
+    return str(path)
+
+
+def pretrain_stage_args(inputs: Path, params: str, out: Path, metrics: Path) -> list[str]:
+    """stages/pretrain.py and its options (plots beside the metrics file, as .csv)."""
+    return [
+        str(REPO / "stages/pretrain.py"),
+        *("--params", params, "--tfrecords", str(inputs / "tf"), "--vocab", str(inputs / "vocab")),
+        *("--out", str(out), "--metrics", str(metrics), "--plots", str(metrics.with_suffix(".csv"))),
+    ]
+
+
+def free_ports(count: int) -> list[int]:
+    """Ports free on 127.0.0.1 right now (all bound at once, so they differ)."""
+    import socket
+
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports

@@ -12,12 +12,16 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-import yaml
 
 from vbert.continued_pretraining import PretrainJob, plot_rows, run_pretraining
 from vbert.pretraining_data import InstanceConfig
 
-from .helpers import REPO, tiny_pretraining_inputs
+from .helpers import REPO, pretrain_stage_args, tiny_pretrain_params, tiny_pretraining_inputs
+
+
+def pretrain_command(inputs, params: str, out) -> list[str]:
+    return [sys.executable, *pretrain_stage_args(inputs, params, out, out.parent / f"{out.name}.json")]
+
 
 pytestmark = pytest.mark.xdist_group("heavy")
 
@@ -71,50 +75,11 @@ def test_checkpoints_metrics_and_msl512_phase(inputs, tmp_path, caplog):
     assert final.read_bytes() != before and not (tmp_path / "pre" / "msl512").exists()
 
 
-def stage_params(path, out_params, jit_compile: bool):
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
-    params["pretrain"].update(
-        model="tiny",
-        init_checkpoint="scratch",
-        learning_rate=1e-3,
-        train_batch_size=8,
-        num_train_steps=40,
-        num_warmup_steps=4,
-        save_checkpoints_steps=2,
-        max_seq_length=32,
-        max_predictions_per_seq=5,
-        num_train_steps_msl512=0,
-        msl512_from_steps=[],
-        eval_batches=1,
-        eval_batch_size=8,
-        jit_compile=jit_compile,
-    )
-    out_params.write_text(yaml.safe_dump(params))
-    return str(out_params)
-
-
-def pretrain_command(inputs, params, out):
-    return [
-        sys.executable,
-        str(REPO / "stages/pretrain.py"),
-        "--params",
-        params,
-        "--tfrecords",
-        str(inputs / "tf"),
-        "--vocab",
-        str(inputs / "vocab"),
-        "--out",
-        str(out),
-        "--metrics",
-        str(out.parent / f"{out.name}.json"),
-        "--plots",
-        str(out.parent / f"{out.name}.csv"),
-    ]
-
-
 @pytest.mark.parametrize("jit_compile", [False, True], ids=["ops-deterministic", "xla"])
 def test_killed_run_resumes_to_the_same_checkpoints(inputs, tmp_path, jit_compile):
-    params = stage_params(tmp_path, tmp_path / "params.yaml", jit_compile)
+    params = tiny_pretrain_params(
+        tmp_path / "params.yaml", num_train_steps=40, num_warmup_steps=4, jit_compile=jit_compile
+    )
     env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2"}
     whole, killed = tmp_path / "whole", tmp_path / "killed"
     subprocess.run(pretrain_command(inputs, params, whole), check=True, env=env, capture_output=True, timeout=600)

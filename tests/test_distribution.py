@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 
 import pytest
-import yaml
 
-from .helpers import REPO, tiny_pretraining_inputs
+from .helpers import REPO, free_ports, pretrain_stage_args, tiny_pretrain_params, tiny_pretraining_inputs
 
 pytestmark = pytest.mark.xdist_group("heavy")
 
@@ -86,37 +84,6 @@ def inputs(tmp_path_factory):
     return tiny_pretraining_inputs(tmp_path_factory.mktemp("dist"), documents=30, phases=phases)
 
 
-def stage_params(path, **overrides) -> str:
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
-    params["pretrain"].update(
-        model="tiny",
-        init_checkpoint="scratch",
-        learning_rate=1e-3,
-        train_batch_size=8,
-        num_train_steps=6,
-        num_warmup_steps=1,
-        save_checkpoints_steps=2,
-        max_seq_length=32,
-        max_predictions_per_seq=5,
-        num_train_steps_msl512=0,
-        msl512_from_steps=[],
-        eval_batches=1,
-        eval_batch_size=8,
-        jit_compile=False,
-        **overrides,
-    )
-    path.write_text(yaml.safe_dump(params))
-    return str(path)
-
-
-def pretrain_args(inputs, params: str, out, metrics) -> list[str]:
-    return [
-        str(REPO / "stages/pretrain.py"),
-        *("--params", params, "--tfrecords", str(inputs / "tf"), "--vocab", str(inputs / "vocab")),
-        *("--out", str(out), "--metrics", str(metrics), "--plots", str(metrics.with_suffix(".csv"))),
-    ]
-
-
 def assert_trained(out, metrics_file) -> None:
     assert sorted(p.name for p in (out / "msl32").iterdir()) == [f"step-{s:06d}" for s in (0, 2, 4, 6)]
     metrics = json.loads(metrics_file.read_text())
@@ -125,25 +92,15 @@ def assert_trained(out, metrics_file) -> None:
 
 
 def test_pretrain_stage_with_mirrored_strategy(inputs, tmp_path):
-    params = stage_params(tmp_path / "params.yaml", strategy="mirrored", cpu_devices=2)
-    done = python(pretrain_args(inputs, params, tmp_path / "out", tmp_path / "m.json"), timeout=600)
+    params = tiny_pretrain_params(tmp_path / "params.yaml", strategy="mirrored", cpu_devices=2)
+    done = python(pretrain_stage_args(inputs, params, tmp_path / "out", tmp_path / "m.json"), timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "strategy mirrored: 2 replica(s)" in done.stderr
     assert_trained(tmp_path / "out", tmp_path / "m.json")
 
 
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
 def test_pretrain_stage_with_two_workers_on_localhost(inputs, tmp_path):
-    params = stage_params(tmp_path / "params.yaml", strategy="multi-worker")
+    params = tiny_pretrain_params(tmp_path / "params.yaml", strategy="multi-worker")
     cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(2)]}
     workers = []
     for index in range(2):
@@ -153,7 +110,7 @@ def test_pretrain_stage_with_two_workers_on_localhost(inputs, tmp_path):
             "TF_CPP_MIN_LOG_LEVEL": "2",
             "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}),
         }
-        args = pretrain_args(inputs, params, tmp_path / "out", tmp_path / f"worker{index}.json")
+        args = pretrain_stage_args(inputs, params, tmp_path / "out", tmp_path / f"worker{index}.json")
         log = (tmp_path / f"worker{index}.log").open("w")
         workers.append(subprocess.Popen([sys.executable, *args], env=env, stdout=log, stderr=subprocess.STDOUT))
     try:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -19,16 +18,10 @@ import pytest
 from vbert.export import freeze, random_inputs
 from vbert.openvino_ir import IRJob, build_ir
 
-from .helpers import REPO, tiny_finetuned, write_lines
+from .helpers import REPO, free_ports, tiny_finetuned, write_lines
 
 pytestmark = pytest.mark.xdist_group("heavy")
 LABELS = ["games", "science", "utils"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def call(url: str, body: bytes | dict | None = None, timeout: float = 60) -> tuple[int, dict | str]:
@@ -47,7 +40,7 @@ def call(url: str, body: bytes | dict | None = None, timeout: float = 60) -> tup
 
 
 def start_server(backend: str, model_dir, *extra: str) -> tuple[subprocess.Popen, str]:
-    port = free_port()
+    (port,) = free_ports(1)
     env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2"}
     args = ["--backend", backend, "--model-dir", str(model_dir), "--port", str(port), *extra]
     process = subprocess.Popen(

@@ -27,6 +27,7 @@ from vbert.modeling import BertConfig
 log = logging.getLogger(__name__)
 
 INPUT_NAMES = ("input_ids", "input_mask", "segment_ids")
+OUTPUT_NAMES = ("probabilities", "logits")
 SERVING_CONFIG = "serving.json"
 
 

@@ -115,6 +115,7 @@ def _prepare(job: FinetuneJob) -> None:
     index = {label: i for i, label in enumerate(labels)}
     _state.update(
         job=job,
+        task_digest=digest(job.task_dir),
         labels=labels,
         config=BertConfig(**json.loads((job.pretrain_dir / "bert_config.json").read_text())),
         data={
@@ -146,7 +147,7 @@ def finetune_cell(cell: Cell) -> list[dict]:
     settings = {
         **job_settings(job, leave_out=("pretrain_dir", "task_dir", "out_dir", "jobs")),
         "checkpoint": digest(cell.checkpoint / "variables.npz"),
-        "task": digest(job.task_dir),
+        "task": _state["task_digest"],
     }
     if (out / "done.json").exists() and same_settings(out, settings):
         return json.loads((out / "done.json").read_text())

@@ -21,8 +21,10 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from vbert.serving.backends import OUTPUTS, LoadedModel
-from vbert.serving.batching import INPUT_NAMES, QueueFull
+from vbert.export import INPUT_NAMES
+from vbert.export import OUTPUT_NAMES as OUTPUTS
+from vbert.serving.backends import LoadedModel
+from vbert.serving.batching import QueueFull
 from vbert.serving.versions import ModelVersions, Served
 from vbert.tokenization import FullTokenizer
 

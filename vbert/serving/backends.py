@@ -16,10 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from vbert.errors import InputError
+from vbert.export import OUTPUT_NAMES as OUTPUTS
 from vbert.export import SERVING_CONFIG, ServingConfig
 from vbert.tokenization import Vocab, load_vocab
-
-OUTPUTS = ("probabilities", "logits")
 
 
 @dataclass

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-INPUT_NAMES = ("input_ids", "input_mask", "segment_ids")
+from vbert.export import INPUT_NAMES
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ import urllib.request
 
 import numpy as np
 
-OUTPUTS = ("probabilities", "logits")
+from vbert.export import OUTPUT_NAMES as OUTPUTS
 
 
 class ServerError(Exception):
