@@ -10,7 +10,7 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 export PYTHONHASHSEED := 0
 SHARED ?= ../shared/data
 
-.PHONY: setup demo test lint serve-openvino serve-tf bench-tfrecords bench-models data-full push plots clean
+.PHONY: setup demo test lint serve-openvino serve-tf bench bench-tfrecords bench-models data-full push plots clean
 
 setup: $(STAMP)  ## create .venv with the pinned dependencies (idempotent)
 
@@ -39,6 +39,11 @@ serve-openvino: setup  ## serve the demo's model (OpenVINO IR) on http://127.0.0
 
 serve-tf: setup  ## the same model as a TF SavedModel in process, same API
 	$(BIN)/python -m vbert.serving --backend tensorflow --model-dir models/serving/vbert --port 8501
+
+bench: setup  ## the bench stage: Table 3 for BERT-base (random weights) and the demo's model, ~30 min here
+	$(BIN)/dvc repro bench
+	@sed -n '/^## Targets/,/^Times/p' reports/bench.md | head -n -1
+	@echo "the whole report: reports/bench.md; the numbers: metrics/bench.json, reports/bench.json"
 
 bench-tfrecords: setup  ## throughput and peak memory against Google's create_pretraining_data.py
 	$(BIN)/python benchmarks/tfrecords_vs_google.py --megabytes 16 --out benchmarks/results/tfrecords.json

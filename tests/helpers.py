@@ -111,6 +111,27 @@ def tiny_finetuned(root: Path, labels: list[str], max_seq_length: int = 32, seed
     return root
 
 
+def tiny_task(root: Path, labels: list[str], rows: int = 20) -> Path:
+    """train/eval/test.tsv with the first `rows` examples of each sample split whose label is in `labels`."""
+    for split in ("train", "eval", "test"):
+        lines = (REPO / f"data/sample/pkg_section/{split}.tsv").read_text().splitlines()
+        kept = [line for line in lines[1:] if line.split("\t")[0] in labels][:rows]
+        write_lines(root / f"{split}.tsv", [lines[0], *kept])
+    return root
+
+
+def tiny_pipeline_models(root: Path, labels: list[str], precision: str = "fp32") -> Path:
+    """What the freeze and ir stages write for a tiny random classifier: `root/best` (finetune), `root/task`,
+    `root/serving/vbert/1` (SavedModel) and `root/ir` (IR variants, `root/ir/vbert/1`)."""
+    from vbert.export import freeze
+    from vbert.openvino_ir import IRJob, build_ir
+
+    freeze(tiny_finetuned(root / "best", labels, max_seq_length=32), root / "serving", "vbert", 1)
+    task = tiny_task(root / "task", labels)
+    build_ir(IRJob(root / "serving" / "vbert", task, root / "ir", precision=precision, timing_repeats=1))
+    return root
+
+
 def tiny_pretrain_params(path: Path, **overrides) -> str:
     """params.yaml with a pretrain section for the tiny model on `tiny_pretraining_inputs` (MSL 32), written to
     `path`; returns its name."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import numpy as np
+import pytest
 
 from vbert.serving.batching import Batcher, BatchingParameters, QueueFull, pad_rows, padded_length
 
@@ -27,7 +28,12 @@ def test_pad_rows_stacks_and_zero_pads():
     assert batch["input_mask"].tolist() == [[1, 1, 1, 0], [1, 1, 0, 0], [1, 1, 0, 0]]
 
 
-def test_concurrent_requests_become_one_inference_and_get_their_own_rows_back():
+@pytest.mark.parametrize(
+    ("split_by_bucket", "inferences"),
+    [(False, [(4, 32)]), (True, [(3, 16), (1, 32)])],
+    ids=["padded-to-the-longest", "one-inference-per-bucket"],
+)
+def test_concurrent_requests_are_merged_and_get_their_own_rows_back(split_by_bucket, inferences):
     calls = []
 
     def predict(batch):  # row sums identify the rows; a real model is tested in test_serving.py
@@ -36,7 +42,11 @@ def test_concurrent_requests_become_one_inference_and_get_their_own_rows_back():
         return {"probabilities": sums, "logits": -sums}
 
     async def scenario():
-        batcher = Batcher(predict, BatchingParameters(max_batch_size=4, batch_timeout_micros=200_000), 64)
+        batcher = Batcher(
+            predict,
+            BatchingParameters(max_batch_size=4, batch_timeout_micros=200_000, split_by_bucket=split_by_bucket),
+            64,
+        )
         batcher.start()
         results = await asyncio.gather(
             batcher.submit(request([[1, 2]])),
@@ -47,7 +57,8 @@ def test_concurrent_requests_become_one_inference_and_get_their_own_rows_back():
         return results
 
     first, second, third = asyncio.run(scenario())
-    assert calls == [(4, 32)]  # 1 + 2 + 1 rows in one inference, padded to 17 rounded up to 16s
+    # 1 + 2 + 1 rows: lengths 2, 3 and 17 pad to 16, 16 and 32 (multiples of 16)
+    assert calls == inferences
     assert first["probabilities"].tolist() == [[3.0]]
     assert second["probabilities"].tolist() == [[60.0], [40.0]]
     assert third["logits"].tolist() == [[-85.0]]

@@ -15,6 +15,9 @@ tfrecords:
   masked_lm_prob: 1.5
   dupe_factor: ten
   msl512: yes please
+  batch_sizes: [1, 0]
+  models: [bert-base, gpt]
+  seconds: -1
 """
 
 
@@ -44,3 +47,15 @@ def test_missing_key_and_section(section, tmp_path):
         section["random_seed"]
     with pytest.raises(InputError, match="no section 'vocab:'"):
         load_section("vocab", tmp_path / "params.yaml")
+
+
+def test_lists_of_integers_and_names(section):
+    with pytest.raises(
+        InputError, match=r"params.yaml:8: tfrecords.batch_sizes = \[1, 0\]: every entry must be an integer >= 1"
+    ):
+        section.integers("batch_sizes")
+    assert section.integers("batch_sizes", low=0) == (1, 0)
+    with pytest.raises(InputError, match=r"params.yaml:9: .*unknown gpt; choose from bert-base, tiny"):
+        section.choices("models", ("bert-base", "tiny"))
+    with pytest.raises(InputError, match=r"params.yaml:10: tfrecords.seconds = -1: must be a number >= 1"):
+        section.number("seconds", 1)

@@ -15,10 +15,9 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from vbert.export import freeze, random_inputs
-from vbert.openvino_ir import IRJob, build_ir
+from vbert.export import random_inputs
 
-from .helpers import REPO, free_ports, tiny_finetuned, write_lines
+from .helpers import REPO, free_ports, tiny_pipeline_models
 
 pytestmark = pytest.mark.xdist_group("heavy")
 LABELS = ["games", "science", "utils"]
@@ -67,14 +66,7 @@ def start_server(backend: str, model_dir, *extra: str) -> tuple[subprocess.Popen
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
-    root = tmp_path_factory.mktemp("serving")
-    freeze(tiny_finetuned(root / "best", LABELS, max_seq_length=32), root / "serving", "vbert", 1)
-    for split in ("train", "eval", "test"):
-        lines = (REPO / f"data/sample/pkg_section/{split}.tsv").read_text().splitlines()
-        kept = [line for line in lines[1:] if line.split("\t")[0] in LABELS][:20]
-        write_lines(root / "task" / f"{split}.tsv", [lines[0], *kept])
-    build_ir(IRJob(root / "serving" / "vbert", root / "task", root / "ir", precision="fp32", timing_repeats=1))
-    return root
+    return tiny_pipeline_models(tmp_path_factory.mktemp("serving"), LABELS)
 
 
 @pytest.fixture(scope="module")

@@ -66,6 +66,31 @@ class Section:
             raise self.error(key, f"must be in [{low}, {high if high is not None else '∞'}]")
         return value
 
+    def integers(self, key: str, low: int = 1) -> tuple[int, ...]:
+        """A non-empty list of integers, each at least `low`."""
+        value = self[key]
+        if not isinstance(value, list) or not value:
+            raise self.error(key, "must be a non-empty list of integers")
+        if any(isinstance(v, bool) or not isinstance(v, int) or v < low for v in value):
+            raise self.error(key, f"every entry must be an integer >= {low}")
+        return tuple(value)
+
+    def choices(self, key: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
+        """A non-empty list of names from `allowed`, without repeats."""
+        value = self[key]
+        if not isinstance(value, list) or not value or len(set(map(str, value))) != len(value):
+            raise self.error(key, f"must be a non-empty list of distinct names from {', '.join(allowed)}")
+        unknown = [v for v in value if v not in allowed]
+        if unknown:
+            raise self.error(key, f"unknown {', '.join(map(str, unknown))}; choose from {', '.join(allowed)}")
+        return tuple(value)
+
+    def number(self, key: str, low: float = 0.0) -> float:
+        value = self[key]
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < low:
+            raise self.error(key, f"must be a number >= {low:g}")
+        return float(value)
+
     def probability(self, key: str, *, open_low: bool = False, open_high: bool = False) -> float:
         value = self[key]
         if isinstance(value, bool) or not isinstance(value, int | float):

@@ -31,6 +31,12 @@ log = logging.getLogger("vbert.serving")
 @click.option("--batch-timeout-micros", default=2000, show_default=True)
 @click.option("--max-enqueued-batches", default=16, show_default=True)
 @click.option("--enable-batching/--disable-batching", default=True, show_default=True)
+@click.option(
+    "--split-by-bucket/--pad-to-longest",
+    default=True,
+    show_default=True,
+    help="a merged batch runs one inference per length bucket, or all rows padded to the longest",
+)
 @click.option("--threads", default=0, show_default=True, help="inference threads (0 = OpenVINO's choice)")
 @click.option("--poll-seconds", default=1.0, show_default=True, help="how often to look for new versions (0 = never)")
 def main(
@@ -44,6 +50,7 @@ def main(
     batch_timeout_micros,
     max_enqueued_batches,
     enable_batching,
+    split_by_bucket,
     threads,
     poll_seconds,
 ) -> None:
@@ -53,7 +60,13 @@ def main(
     from vbert.serving.versions import ModelVersions
 
     setup_logging()
-    batching = BatchingParameters(max_batch_size, batch_timeout_micros, max_enqueued_batches, enabled=enable_batching)
+    batching = BatchingParameters(
+        max_batch_size,
+        batch_timeout_micros,
+        max_enqueued_batches,
+        enabled=enable_batching,
+        split_by_bucket=split_by_bucket,
+    )
     versions = ModelVersions(backend, model_dir, batching, threads, poll_seconds, tfserving_url=tfserving_url)
     model = versions.load_latest_now()
     log.info(

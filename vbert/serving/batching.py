@@ -2,9 +2,11 @@
 
 Parameters keep TF-Serving's names (batching_parameters_file): `max_batch_size` (rows per inference),
 `batch_timeout_micros` (how long the first request of a batch waits for company), `max_enqueued_batches` (queue
-bound, in batches; beyond it requests are refused). A merged batch is padded to its longest sequence rounded up to
-a multiple of `bucket` (never beyond the model's max_seq_length), not to 512. One inference runs at a time, in a
-worker thread, so the event loop keeps accepting requests.
+bound, in batches; beyond it requests are refused). Rows are padded to their length rounded up to a multiple of
+`bucket` (never beyond the model's max_seq_length), not to 512; with `split_by_bucket` a merged batch runs as one
+inference per bucket, so that short texts are not padded to the length of a long one that came with them (on a
+CPU, cost grows with padded tokens, and batching beyond a few rows gains little). One inference runs at a time, in
+a worker thread, so the event loop keeps accepting requests.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ class BatchingParameters:
     max_enqueued_batches: int = 16
     bucket: int = 16
     enabled: bool = True
+    split_by_bucket: bool = True
 
 
 class QueueFull(Exception):
@@ -101,7 +104,7 @@ class Batcher:
         """The model's outputs for `inputs` ([rows, seq]; seq at most max_seq_length)."""
         if not self.parameters.enabled:
             async with self.lock:  # one inference at a time, no merging
-                return await self._infer([inputs])
+                return (await self._infer([inputs]))[0]
         rows = len(inputs["input_ids"])
         capacity = self.parameters.max_enqueued_batches * self.parameters.max_batch_size
         if self.queued_rows + rows > capacity:
@@ -111,14 +114,33 @@ class Batcher:
         await self.queue.put(pending)
         return await pending.future
 
-    async def _infer(self, requests: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    async def _infer(self, requests: list[dict[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
+        """Each request's outputs, in order."""
+        return await asyncio.to_thread(self._infer_now, requests)
+
+    def _groups(self, requests: list[dict[str, np.ndarray]]) -> dict[int, list[int]]:
+        """Padded length -> the requests padded to it (all to the longest unless `split_by_bucket`)."""
         lengths = [int(r["input_ids"].shape[1]) for r in requests]
-        length = padded_length(lengths, self.parameters.bucket, self.max_seq_length)
-        batch = pad_rows(requests, length)
-        started = time.perf_counter()
-        outputs = await asyncio.to_thread(self.predict, batch)
-        self.on_batch(len(batch["input_ids"]), length, time.perf_counter() - started)
-        return outputs
+        if not self.parameters.split_by_bucket:
+            return {padded_length(lengths, self.parameters.bucket, self.max_seq_length): list(range(len(requests)))}
+        groups: dict[int, list[int]] = {}
+        for index, length in enumerate(lengths):
+            groups.setdefault(padded_length([length], self.parameters.bucket, self.max_seq_length), []).append(index)
+        return dict(sorted(groups.items()))
+
+    def _infer_now(self, requests: list[dict[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
+        results: list[dict[str, np.ndarray]] = [{} for _ in requests]
+        for length, indices in self._groups(requests).items():
+            batch = pad_rows([requests[i] for i in indices], length)
+            started = time.perf_counter()
+            outputs = self.predict(batch)
+            self.on_batch(len(batch["input_ids"]), length, time.perf_counter() - started)
+            start = 0
+            for i in indices:
+                rows = len(requests[i]["input_ids"])
+                results[i] = {k: v[start : start + rows] for k, v in outputs.items()}
+                start += rows
+        return results
 
     async def _collect(self) -> list[_Pending]:
         """The next batch: the request carried over (or the next queued), then whatever arrives before the
@@ -148,7 +170,7 @@ class Batcher:
             self.busy = True
             self.queued_rows -= sum(p.rows for p in group)
             try:
-                outputs = await self._infer([p.inputs for p in group])
+                results = await self._infer([p.inputs for p in group])
             except Exception as error:  # the model failed: every request of the batch hears why
                 for p in group:
                     if not p.future.done():
@@ -156,8 +178,6 @@ class Batcher:
                 continue
             finally:
                 self.busy = False
-            start = 0
-            for p in group:
+            for p, outputs in zip(group, results, strict=True):
                 if not p.future.done():
-                    p.future.set_result({k: v[start : start + p.rows] for k, v in outputs.items()})
-                start += p.rows
+                    p.future.set_result(outputs)

@@ -23,7 +23,7 @@ def bert_classifier_flops(config: BertConfig, seq_len: int, num_labels: int) -> 
 
 
 def matmul_ceiling_gflops(size: int = 2048, repeats: int = 5) -> float:
-    """The best float32 matrix-multiply rate numpy's BLAS reaches here (GFLOP/s): this run's compute ceiling."""
+    """The best float32 matrix-multiply rate numpy's BLAS reaches here (GFLOP/s)."""
     rng = np.random.default_rng(0)
     a = rng.standard_normal((size, size), dtype=np.float32)
     b = rng.standard_normal((size, size), dtype=np.float32)
@@ -34,6 +34,52 @@ def matmul_ceiling_gflops(size: int = 2048, repeats: int = 5) -> float:
         a @ b
         best = min(best, time.perf_counter() - started)
     return 2 * size**3 / best / 1e9
+
+
+def openvino_matmul_gflops(precision: str, size: int = 2048, repeats: int = 5) -> float:
+    """The best rate of one [size, size] x [size, size] MatMul (constant weights, as in BERT) that OpenVINO's CPU
+    plugin reaches when computing in `precision` (`f32` or `bf16`), GFLOP/s."""
+    import openvino as ov
+    import openvino.opset13 as ops
+
+    rng = np.random.default_rng(0)
+    x = ops.parameter([size, size], np.float32)
+    weights = ops.constant(rng.standard_normal((size, size), dtype=np.float32))
+    model = ov.Model([ops.matmul(x, weights, False, False)], [x])
+    compiled = ov.Core().compile_model(
+        model, "CPU", {"INFERENCE_PRECISION_HINT": precision, "PERFORMANCE_HINT": "LATENCY"}
+    )
+    data = rng.standard_normal((size, size), dtype=np.float32)
+    compiled(data)
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        compiled(data)
+        best = min(best, time.perf_counter() - started)
+    return 2 * size**3 / best / 1e9
+
+
+def ceilings_gflops() -> dict[str, float]:
+    """This run's compute ceilings: `fp32` the better of numpy's BLAS and OpenVINO's f32 MatMul; `bf16` OpenVINO's
+    bf16 MatMul (on CPUs without bf16 units OpenVINO computes it in f32, and the two ceilings agree)."""
+    fp32 = max(matmul_ceiling_gflops(), openvino_matmul_gflops("f32"))
+    return {"fp32": round(fp32, 1), "bf16": round(max(fp32, openvino_matmul_gflops("bf16")), 1)}
+
+
+def cpu_seconds(before, after) -> tuple[float, float]:
+    """(busy, total) CPU seconds of all CPUs between two `psutil.cpu_times()` readings. The kernel counts in ticks
+    (10 ms), so sum many short intervals before dividing."""
+    total = sum(after) - sum(before)  # Linux counts guest time inside user time as well
+    total -= sum(getattr(after, f, 0.0) - getattr(before, f, 0.0) for f in ("guest", "guest_nice"))
+    idle = (after.idle + getattr(after, "iowait", 0.0)) - (before.idle + getattr(before, "iowait", 0.0))
+    return max(0.0, total - idle), max(0.0, total)
+
+
+def resident_bytes(pid: int) -> int:
+    """Resident memory of a process (bytes)."""
+    import psutil
+
+    return psutil.Process(pid).memory_info().rss
 
 
 @dataclass(frozen=True)
@@ -49,6 +95,10 @@ class TimingSummary:
 
     def as_dict(self) -> dict:
         return {k: round(v, 6) if isinstance(v, float) else v for k, v in self.__dict__.items()}
+
+
+def percentile_ms(seconds: list[float], q: float) -> float:
+    return round(1000 * float(np.percentile(seconds, q)), 3) if seconds else 0.0
 
 
 def summarise(seconds: list[float], batch_size: int) -> TimingSummary:

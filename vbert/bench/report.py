@@ -1,0 +1,243 @@
+"""What the bench writes: the targets, a markdown report in the layout of the paper's Table 3, a metrics JSON for
+`dvc metrics diff`, and plot tables for `dvc plots`."""
+
+from __future__ import annotations
+
+PAPER_BEST_SPEEDUP = 17.6  # the paper's Table 3: the best serving framework over estimator.predict()
+CEILING_SHARE = 85.0  # percent of the matrix-multiply ceiling, BERT-base, the largest request batch
+HTTP_OVERHEAD = {"largest": 5.0, "smallest": 15.0}  # percent, end-to-end over HTTP vs feed-forward in process
+SERVED_OVER_PAPER = 2.0
+SOAK_MEMORY_GROWTH = 10.0  # percent
+
+
+def target_model(results: dict) -> str:
+    return "bert-base" if "bert-base" in results["models"] else next(iter(results["models"]))
+
+
+def _cell(cells: list[dict], backend: str, precision: str, batch: int) -> dict:
+    return next(c for c in cells if (c["backend"], c["precision"], c["batch"]) == (backend, precision, batch))
+
+
+def _target(value: float, goal: str, met: bool, detail: str) -> dict:
+    return {"value": round(value, 2), "target": goal, "met": bool(met), "detail": detail}
+
+
+def targets(results: dict) -> dict[str, dict]:
+    """The issue's targets, each from numbers of this one run."""
+    name = target_model(results)
+    model = results["models"][name]
+    cells, precision = model["table3"]["fixed"], model["server_precision"]
+    batches = sorted({c["batch"] for c in cells})
+    out: dict[str, dict] = {}
+    in_process = [c for c in cells if c["batch"] == batches[-1] and c["backend"] in ("tensorflow", "openvino")]
+    best = min(in_process, key=lambda c: c["feed_forward"]["trimmed_mean"])
+    out["ceiling_share_percent"] = _target(
+        best["ceiling_percent"],
+        f">= {CEILING_SHARE:g}",
+        best["ceiling_percent"] >= CEILING_SHARE,
+        f"{name}, batch {batches[-1]}: fastest in process is {best['backend']}-{best['precision']} at "
+        f"{best['gflops']} GFLOP/s against the {'bf16' if best['precision'] == 'bf16' else 'fp32'} ceiling",
+    )
+    for which, batch in (("largest", batches[-1]), ("smallest", batches[0])):
+        http = _cell(cells, "http", precision, batch)["end_to_end"]["trimmed_mean"]
+        feed_forward = _cell(cells, "openvino", precision, batch)["feed_forward"]["trimmed_mean"]
+        overhead = 100 * (http / feed_forward - 1)
+        out[f"http_overhead_percent_batch_{batch}"] = _target(
+            overhead,
+            f"<= {HTTP_OVERHEAD[which]:g}",
+            overhead <= HTTP_OVERHEAD[which],
+            f"{name}: HTTP end-to-end {http:.4f} s vs openvino-{precision} feed-forward {feed_forward:.4f} s",
+        )
+    real = model["real_texts"]
+    paper, served = real["paper_way_fp32"], real[f"served_{precision}"]
+    ratio = served["sequences_per_second"] / paper["sequences_per_second"]
+    fp32_ratio = real["served_fp32"]["sequences_per_second"] / paper["sequences_per_second"]
+    out["served_over_paper_way"] = _target(
+        ratio,
+        f">= {SERVED_OVER_PAPER:g}",
+        ratio >= SERVED_OVER_PAPER,
+        f"{name}, real texts: served ({precision}, 16 clients) {served['sequences_per_second']:.2f} seq/s vs the "
+        f"paper's way (fp32, padded, one at a time) {paper['sequences_per_second']:.2f} seq/s; "
+        f"served in fp32 alone: {fp32_ratio:.2f}x",
+    )
+    if not any(c["backend"] == "naive" for c in cells):
+        return out | {"soak": soak_target(name, model["soak"])}
+    naive = _cell(cells, "naive", "fp32", batches[0])["end_to_end"]["trimmed_mean"]
+    http = _cell(cells, "http", precision, batches[0])["end_to_end"]["trimmed_mean"]
+    out["speedup_over_naive_batch_1"] = _target(
+        naive / http,
+        f">= {PAPER_BEST_SPEEDUP}",
+        naive / http >= PAPER_BEST_SPEEDUP,
+        f"{name}, batch {batches[0]}, end to end: naive {naive:.3f} s vs our server over HTTP {http:.4f} s",
+    )
+    out["soak"] = soak_target(name, model["soak"])
+    return out
+
+
+def soak_target(name: str, soak: dict) -> dict:
+    return _target(
+        soak["rss_growth_percent"],
+        f"0 errors, memory growth <= {SOAK_MEMORY_GROWTH:g}%",
+        soak["errors"] == 0 and soak["warm_up_errors"] == 0 and abs(soak["rss_growth_percent"]) <= SOAK_MEMORY_GROWTH,
+        f"{name}: {soak['requests']} requests from {soak['clients']} clients in {soak['seconds']:.0f} s, "
+        f"{soak['errors']} errors; {soak['rss_after_warm_up_mb']} MB after warm-up, {soak['rss_at_end_mb']} MB at end",
+    )
+
+
+def metrics(results: dict, goals: dict[str, dict]) -> dict:
+    """A flat-ish view for `dvc metrics diff`: targets, then per model the trimmed means (ms) and rates."""
+    out: dict = {"ceilings_gflops": results["ceilings_gflops"], "targets": goals, "models": {}}
+    for name, model in results["models"].items():
+        table = {}
+        for text_set, cells in model["table3"].items():
+            for c in cells:
+                key = f"{text_set}.{c['backend']}-{c['precision']}.batch_{c['batch']}"
+                table[key] = {
+                    "end_to_end_ms": round(1000 * c["end_to_end"]["trimmed_mean"], 2),
+                    "feed_forward_ms": round(1000 * c["feed_forward"]["trimmed_mean"], 2)
+                    if c["feed_forward"]
+                    else None,
+                    "speedup_end_to_end": c.get("speedup_end_to_end"),
+                    "gflops": c["gflops"],
+                    "cpu_percent": c["cpu_percent"],
+                }
+        load = {
+            f"batching_{'on' if r['batching'] else 'off'}.clients_{r['clients']}": {
+                k: r[k] for k in ("sequences_per_second", "p50_ms", "p99_ms", "errors")
+            }
+            for r in model["load"]
+        }
+        real = {way: r["sequences_per_second"] for way, r in model["real_texts"].items()}
+        out["models"][name] = {"table3": table, "load": load, "real_texts_sequences_per_second": real}
+    return out
+
+
+def plot_rows(results: dict) -> tuple[list[dict], list[dict]]:
+    """(Table 3 rows: per-sample time by request batch; load rows: sequences/s by clients)."""
+    cells, load = [], []
+    for name, model in results["models"].items():
+        for text_set, table in model["table3"].items():
+            for c in table:
+                cells.append(
+                    {
+                        "series": f"{name} {text_set} {c['backend']}-{c['precision']}",
+                        "batch": c["batch"],
+                        "end_to_end_ms_per_sequence": round(1000 * c["end_to_end"]["per_sample"], 3),
+                        "feed_forward_ms_per_sequence": round(1000 * c["feed_forward"]["per_sample"], 3)
+                        if c["feed_forward"]
+                        else "",
+                        "cpu_percent": c["cpu_percent"],
+                    }
+                )
+        for r in model["load"]:
+            load.append(
+                {
+                    "series": f"{name} batching {'on' if r['batching'] else 'off'}",
+                    "clients": r["clients"],
+                    "sequences_per_second": r["sequences_per_second"],
+                    "p99_ms": r["p99_ms"],
+                }
+            )
+    return cells, load
+
+
+def _s(value: float) -> str:
+    return f"{value:.4g}"
+
+
+def table3_markdown(cells: list[dict]) -> list[str]:
+    head = (
+        "| backend | batch | FF min | FF max | FF avg | FF var | FF /seq | E2E min | E2E max | E2E avg | E2E var "
+        "| E2E /seq | speedup FF | speedup E2E | CPU % (peak) | GFLOP/s | % ceiling |"
+    )
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for c in cells:
+        ff, e2e = c["feed_forward"], c["end_to_end"]
+        ff_cols = [_s(ff[k]) for k in ("min", "max", "trimmed_mean", "variance", "per_sample")] if ff else ["—"] * 5
+        e2e_cols = [_s(e2e[k]) for k in ("min", "max", "trimmed_mean", "variance", "per_sample")]
+        speedups = [str(c.get(f"speedup_{k}", "—")) for k in ("feed_forward", "end_to_end")]
+        cpu = f"{c['cpu_percent'] if c['cpu_percent'] is not None else '—'} ({c['cpu_peak_percent'] or '—'})"
+        row = [f"{c['backend']}-{c['precision']}", str(c["batch"]), *ff_cols, *e2e_cols, *speedups, cpu]
+        row += [str(c["gflops"]), str(c["ceiling_percent"])]
+        lines.append("| " + " | ".join(row) + " |")
+    return lines
+
+
+def markdown(results: dict, goals: dict[str, dict]) -> str:
+    m = results["machine"]
+    lines = [
+        "# vbert bench: the paper's Table 3 on this machine",
+        "",
+        f"Machine: {m['cpu']}, {m['cpus']} CPUs, {m['memory_gb']} GiB; ISA: {', '.join(m['isa'])}; "
+        f"OpenVINO {m['openvino']}, TensorFlow {m['tensorflow']}.",
+        f"Matrix-multiply ceiling measured in this run (GFLOP/s): {results['ceilings_gflops']} at the start, "
+        f"{results.get('ceilings_gflops_at_end', '—')} at the end.",
+        "",
+        "## Targets",
+        "",
+        "| target | value | goal | met | how |",
+        "|---|---|---|---|---|",
+    ]
+    for key, t in goals.items():
+        lines.append(f"| {key} | {t['value']} | {t['target']} | {'yes' if t['met'] else '**no**'} | {t['detail']} |")
+    lines += [
+        "",
+        "Times are seconds per request (min, max, average without the fastest and slowest request, variance) and per",
+        "sequence. FF = feed-forward (the model call on token ids; for `naive` it includes loading the SavedModel, as",
+        "estimator.predict() did). E2E = end to end: texts in, labels out (tokenisation, padding, JSON and HTTP where",
+        "there is a server). Speedups are over `naive` at the same batch. CPU % is the whole machine's busy share",
+        "during the requests (the server process included). GFLOP/s counts matrix products (FF time, or E2E where",
+        "there is no FF) against the fp32 ceiling, or the bf16 one for bf16.",
+    ]
+    for name, model in results["models"].items():
+        weights = "random weights: speed only" if model["random_weights"] else "the pipeline's fine-tuned model"
+        cfg = model["config"]
+        lines += [
+            "",
+            f"## {name} ({cfg['num_hidden_layers']} layers, hidden {cfg['hidden_size']}; {weights})",
+            "",
+            f"max_seq_length {model['max_seq_length']}, {model['flops_per_sequence_at_max_seq_length'] / 1e9:.2f} "
+            f"GFLOP per sequence at that length; the server computes in {model['server_precision']}; "
+            f"measured in {model['minutes']} min.",
+        ]
+        for text_set, cells in model["table3"].items():
+            what = (
+                f"every text fills max_seq_length ({model['max_seq_length']}), as in the paper"
+                if text_set == "fixed"
+                else "the task's test texts, each request padded to its longest"
+            )
+            lines += ["", f"### Table 3, {text_set} length: {what}", "", *table3_markdown(cells)]
+        lines += [
+            "",
+            "### Under load: one text per request, clients back to back",
+            "",
+            "| batching | clients | requests | seq/s | p50 ms | p95 ms | p99 ms | errors | CPU % |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for r in model["load"]:
+            lines.append(
+                f"| {'on' if r['batching'] else 'off'} | {r['clients']} | {r['requests']} | "
+                f"{r['sequences_per_second']:.2f} | {r['p50_ms']} | {r['p95_ms']} | {r['p99_ms']} | {r['errors']} | "
+                f"{r['cpu_percent']:.0f} |"
+            )
+        lines += [
+            "",
+            "### Real texts: the paper's way against the served path",
+            "",
+            "The paper's way: one client, one request at a time, every text padded to max_seq_length, no server",
+            "batching.",
+            "The served path: 16 clients sending raw texts; the server pads each length bucket to itself and batches.",
+            "",
+            "| way | seq/s | p50 ms | p99 ms | errors |",
+            "|---|---|---|---|---|",
+        ]
+        for way, r in model["real_texts"].items():
+            lines.append(f"| {way} | {r['sequences_per_second']:.2f} | {r['p50_ms']} | {r['p99_ms']} | {r['errors']} |")
+        s = model["soak"]
+        lines += [
+            "",
+            f"Soak: {s['clients']} clients for {s['seconds']:.0f} s: {s['requests']} requests, {s['errors']} errors; "
+            f"server memory {s['rss_after_warm_up_mb']} MB after warm-up, {s['rss_at_end_mb']} MB at the end "
+            f"({s['rss_growth_percent']:+.2f}%).",
+        ]
+    return "\n".join(lines) + "\n"

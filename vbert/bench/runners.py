@@ -1,0 +1,126 @@
+"""One request of raw texts through one backend, timed two ways (the paper's Table 3 columns):
+
+- feed-forward: the model call alone, on token ids already made;
+- end-to-end: texts in, labels out: tokenisation, padding, (JSON and HTTP), the model, argmax.
+
+The naive baseline plays the role of the paper's `estimator.predict()`: every request loads the SavedModel again
+before predicting, so its feed-forward time includes the load. Over HTTP the client sees only end-to-end time.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from vbert.serving.app import encode_texts
+from vbert.tokenization import FullTokenizer
+
+Features = dict[str, np.ndarray]
+
+
+@dataclass
+class Encoder:
+    """Texts -> [CLS] text [SEP] ids, cut to `max_seq_length`, padded to the longest (or to `pad_to`)."""
+
+    tokenizer: FullTokenizer
+    max_seq_length: int
+    pad_to: int = 0
+
+    def __call__(self, texts: list[str]) -> Features:
+        features, _ = encode_texts(self.tokenizer, texts, self.max_seq_length)
+        width = features["input_ids"].shape[1]
+        if self.pad_to > width:
+            features = {k: np.pad(v, ((0, 0), (0, self.pad_to - width))) for k, v in features.items()}
+        return features
+
+
+@dataclass
+class Runner:
+    """A named way to run a request. `run(texts)` returns (feed-forward seconds or None, end-to-end seconds)."""
+
+    backend: str  # naive | tensorflow | openvino | http | tfserving-rest | tfserving-grpc
+    precision: str
+    run: Callable[[list[str]], tuple[float | None, float]]
+
+    @property
+    def name(self) -> str:
+        return f"{self.backend}-{self.precision}"
+
+
+def in_process(predict: Callable[[Features], dict], encoder: Encoder) -> Callable[[list[str]], tuple[float, float]]:
+    """Tokenise here, call `predict`, take the argmax: the model call is timed alone as feed-forward."""
+
+    def run(texts: list[str]) -> tuple[float, float]:
+        started = time.perf_counter()
+        features = encoder(texts)
+        model_started = time.perf_counter()
+        outputs = predict(features)
+        model_seconds = time.perf_counter() - model_started
+        np.argmax(outputs["probabilities"], axis=-1)
+        return model_seconds, time.perf_counter() - started
+
+    return run
+
+
+def tensorflow_predict(saved_model: Path) -> Callable[[Features], dict]:
+    from vbert.serving.backends import TensorFlowBackend
+
+    return TensorFlowBackend(saved_model).predict
+
+
+def naive_predict(saved_model: Path) -> Callable[[Features], dict]:
+    """Load the SavedModel, then predict, on every call (the paper's estimator.predict role)."""
+
+    def predict(features: Features) -> dict:
+        from vbert.serving.backends import TensorFlowBackend
+
+        return TensorFlowBackend(saved_model).predict(features)
+
+    return predict
+
+
+def openvino_predict(xml: Path, config: dict[str, str], threads: int = 0) -> Callable[[Features], dict]:
+    """An IR compiled as the server compiles it (LATENCY hint, the variant's precision hint)."""
+    import openvino as ov
+
+    from vbert.export import OUTPUT_NAMES
+
+    settings = {**config, "PERFORMANCE_HINT": "LATENCY"}
+    if threads:
+        settings["INFERENCE_NUM_THREADS"] = threads
+    compiled = ov.Core().compile_model(str(xml), "CPU", settings)
+    request = compiled.create_infer_request()
+
+    def predict(features: Features) -> dict:
+        results = request.infer(features)
+        by_name = {output.get_any_name(): results[output] for output in compiled.outputs}
+        return {name: by_name[name] for name in OUTPUT_NAMES}
+
+    return predict
+
+
+def over_http_texts(client) -> Callable[[list[str]], tuple[None, float]]:
+    """vbert's server: raw texts to `:classify_text` (tokenised by the server); end-to-end only."""
+
+    def run(texts: list[str]) -> tuple[None, float]:
+        started = time.perf_counter()
+        client.classify_texts(texts)
+        return None, time.perf_counter() - started
+
+    return run
+
+
+def over_predict_api(client, encoder: Encoder) -> Callable[[list[str]], tuple[None, float]]:
+    """TF-Serving (REST or gRPC): tokenised by the client, `:predict`, argmax here; end-to-end only."""
+
+    def run(texts: list[str]) -> tuple[None, float]:
+        started = time.perf_counter()
+        outputs = client.predict(encoder(texts))
+        np.argmax(outputs["probabilities"], axis=-1)
+        return None, time.perf_counter() - started
+
+    return run
