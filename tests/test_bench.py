@@ -15,6 +15,7 @@ from vbert.bench.load import run_load
 from vbert.bench.models import pipeline_model, server_folder
 from vbert.bench.run import add_speedups, cpu_percent, long_texts, request_windows
 from vbert.bench.runners import Encoder
+from vbert.bench.server import running_server
 from vbert.resources import resolve_vocab
 from vbert.tokenization import FullTokenizer, load_vocab
 
@@ -180,18 +181,22 @@ def test_bench_stage_on_tiny_models(tmp_path):
         load_seconds=1,
         soak_seconds=2,
     )
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     out = tmp_path / "out"
-    done = run_stage(
-        "bench",
-        *("--params", str(tmp_path / "params.yaml"), "--serving", str(root / "serving")),
-        *("--ir", str(root / "ir"), "--bert-config", str(root / "best" / "bert_config.json")),
-        *("--task-dir", str(root / "task"), "--report", str(out / "bench.md"), "--results", str(out / "b.json")),
-        *("--metrics", str(out / "m.json"), "--plots", str(out / "p.csv"), "--load-plots", str(out / "l.csv")),
-    )
+    # Our server speaks TF-Serving's REST API: it stands in for a TF-Serving serving the freeze stage's model.
+    with running_server(root / "ir" / "vbert", tmp_path / "tfserving.log") as tfserving:
+        params["bench"]["tfserving_rest_url"] = tfserving.url
+        (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+        done = run_stage(
+            "bench",
+            *("--params", str(tmp_path / "params.yaml"), "--serving", str(root / "serving")),
+            *("--ir", str(root / "ir"), "--bert-config", str(root / "best" / "bert_config.json")),
+            *("--task-dir", str(root / "task"), "--report", str(out / "bench.md"), "--results", str(out / "b.json")),
+            *("--metrics", str(out / "m.json"), "--plots", str(out / "p.csv"), "--load-plots", str(out / "l.csv")),
+        )
     assert done.returncode == 0, done.stderr[-3000:]
     results = json.loads((out / "b.json").read_text())
     assert set(results["models"]) == {"tiny", "pipeline"}
+    assert results["skipped"] == ["tfserving-grpc: bench.tfserving_grpc_target is empty (no TF-Serving to measure)"]
     pipeline = results["models"]["pipeline"]
     fixed = pipeline["table3"]["fixed"]
     names = {f"{c['backend']}-{c['precision']}" for c in fixed}
@@ -200,6 +205,10 @@ def test_bench_stage_on_tiny_models(tmp_path):
         "naive-fp32",
         "tensorflow-fp32",
         f"http-{pipeline['server_precision']}",
+        "tfserving-rest-fp32",
+    }
+    assert "tfserving-rest-fp32" not in {
+        f"{c['backend']}-{c['precision']}" for c in results["models"]["tiny"]["table3"]["fixed"]
     }
     assert all(c["end_to_end"]["requests"] == 3 and c["batch"] in (1, 4) for c in fixed)
     naive = {c["batch"]: c for c in fixed if c["backend"] == "naive"}

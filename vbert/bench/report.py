@@ -173,6 +173,8 @@ def markdown(results: dict, goals: dict[str, dict]) -> str:
         f"Matrix-multiply ceiling measured in this run (GFLOP/s): {results['ceilings_gflops']} at the start, "
         f"{results.get('ceilings_gflops_at_end', '—')} at the end.",
         "",
+        *(f"- Not measured: {note}." for note in results.get("skipped", [])),
+        "",
         "## Targets",
         "",
         "| target | value | goal | met | how |",

@@ -198,6 +198,8 @@ class ModelBench:
             predict = openvino_predict(xml, compile_config(precision))
             runners.append(Runner("openvino", precision, in_process(predict, self.encoder)))
         runners.append(Runner("http", self.precision, over_http_texts(client)))
+        if m.name != "pipeline":  # a TF-Serving serves the freeze stage's model only
+            return runners
         if self.job.tfserving_rest_url:
             rest = RestClient(self.job.tfserving_rest_url, self.job.tfserving_model_name)
             runners.append(Runner("tfserving-rest", "fp32", over_predict_api(rest, self.encoder)))
@@ -305,7 +307,7 @@ def run_bench(job: BenchJob) -> dict:
     log.info("measuring this machine's matrix-multiply ceilings")
     ceilings = ceilings_gflops()
     log.info("ceilings (GFLOP/s): %s", ceilings)
-    results: dict = {"machine": machine(), "ceilings_gflops": ceilings, "models": {}}
+    results: dict = {"machine": machine(), "ceilings_gflops": ceilings, "skipped": skipped(job), "models": {}}
     for name in job.models:
         model = pipeline if name == "pipeline" else random_model(name, pipeline, job.seq_length, job.work_dir)
         tokenizer = FullTokenizer(load_vocab(model.assets / "vocab.txt"))
@@ -313,6 +315,18 @@ def run_bench(job: BenchJob) -> dict:
         results["models"][name] = ModelBench(job, model, precision, ceilings, texts).run()
     results["ceilings_gflops_at_end"] = ceilings_gflops()  # how far the machine drifted during the run
     return results
+
+
+def skipped(job: BenchJob) -> list[str]:
+    """Backends not measured, and why."""
+    notes = []
+    if not job.tfserving_rest_url:
+        notes.append("tfserving-rest: bench.tfserving_rest_url is empty (no TF-Serving to measure)")
+    if not job.tfserving_grpc_target:
+        notes.append("tfserving-grpc: bench.tfserving_grpc_target is empty (no TF-Serving to measure)")
+    if not job.naive:
+        notes.append("naive: bench.naive is false")
+    return notes
 
 
 def machine() -> dict:

@@ -28,7 +28,12 @@ log = logging.getLogger("vbert.serving")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8501, show_default=True, help="TF-Serving's REST port")
 @click.option("--max-batch-size", default=32, show_default=True)
-@click.option("--batch-timeout-micros", default=2000, show_default=True)
+@click.option(
+    "--batch-timeout-micros",
+    default=0,
+    show_default=True,
+    help="how long a batch waits for company (0: never; requests arriving during an inference form the next batch)",
+)
 @click.option("--max-enqueued-batches", default=16, show_default=True)
 @click.option("--enable-batching/--disable-batching", default=True, show_default=True)
 @click.option(

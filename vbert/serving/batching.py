@@ -24,7 +24,7 @@ from vbert.export import INPUT_NAMES
 @dataclass(frozen=True)
 class BatchingParameters:
     max_batch_size: int = 32
-    batch_timeout_micros: int = 2000
+    batch_timeout_micros: int = 0  # 0: never wait; what arrives during an inference forms the next batch
     max_enqueued_batches: int = 16
     bucket: int = 16
     enabled: bool = True
