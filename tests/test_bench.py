@@ -13,7 +13,14 @@ import yaml
 from vbert.bench import report
 from vbert.bench.load import run_load
 from vbert.bench.models import pipeline_model, server_folder
-from vbert.bench.run import add_speedups, cpu_percent, long_texts, request_windows
+from vbert.bench.run import (
+    add_ceiling_shares,
+    add_speedups,
+    cpu_percent,
+    highest_ceilings,
+    long_texts,
+    request_windows,
+)
 from vbert.bench.runners import Encoder
 from vbert.bench.server import running_server
 from vbert.resources import resolve_vocab
@@ -67,6 +74,15 @@ def test_speedups_are_over_naive_at_the_same_batch():
         (1.0, 1.0),
         (4.0, 2.0),
     ]
+
+
+def test_shares_are_taken_against_the_highest_ceiling_of_the_cells_precision():
+    ceilings = highest_ceilings([{"fp32": 160.0, "bf16": 400.0}, {"fp32": 200.0, "bf16": 350.0}])
+    assert ceilings == {"fp32": 200.0, "bf16": 400.0}
+    cells = [{"precision": "fp32", "gflops": 170.0}, {"precision": "bf16", "gflops": 340.0}]
+    cells.append({"precision": "int8", "gflops": 210.0})  # no int8 ceiling is measured: against fp32
+    add_ceiling_shares({"models": {"m": {"table3": {"fixed": cells}}}}, ceilings)
+    assert [c["ceiling_percent"] for c in cells] == [85.0, 85.0, 105.0]
 
 
 def test_cpu_percent_sums_ticks_before_dividing():

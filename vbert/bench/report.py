@@ -170,8 +170,10 @@ def markdown(results: dict, goals: dict[str, dict]) -> str:
         "",
         f"Machine: {m['cpu']}, {m['cpus']} CPUs, {m['memory_gb']} GiB; ISA: {', '.join(m['isa'])}; "
         f"OpenVINO {m['openvino']}, TensorFlow {m['tensorflow']}.",
-        f"Matrix-multiply ceiling measured in this run (GFLOP/s): {results['ceilings_gflops']} at the start, "
-        f"{results.get('ceilings_gflops_at_end', '—')} at the end.",
+        f"Matrix-multiply ceilings measured in this run (GFLOP/s; numpy's BLAS for fp32, OpenVINO's MatMul for "
+        f"fp32_openvino and bf16), at the start and after each model: "
+        f"{'; '.join(map(str, results['ceiling_measurements_gflops']))}. Shares are taken against the highest: "
+        f"{results['ceilings_gflops']}.",
         "",
         *(f"- Not measured: {note}." for note in results.get("skipped", [])),
         "",

@@ -40,13 +40,13 @@ def _ready(url: str) -> bool:
 
 @contextlib.contextmanager
 def running_server(
-    model_dir: Path, log_file: Path, batching: bool = True, timeout: float = 300
+    model_dir: Path, log_file: Path, batching: bool = True, timeout: float = 300, options: tuple[str, ...] = ()
 ) -> Iterator[RunningServer]:
     """`python -m vbert.serving --backend openvino --model-dir model_dir` until the block ends; its log goes to
     `log_file`. Raises RuntimeError with the log's tail when it exits or is not ready within `timeout`."""
     port = free_port()
     command = [sys.executable, "-m", "vbert.serving", "--backend", "openvino", "--model-dir", str(model_dir)]
-    command += ["--port", str(port), "--poll-seconds", "0"]
+    command += ["--port", str(port), "--poll-seconds", "0", *options]
     if not batching:
         command.append("--disable-batching")
     url = f"http://127.0.0.1:{port}"

@@ -36,6 +36,7 @@ log = logging.getLogger("vbert.serving")
 )
 @click.option("--max-enqueued-batches", default=16, show_default=True)
 @click.option("--enable-batching/--disable-batching", default=True, show_default=True)
+@click.option("--bucket", default=16, show_default=True, help="rows are padded to a multiple of this length")
 @click.option(
     "--split-by-bucket/--pad-to-longest",
     default=True,
@@ -55,6 +56,7 @@ def main(
     batch_timeout_micros,
     max_enqueued_batches,
     enable_batching,
+    bucket,
     split_by_bucket,
     threads,
     poll_seconds,
@@ -69,6 +71,7 @@ def main(
         max_batch_size,
         batch_timeout_micros,
         max_enqueued_batches,
+        bucket=bucket,
         enabled=enable_batching,
         split_by_bucket=split_by_bucket,
     )
