@@ -93,9 +93,14 @@ def test_vnlp_not_utf8(tmp_path):
     assert not (tmp_path / "clean").exists() and not (tmp_path / "m.json").exists()
 
 
-def test_later_stages_say_they_are_not_implemented():
-    result = run_stage("bench")
-    assert result.returncode == 3 and "not implemented yet (tracked in issue #5)" in result.stderr
+def test_bench_says_which_input_is_missing_and_which_param_is_wrong(tmp_path):
+    paths = ("--serving", str(tmp_path / "serving"), "--ir", str(tmp_path / "ir"), "--task-dir", str(tmp_path))
+    result = run_stage("bench", *paths)
+    assert result.returncode == 2
+    assert f"{tmp_path / 'serving' / 'vbert'}: missing; `dvc repro ir` makes the bench's inputs" in result.stderr
+    params = params_file(tmp_path, "bench", models=["bert-base", "gpt"])
+    result = run_stage("bench", "--params", params, *paths)
+    assert result.returncode == 2 and "bench.models = ['bert-base', 'gpt']: unknown gpt" in result.stderr
 
 
 @pytest.mark.parametrize(

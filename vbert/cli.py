@@ -38,10 +38,3 @@ def stage(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         return wrapper
 
     return decorate
-
-
-def not_implemented(name: str, issue: int) -> None:
-    """Entry point of a stage whose implementation lands with a later issue."""
-    setup_logging()
-    log.error("%s: not implemented yet (tracked in issue #%d); `dvc repro` the stages before it", name, issue)
-    sys.exit(3)
