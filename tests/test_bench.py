@@ -12,7 +12,7 @@ import yaml
 
 from vbert.bench import report
 from vbert.bench.load import run_load
-from vbert.bench.models import pipeline_model, server_folder
+from vbert.bench.models import BenchModel, pipeline_model, server_folder
 from vbert.bench.run import (
     add_ceiling_shares,
     add_speedups,
@@ -20,6 +20,7 @@ from vbert.bench.run import (
     highest_ceilings,
     long_texts,
     request_windows,
+    server_precision,
 )
 from vbert.bench.runners import Encoder
 from vbert.bench.server import running_server
@@ -163,6 +164,11 @@ def test_targets_from_hand_made_numbers():
     missed = report.targets(fake_results(http_batch_1=0.2, soak_growth=12.0))
     assert not missed["http_overhead_percent_batch_1"]["met"] and not missed["soak"]["met"]
     assert not report.targets(fake_results(errors=1))["soak"]["met"]
+
+
+def test_random_models_serve_the_chosen_precision_where_they_have_it():
+    made = BenchModel("tiny", None, {"fp32": None, "bf16": None}, None, None, True)
+    assert [server_precision(p, made) for p in ("bf16", "fp32", "int8", "fp16")] == ["bf16", "fp32", "fp32", "fp32"]
 
 
 def test_server_folder_links_the_variant_and_records_its_precision(tmp_path):
