@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import time
 from dataclasses import dataclass
@@ -146,14 +147,27 @@ def build_ir(job: IRJob) -> dict:
             log.info("%s: %s", precision, results[precision])
         chosen = choose(results, job.precision)
         target = tmp / version_dir.parent.name / version_dir.name
-        target.mkdir(parents=True)
-        for suffix in (".xml", ".bin"):
-            shutil.copy(tmp / "variants" / chosen / f"model{suffix}", target / f"model{suffix}")
-        for name in ("vocab.txt", "labels.txt", SERVING_CONFIG):
-            shutil.copy(version_dir / "assets" / name, target / name)
-        config = compile_config(chosen)
-        write_json(target / "ir.json", {"precision": chosen, "compile_config": config, "inputs": INPUT_NAMES})
+        write_version(target, tmp / "variants" / chosen / "model.xml", version_dir / "assets", chosen)
     return {"chosen": chosen, "tensorflow_test_f1": round(reference_f1, 6), "variants": results}
+
+
+def write_version(target: Path, xml: Path, assets: Path, precision: str, link: bool = False) -> None:
+    """A version folder as the server reads it: the IR (model.xml, model.bin), the SavedModel's assets (vocab,
+    labels, serving config) and ir.json (the precision and its compile hints). `link` hard-links the files where
+    the file system allows, instead of copying them."""
+    target.mkdir(parents=True)
+    sources = {"model.xml": xml, "model.bin": xml.with_suffix(".bin")}
+    sources.update({name: assets / name for name in ("vocab.txt", "labels.txt", SERVING_CONFIG)})
+    for name, source in sources.items():
+        if link:
+            try:
+                os.link(source, target / name)
+                continue
+            except OSError:
+                pass
+        shutil.copy(source, target / name)
+    settings = {"precision": precision, "compile_config": compile_config(precision), "inputs": INPUT_NAMES}
+    write_json(target / "ir.json", settings)
 
 
 def compile_config(precision: str) -> dict[str, str]:

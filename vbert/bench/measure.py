@@ -22,18 +22,24 @@ def bert_classifier_flops(config: BertConfig, seq_len: int, num_labels: int) -> 
     return config.num_hidden_layers * per_layer + 2 * h * h + 2 * h * num_labels
 
 
+def matmul_gflops(multiply, size: int, repeats: int) -> float:
+    """The best rate of `multiply()`, one [size, size] x [size, size] product, after a warm-up (thread pool, page
+    faults), in GFLOP/s."""
+    multiply()
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        multiply()
+        best = min(best, time.perf_counter() - started)
+    return 2 * size**3 / best / 1e9
+
+
 def matmul_ceiling_gflops(size: int = 2048, repeats: int = 5) -> float:
     """The best float32 matrix-multiply rate numpy's BLAS reaches here (GFLOP/s)."""
     rng = np.random.default_rng(0)
     a = rng.standard_normal((size, size), dtype=np.float32)
     b = rng.standard_normal((size, size), dtype=np.float32)
-    a @ b  # warm-up: thread pool, page faults
-    best = float("inf")
-    for _ in range(repeats):
-        started = time.perf_counter()
-        a @ b
-        best = min(best, time.perf_counter() - started)
-    return 2 * size**3 / best / 1e9
+    return matmul_gflops(lambda: a @ b, size, repeats)
 
 
 def openvino_matmul_gflops(precision: str, size: int = 2048, repeats: int = 5) -> float:
@@ -50,13 +56,7 @@ def openvino_matmul_gflops(precision: str, size: int = 2048, repeats: int = 5) -
         model, "CPU", {"INFERENCE_PRECISION_HINT": precision, "PERFORMANCE_HINT": "LATENCY"}
     )
     data = rng.standard_normal((size, size), dtype=np.float32)
-    compiled(data)
-    best = float("inf")
-    for _ in range(repeats):
-        started = time.perf_counter()
-        compiled(data)
-        best = min(best, time.perf_counter() - started)
-    return 2 * size**3 / best / 1e9
+    return matmul_gflops(lambda: compiled(data), size, repeats)
 
 
 def ceilings_gflops() -> dict[str, float]:

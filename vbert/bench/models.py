@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 from vbert.export import SERVING_CONFIG, ServingConfig, export_saved_model
 from vbert.modeling import BertConfig
-from vbert.openvino_ir import compile_config, latest_version
+from vbert.openvino_ir import latest_version, write_version
 
 log = logging.getLogger(__name__)
 
@@ -76,17 +75,6 @@ def server_folder(model: BenchModel, precision: str, root: Path, model_name: str
     """`root/<model>-<precision>/<model_name>/1/` as the ir stage writes it, for the server (files linked, not
     copied); returns `root/<model>-<precision>/<model_name>`."""
     base = root / f"{model.name}-{precision}" / model_name
-    version = base / "1"
     shutil.rmtree(base, ignore_errors=True)
-    version.mkdir(parents=True)
-    xml = model.variants[precision]
-    sources = {"model.xml": xml, "model.bin": xml.with_suffix(".bin")}
-    sources.update({name: model.assets / name for name in ("vocab.txt", "labels.txt", SERVING_CONFIG)})
-    for name, source in sources.items():
-        try:
-            os.link(source, version / name)
-        except OSError:
-            shutil.copy(source, version / name)
-    config = {"precision": precision, "compile_config": compile_config(precision)}
-    (version / "ir.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
+    write_version(base / "1", model.variants[precision], model.assets, precision, link=True)
     return base

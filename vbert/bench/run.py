@@ -30,7 +30,7 @@ from vbert.bench.runners import (
 )
 from vbert.bench.server import running_server
 from vbert.errors import InputError
-from vbert.openvino_ir import compile_config, latest_version
+from vbert.openvino_ir import latest_version
 from vbert.serving.client import GrpcClient, RestClient
 from vbert.tasks import read_split
 from vbert.tokenization import FullTokenizer, load_vocab
@@ -189,10 +189,11 @@ def server_precision(chosen: str, model: BenchModel) -> str:
 class ModelBench:
     """Everything measured for one model."""
 
-    def __init__(self, job: BenchJob, model: BenchModel, precision: str, texts: Texts):
-        self.job, self.model, self.precision, self.texts = job, model, precision, texts
+    def __init__(self, job: BenchJob, model: BenchModel, precision: str, real_texts: list[str]):
+        self.job, self.model, self.precision = job, model, precision
         self.tokenizer = FullTokenizer(load_vocab(model.assets / "vocab.txt"))
         self.max_len = model.serving.max_seq_length
+        self.texts = Texts(long_texts(real_texts, self.tokenizer, self.max_len), real_texts)
         self.encoder = Encoder(self.tokenizer, self.max_len)
         self.work = job.work_dir / model.name
 
@@ -216,7 +217,7 @@ class ModelBench:
                 runners.append(Runner("naive", "fp32", in_process(naive_predict(m.saved_model), self.encoder)))
             runners.append(Runner("tensorflow", "fp32", in_process(tensorflow_predict(m.saved_model), self.encoder)))
         for precision, xml in m.variants.items():
-            predict = openvino_predict(xml, compile_config(precision))
+            predict = openvino_predict(xml, precision)
             runners.append(Runner("openvino", precision, in_process(predict, self.encoder)))
         runners.append(Runner("http", self.precision, over_http_texts(client)))
         if m.name != "pipeline":  # a TF-Serving serves the freeze stage's model only
@@ -329,9 +330,7 @@ def run_bench(job: BenchJob) -> dict:
     results: dict = {"machine": machine(), "skipped": skipped(job), "models": {}}
     for name in job.models:
         model = pipeline if name == "pipeline" else random_model(name, pipeline, job.seq_length, job.work_dir)
-        tokenizer = FullTokenizer(load_vocab(model.assets / "vocab.txt"))
-        texts = Texts(long_texts(real, tokenizer, model.serving.max_seq_length), real)
-        results["models"][name] = ModelBench(job, model, server_precision(precision, model), texts).run()
+        results["models"][name] = ModelBench(job, model, server_precision(precision, model), real).run()
         measurements.append(measured_ceilings())
     results["ceiling_measurements_gflops"] = measurements
     results["ceilings_gflops"] = highest_ceilings(measurements)

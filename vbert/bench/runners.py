@@ -83,24 +83,12 @@ def naive_predict(saved_model: Path) -> Callable[[Features], dict]:
     return predict
 
 
-def openvino_predict(xml: Path, config: dict[str, str], threads: int = 0) -> Callable[[Features], dict]:
-    """An IR compiled as the server compiles it (LATENCY hint, the variant's precision hint)."""
-    import openvino as ov
+def openvino_predict(xml: Path, precision: str) -> Callable[[Features], dict]:
+    """An IR variant compiled as the server compiles it (the same backend class)."""
+    from vbert.openvino_ir import compile_config
+    from vbert.serving.backends import OpenVINOBackend
 
-    from vbert.export import OUTPUT_NAMES
-
-    settings = {**config, "PERFORMANCE_HINT": "LATENCY"}
-    if threads:
-        settings["INFERENCE_NUM_THREADS"] = threads
-    compiled = ov.Core().compile_model(str(xml), "CPU", settings)
-    request = compiled.create_infer_request()
-
-    def predict(features: Features) -> dict:
-        results = request.infer(features)
-        by_name = {output.get_any_name(): results[output] for output in compiled.outputs}
-        return {name: by_name[name] for name in OUTPUT_NAMES}
-
-    return predict
+    return OpenVINOBackend(xml, compile_config(precision), precision).predict
 
 
 def over_http_texts(client) -> Callable[[list[str]], tuple[None, float]]:

@@ -44,7 +44,7 @@ def load_version(kind: str, version_dir: Path, threads: int = 0, tfserving_url: 
         raise InputError(f"{version_dir}: no {SERVING_CONFIG}; not a model exported by the freeze or ir stage")
     config = ServingConfig.from_json(assets / SERVING_CONFIG)
     if kind == "openvino":
-        backend = OpenVINOBackend(version_dir, threads)
+        backend = OpenVINOBackend.from_version(version_dir, threads)
     elif kind == "tensorflow":
         backend = TensorFlowBackend(version_dir)
     elif kind == "tfserving" and tfserving_url:
@@ -60,21 +60,26 @@ def load_version(kind: str, version_dir: Path, threads: int = 0, tfserving_url: 
 
 
 class OpenVINOBackend:
-    """An IR compiled for this CPU with the hints the ir stage recorded (f32 inference)."""
+    """An IR compiled for this CPU with the LATENCY hint and its precision's compile hints."""
 
-    def __init__(self, version_dir: Path, threads: int = 0):
+    def __init__(self, xml: Path, compile_config: dict[str, str], precision: str, threads: int = 0):
         import openvino as ov
 
-        settings = json.loads((version_dir / "ir.json").read_text()) if (version_dir / "ir.json").exists() else {}
-        config = dict(settings.get("compile_config", {"INFERENCE_PRECISION_HINT": "f32"}))
-        config["PERFORMANCE_HINT"] = "LATENCY"
+        config = {**compile_config, "PERFORMANCE_HINT": "LATENCY"}
         if threads:
             config["INFERENCE_NUM_THREADS"] = threads
+        self.compiled = ov.Core().compile_model(str(xml), "CPU", config)
+        self.precision = precision
+
+    @classmethod
+    def from_version(cls, version_dir: Path, threads: int = 0) -> OpenVINOBackend:
+        """The ir stage's version folder, compiled with the hints recorded in its ir.json (f32 without one)."""
+        settings = json.loads((version_dir / "ir.json").read_text()) if (version_dir / "ir.json").exists() else {}
         xml = version_dir / "model.xml"
         if not xml.exists():
             raise InputError(f"{version_dir}: no model.xml (the ir stage's output)")
-        self.compiled = ov.Core().compile_model(str(xml), "CPU", config)
-        self.precision = settings.get("precision", "fp32")
+        compile_config = settings.get("compile_config", {"INFERENCE_PRECISION_HINT": "f32"})
+        return cls(xml, compile_config, settings.get("precision", "fp32"), threads)
 
     def predict(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         request = self.compiled.create_infer_request()
