@@ -83,6 +83,11 @@ def serving_module(model):
     return module
 
 
+def version_folders(model_dir: Path) -> list[Path]:
+    """The numbered version folders of one model in TF-Serving's layout (`<model_dir>/<N>/`), lowest first."""
+    return sorted((p for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit()), key=lambda p: int(p.name))
+
+
 def export_saved_model(model, serving: ServingConfig, vocab: Path, version_dir: Path) -> Path:
     """Write the SavedModel to `version_dir` (atomically); returns it."""
     import tensorflow as tf

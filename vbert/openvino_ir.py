@@ -28,7 +28,7 @@ import numpy as np
 
 from vbert.atomic import atomic_dir, write_json
 from vbert.errors import InputError
-from vbert.export import INPUT_NAMES, SERVING_CONFIG, ServingConfig
+from vbert.export import INPUT_NAMES, SERVING_CONFIG, ServingConfig, version_folders
 from vbert.tasks import classification_scores, encode_split, read_task
 from vbert.tokenization import FullTokenizer, load_vocab
 
@@ -54,10 +54,10 @@ class IRJob:
 
 def latest_version(model_dir: Path) -> Path:
     """The highest numbered version folder, as TF-Serving picks it."""
-    versions = sorted((int(p.name), p) for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit())
-    if not versions:
+    folders = version_folders(model_dir)
+    if not folders:
         raise InputError(f"{model_dir}: no numbered version folders; run the freeze stage first")
-    return versions[-1][1]
+    return folders[-1]
 
 
 def encoded_split(version_dir: Path, task_dir: Path, split: str) -> tuple[dict, np.ndarray, list[str]]:

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from vbert.export import version_folders
 from vbert.serving.backends import LoadedModel, load_version
 from vbert.serving.batching import Batcher, BatchingParameters
 from vbert.tokenization import FullTokenizer
@@ -26,10 +27,6 @@ class Served:
     model: LoadedModel
     batcher: Batcher
     tokenizer: FullTokenizer
-
-
-def numbered_versions(model_dir: Path) -> list[int]:
-    return sorted(int(p.name) for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit())
 
 
 def _stamp(folder: Path) -> float:
@@ -62,10 +59,10 @@ class ModelVersions:
 
     def load_latest_now(self) -> LoadedModel:
         """The highest version, loaded synchronously (at start-up, where failing is right)."""
-        versions = numbered_versions(self.model_dir)
-        if not versions:
+        folders = version_folders(self.model_dir)
+        if not folders:
             raise FileNotFoundError(f"{self.model_dir}: no numbered version folders")
-        return load_version(self.kind, self.model_dir / str(versions[-1]), self.threads, self.tfserving_url)
+        return load_version(self.kind, folders[-1], self.threads, self.tfserving_url)
 
     async def start(self, model: LoadedModel) -> None:
         self.current = self._serve(model)
@@ -89,10 +86,10 @@ class ModelVersions:
     async def poll_once(self) -> None:
         """Load the highest version above the served one, if any (skipping unchanged failures)."""
         assert self.current is not None
-        for version in reversed(numbered_versions(self.model_dir)):
+        for folder in reversed(version_folders(self.model_dir)):
+            version = int(folder.name)
             if version <= self.current.model.version:
                 return
-            folder = self.model_dir / str(version)
             stamp = _stamp(folder)
             if version in self.failed and self.failed[version][0] == stamp:
                 continue
