@@ -9,6 +9,7 @@ export DVC_NO_ANALYTICS := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 export PYTHONHASHSEED := 0
 SHARED ?= ../shared/data
+MODEL_NAME = $(shell $(BIN)/python -m vbert.core.params freeze.model_name)
 
 .PHONY: setup demo test lint serve-openvino serve-tf bench bench-tfrecords bench-models data-full push plots clean
 
@@ -35,10 +36,10 @@ lint: setup
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
 serve-openvino: setup  ## serve the demo's model (OpenVINO IR) on http://127.0.0.1:8501 (TF-Serving's REST API)
-	$(BIN)/python -m vbert.serving --backend openvino --model-dir models/ir/vbert --port 8501
+	$(BIN)/python -m vbert.serving --backend openvino --model-dir models/ir/$(MODEL_NAME) --port 8501
 
 serve-tf: setup  ## the same model as a TF SavedModel in process, same API
-	$(BIN)/python -m vbert.serving --backend tensorflow --model-dir models/serving/vbert --port 8501
+	$(BIN)/python -m vbert.serving --backend tensorflow --model-dir models/serving/$(MODEL_NAME) --port 8501
 
 bench: setup  ## the bench stage: Table 3 for BERT-base (random weights) and the demo's model, ~30 min here
 	$(BIN)/dvc repro bench
@@ -60,7 +61,7 @@ plots/vega/node_modules: plots/vega/package.json plots/vega/package-lock.json
 	cd plots/vega && npm ci --no-audit --no-fund --silent
 
 .cache/vega-offline.html: plots/vega/node_modules vbert/plots.py
-	$(BIN)/python -m vbert.plots plots/vega/node_modules $@
+	$(BIN)/python -m vbert.tools.plots plots/vega/node_modules $@
 
 plots: setup .cache/vega-offline.html  ## render `dvc plots` to reports/plots/index.html, viewable offline
 	mkdir -p reports/plots

@@ -23,7 +23,7 @@ import click
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from vbert.atomic import write_json  # noqa: E402
+from vbert.core.atomic import write_json  # noqa: E402
 
 log = logging.getLogger("benchmark")
 
@@ -33,12 +33,12 @@ def measure(task: str, model: str, jit: bool, batch: int, max_seq_length: int, s
     import keras
     import numpy as np
 
-    from vbert.continued_pretraining import PretrainJob, build_trainer, model_config
-    from vbert.finetuning import build_classifier
-    from vbert.pretraining import make_optimizer
+    from vbert.model.bert import build_classifier, named_config
+    from vbert.model.optimization import make_optimizer
+    from vbert.pipeline.pretrain import build_trainer
 
     keras.utils.set_random_seed(0)
-    config = model_config(model, 30522)
+    config = named_config(model, 30522)
     rng = np.random.default_rng(0)
     features = {
         "input_ids": rng.integers(1000, 30000, (batch * steps, max_seq_length)).astype(np.int32),
@@ -46,8 +46,7 @@ def measure(task: str, model: str, jit: bool, batch: int, max_seq_length: int, s
         "segment_ids": np.zeros((batch * steps, max_seq_length), np.int32),
     }
     if task == "pretrain":
-        job = PretrainJob(Path("."), Path("."), Path("."), model=model, jit_compile=jit, train_batch_size=batch)
-        trainer = build_trainer(config, job, 1000, 10, max_seq_length, 20)
+        trainer = build_trainer(config, 5e-5, 1000, 10, max_seq_length, 20, jit)
         features.update(
             masked_lm_positions=rng.integers(1, max_seq_length, (batch * steps, 20)).astype(np.int32),
             masked_lm_ids=rng.integers(1000, 30000, (batch * steps, 20)).astype(np.int32),
@@ -58,7 +57,7 @@ def measure(task: str, model: str, jit: bool, batch: int, max_seq_length: int, s
         def fit(n: int) -> None:
             trainer.fit({k: v[: n * batch] for k, v in features.items()}, batch_size=batch, epochs=1, verbose=0)
     else:
-        trainer = build_classifier(config, 8, None)
+        trainer = build_classifier(config, 8)
         trainer.compile(
             optimizer=make_optimizer(5e-5, 1000, 10),
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),

@@ -26,10 +26,11 @@ import psutil
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from vbert.atomic import write_json  # noqa: E402
-from vbert.pretraining_data import InstanceConfig  # noqa: E402
-from vbert.resources import resolve_vocab  # noqa: E402
-from vbert.tfrecords import TFRecordsJob, build_tfrecords  # noqa: E402
+from vbert.core.atomic import write_json  # noqa: E402
+from vbert.core.resources import resolve_vocab  # noqa: E402
+from vbert.data.instances import InstanceConfig  # noqa: E402
+from vbert.pipeline.tfrecords import TFRecordsJob, build_tfrecords  # noqa: E402
+from vbert.text.tokenization import load_vocab, save_tokenizer  # noqa: E402
 
 log = logging.getLogger("benchmark")
 FLAGS = {
@@ -78,7 +79,7 @@ def measure(command: list[str]) -> dict:
 
 
 def count_records(paths: list[Path]) -> int:
-    from vbert.tfrecord import read_records
+    from vbert.data.tfrecord_format import read_records
 
     return sum(1 for path in paths for _ in read_records(path))
 
@@ -173,18 +174,28 @@ def main(ctx: click.Context, source: Path, megabytes: float, dupe_factor: int, w
 @click.argument("dupe_factor", type=int)
 @click.argument("workers", type=int)
 def ours(corpus: Path, vocab: Path, out: Path, dupe_factor: int, workers: int) -> None:
-    phase = InstanceConfig(**{k: v for k, v in FLAGS.items() if k != "random_seed"}, dupe_factor=dupe_factor)
+    phase = InstanceConfig(
+        **{k: v for k, v in FLAGS.items() if k != "random_seed"},
+        dupe_factor=dupe_factor,
+        do_whole_word_mask=False,  # bert-tensorflow 1.0.4 has no whole-word masking
+        exact_google_rng=False,
+    )
+    tokenizer_dir = out.parent / "tokenizer"
+    tokenizer_dir.mkdir(parents=True, exist_ok=True)
+    save_tokenizer(tokenizer_dir, load_vocab(vocab), do_lower_case=True)  # as Google's --do_lower_case=True
     build_tfrecords(
         TFRecordsJob(
             corpus=corpus,
-            vocab=vocab,
+            vocab_dir=tokenizer_dir,
             out_dir=out,
             phases=(phase,),
             dataset_name="bench",
             random_seed=FLAGS["random_seed"],
             num_shards=1,
             eval_fraction=0.0,
+            chunk_bytes=1_000_000,
             workers=workers,
+            extra_info={},
         )
     )
 

@@ -6,56 +6,48 @@ from pathlib import Path
 
 import click
 
-from vbert.atomic import write_csv, write_json, write_text
-from vbert.cli import stage
-from vbert.params import load_section
+from vbert.core.atomic import write_csv, write_json, write_text
+from vbert.core.cli import stage
+from vbert.core.params import load_section
 
 log = logging.getLogger("vbert.bench")
 
 
 @click.command()
 @click.option("--params", "params_file", default="params.yaml", show_default=True)
-@click.option("--serving", default="models/serving", show_default=True, type=click.Path(path_type=Path))
-@click.option("--ir", "ir_dir", default="models/ir", show_default=True, type=click.Path(path_type=Path))
-@click.option(
-    "--bert-config",
-    default="models/finetune/best/bert_config.json",
-    show_default=True,
-    type=click.Path(path_type=Path),
-    help="the fine-tuned model's config (for FLOPs)",
-)
-@click.option("--task-dir", required=True, type=click.Path(path_type=Path), help="the finetune task (test.tsv)")
-@click.option("--report", default="reports/bench.md", show_default=True, type=click.Path(path_type=Path))
-@click.option("--results", default="reports/bench.json", show_default=True, type=click.Path(path_type=Path))
-@click.option("--metrics", default="metrics/bench.json", show_default=True, type=click.Path(path_type=Path))
-@click.option("--plots", default="plots/bench.csv", show_default=True, type=click.Path(path_type=Path))
-@click.option("--load-plots", default="plots/bench_load.csv", show_default=True, type=click.Path(path_type=Path))
+@click.option("--model", required=True, type=click.Path(path_type=Path), help="the freeze stage's <base>/<model_name>")
+@click.option("--ir", "ir_dir", required=True, type=click.Path(path_type=Path), help="the ir stage's folder")
+@click.option("--test-tsv", required=True, type=click.Path(path_type=Path), help="real texts: the task's test split")
+@click.option("--report", required=True, type=click.Path(path_type=Path))
+@click.option("--results", required=True, type=click.Path(path_type=Path))
+@click.option("--metrics", required=True, type=click.Path(path_type=Path))
+@click.option("--plots", required=True, type=click.Path(path_type=Path))
+@click.option("--load-plots", required=True, type=click.Path(path_type=Path))
 @stage("bench")
-def main(params_file, serving, ir_dir, bert_config, task_dir, report, results, metrics, plots, load_plots) -> None:
+def main(params_file, model, ir_dir, test_tsv, report, results, metrics, plots, load_plots) -> None:
     from vbert.bench import report as reporting
     from vbert.bench.models import MODELS
-    from vbert.bench.run import BenchJob, check_inputs, run_bench
+    from vbert.pipeline.bench import BenchJob, check_inputs, run_bench
 
-    p = load_section("bench", params_file)
     with tempfile.TemporaryDirectory(prefix="vbert-bench-") as work:
-        job = BenchJob(
-            serving_dir=serving / str(p["model_name"]),
-            ir_dir=ir_dir,
-            bert_config=bert_config,
-            test_tsv=task_dir / "test.tsv",
-            work_dir=Path(work),
-            models=p.choices("models", MODELS),
-            batch_sizes=p.integers("batch_sizes"),
-            requests=p.integer("requests", 3),
-            large_batch_requests=p.integer("large_batch_requests", 3),
-            seq_length=p.integer("seq_length", 8, 512),
-            clients=p.integers("clients"),
-            load_seconds=p.number("load_seconds", 1),
-            soak_seconds=p.number("soak_seconds", 1),
-            naive=p.boolean("naive"),
-            tfserving_rest_url=str(p["tfserving_rest_url"] or ""),
-            tfserving_grpc_target=str(p["tfserving_grpc_target"] or ""),
-        )
+        with load_section("bench", params_file) as p:
+            job = BenchJob(
+                serving_dir=model,
+                ir_dir=ir_dir,
+                test_tsv=test_tsv,
+                work_dir=Path(work),
+                models=p.choices("models", MODELS),
+                batch_sizes=p.integers("batch_sizes", min=1),
+                requests=p.integer("requests", min=3),
+                large_batch_requests=p.integer("large_batch_requests", min=3),
+                seq_length=p.integer("seq_length", min=8, max=512),
+                clients=p.integers("clients", min=1),
+                load_seconds=p.number("load_seconds", min=1),
+                soak_seconds=p.number("soak_seconds", min=1),
+                naive=p.boolean("naive"),
+                tfserving_rest_url=p.text("tfserving_rest_url"),
+                tfserving_grpc_target=p.text("tfserving_grpc_target"),
+            )
         check_inputs(job)
         measured = run_bench(job)
     goals = reporting.targets(measured)

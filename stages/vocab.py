@@ -4,47 +4,37 @@ from pathlib import Path
 
 import click
 
-from vbert.atomic import atomic_dir, write_json
-from vbert.cli import stage
-from vbert.params import load_section
-from vbert.resources import resolve_vocab
-from vbert.tokenization import FullTokenizer, load_vocab
-from vbert.vocabulary import VARIANTS, VocabConfig, build_vocab, count_words
+from vbert.core.atomic import write_json
+from vbert.core.cli import stage
+from vbert.core.params import load_section
+from vbert.pipeline.vocab import VocabJob, run_vocab
+from vbert.text.corpus import CORPUS_FILE
+from vbert.text.vocabulary import VARIANTS, VocabConfig
 
 
 @click.command()
 @click.option("--params", "params_file", default="params.yaml", show_default=True)
-@click.option("--corpus", default="data/clean/corpus.txt", show_default=True, type=click.Path(path_type=Path))
-@click.option("--out", default="models/vocab", show_default=True, type=click.Path(path_type=Path))
-@click.option("--metrics", default="metrics/vocab.json", show_default=True, type=click.Path(path_type=Path))
+@click.option("--clean", required=True, type=click.Path(path_type=Path), help="the vnlp stage's output folder")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="the tokenizer folder to write")
+@click.option("--metrics", required=True, type=click.Path(path_type=Path))
 @stage("vocab")
-def main(params_file: str, corpus: Path, out: Path, metrics: Path) -> None:
-    p = load_section("vocab", params_file)
-    config = VocabConfig(
-        variant=p.choice("variant", VARIANTS),
-        max_new_tokens=p.integer("max_new_tokens", 0),
-        min_frequency=p.integer("min_frequency", 1),
-        min_savings=p.integer("min_savings", 1),
-        heldout_fraction=p.probability("heldout_fraction", open_high=True),
-        random_seed=p.integer("random_seed", 0),
-        do_lower_case=p.boolean("do_lower_case"),
-    )
-    base = load_vocab(resolve_vocab(str(p["base_vocab"])))
-    counts = count_words(corpus, FullTokenizer(base, config.do_lower_case), config)
-    vocab, replaced, results = build_vocab(base, counts, config)
-    with atomic_dir(out) as tmp:
-        vocab.save(tmp / "vocab.txt")
-        write_json(tmp / "replaced.json", replaced)
-        write_json(
-            tmp / "info.json",
-            {
-                "variant": config.variant,
-                "base_vocab": str(p["base_vocab"]),
-                "do_lower_case": config.do_lower_case,
-                "tokens_added": len(replaced),
-            },
+def main(params_file: str, clean: Path, out: Path, metrics: Path) -> None:
+    with load_section("vocab", params_file) as p:
+        job = VocabJob(
+            corpus=clean / CORPUS_FILE,
+            base_vocab=p.text("base_vocab", empty=False),
+            out_dir=out,
+            config=VocabConfig(
+                variant=p.choice("variant", VARIANTS),
+                max_new_tokens=p.integer("max_new_tokens", min=0),
+                min_frequency=p.integer("min_frequency", min=1),
+                min_savings=p.integer("min_savings", min=1),
+                heldout_fraction=p.probability("heldout_fraction", max_open=True),
+                random_seed=p.integer("random_seed", min=0),
+                do_lower_case=p.boolean("do_lower_case"),
+            ),
         )
-    write_json(metrics, results)
+    write_json(metrics, run_vocab(job))
 
 
 if __name__ == "__main__":

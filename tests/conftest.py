@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from vbert.resources import resolve_vocab
+from vbert.core.resources import resolve_vocab
 
-from .helpers import GOOGLE_TEST_VOCAB, REPO, write_lines
+from .helpers import GOOGLE_TEST_VOCAB, REPO, uncased_tokenizer, write_lines
 
 
 @pytest.fixture
@@ -25,3 +25,10 @@ def bert_vocab_path() -> Path:
 @pytest.fixture(scope="session")
 def sample_docs() -> Path:
     return REPO / "data" / "sample" / "docs.txt"
+
+
+@pytest.fixture(scope="session")
+def bert_tokenizer_dir(tmp_path_factory) -> Path:
+    """Google's uncased vocabulary as a tokenizer folder (vocab.txt + tokenizer_config.json), as the vocab stage
+    writes it."""
+    return uncased_tokenizer(tmp_path_factory.mktemp("tokenizer"))

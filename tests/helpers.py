@@ -2,13 +2,47 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import yaml
+
 REPO = Path(__file__).resolve().parents[1]
+
+
+# google-research/bert create_pretraining_data.py's flag defaults: the reference behaviour the data tests check.
+GOOGLE_FLAGS = {
+    "max_seq_length": 128,
+    "max_predictions_per_seq": 20,
+    "masked_lm_prob": 0.15,
+    "short_seq_prob": 0.1,
+    "dupe_factor": 10,
+    "do_whole_word_mask": False,
+    "exact_google_rng": False,
+}
+
+
+def google_flags(**changes):
+    """An InstanceConfig with Google's defaults, then `changes`."""
+    from vbert.data.instances import InstanceConfig
+
+    return InstanceConfig(**{**GOOGLE_FLAGS, **changes})
+
+
+def params_section(name: str) -> dict:
+    """Section `name` of the repository's params.yaml: the one place defaults live."""
+    return yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))[name]
+
+
+def from_params(cls, section: str, **values):
+    """A config or job dataclass `cls` with the values params.yaml's `section` has for its fields, then `values`."""
+    names = {field.name for field in dataclasses.fields(cls)}
+    defaults = {k: tuple(v) if isinstance(v, list) else v for k, v in params_section(section).items() if k in names}
+    return cls(**{**defaults, **values})
+
 
 # The vocabulary of google-research/bert's tokenization_test.py, then the special tokens it lacks.
 GOOGLE_TEST_VOCAB = [
@@ -46,29 +80,39 @@ def small_corpus(path: Path, source: Path, documents: int) -> Path:
     return write_lines(path, out)
 
 
+def uncased_tokenizer(folder: Path) -> Path:
+    """A tokenizer folder (as the vocab stage writes it) with Google's uncased 30,522-token vocabulary."""
+    from vbert.core.resources import resolve_vocab
+    from vbert.text.tokenization import load_vocab, save_tokenizer
+
+    folder.mkdir(parents=True, exist_ok=True)
+    save_tokenizer(folder, load_vocab(resolve_vocab("minilm")), do_lower_case=True)
+    return folder
+
+
 def tiny_pretraining_inputs(
     root: Path, documents: int, phases: tuple, num_shards: int = 2, eval_fraction: float = 0.1
 ) -> Path:
     """What the model stages read, made by the real text stages on the first documents of the sample:
-    `root/tf` (TFRecords and manifest) and `root/vocab/vocab.txt` (Google's uncased vocabulary)."""
-    from vbert.resources import resolve_vocab
-    from vbert.tfrecords import TFRecordsJob, build_tfrecords
+    `root/tf` (TFRecords and manifest) and `root/vocab` (Google's uncased vocabulary as a tokenizer folder)."""
+    from vbert.pipeline.tfrecords import TFRecordsJob, build_tfrecords
 
     corpus = small_corpus(root / "corpus.txt", REPO / "data" / "sample" / "docs.txt", documents=documents)
     build_tfrecords(
-        TFRecordsJob(
+        from_params(
+            TFRecordsJob,
+            "tfrecords",
             corpus=corpus,
-            vocab=resolve_vocab("minilm"),
+            vocab_dir=uncased_tokenizer(root / "vocab"),
             out_dir=root / "tf",
             phases=phases,
             dataset_name="t",
             num_shards=num_shards,
             eval_fraction=eval_fraction,
             workers=1,
+            extra_info={},
         )
     )
-    (root / "vocab").mkdir(exist_ok=True)
-    shutil.copy(resolve_vocab("minilm"), root / "vocab" / "vocab.txt")
     return root
 
 
@@ -88,26 +132,22 @@ def run_stage(script: str, *args: str, cwd: Path = REPO) -> subprocess.Completed
 TINY_BERT = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}
 
 
-def tiny_finetuned(root: Path, labels: list[str], max_seq_length: int = 32, seed: int = 0) -> Path:
+def tiny_finetuned(
+    root: Path, labels: list[str], max_seq_length: int = 32, seed: int = 0, positive_label: str | None = None
+) -> Path:
     """A `best/` folder as the finetune stage writes it, for a tiny random classifier on Google's vocabulary."""
-    import dataclasses
-    import json
-
     import keras
 
-    from vbert.finetuning import build_classifier
-    from vbert.modeling import BertConfig
-    from vbert.resources import resolve_vocab
+    from vbert.model.bert import BertConfig, build_classifier
+    from vbert.model.export import SERVING_CONFIG, ServingConfig
 
     keras.utils.set_random_seed(seed)
     config = BertConfig(vocab_size=30522, max_position_embeddings=128, **TINY_BERT)
-    model = build_classifier(config, len(labels), None)
-    root.mkdir(parents=True, exist_ok=True)
+    model = build_classifier(config, len(labels))
+    uncased_tokenizer(root)
     model.save_weights(root / "model.weights.h5")
-    (root / "bert_config.json").write_text(json.dumps(dataclasses.asdict(config)))
-    (root / "labels.json").write_text(json.dumps(labels))
-    (root / "settings.json").write_text(json.dumps({"max_seq_length": max_seq_length}))
-    shutil.copy(resolve_vocab("minilm"), root / "vocab.txt")
+    (root / "bert_config.json").write_text(config.to_json())
+    (root / SERVING_CONFIG).write_text(ServingConfig(labels, max_seq_length, positive_label).to_json())
     return root
 
 
@@ -123,12 +163,15 @@ def tiny_task(root: Path, labels: list[str], rows: int = 20) -> Path:
 def tiny_pipeline_models(root: Path, labels: list[str], precision: str = "fp32") -> Path:
     """What the freeze and ir stages write for a tiny random classifier: `root/best` (finetune), `root/task`,
     `root/serving/vbert/1` (SavedModel) and `root/ir` (IR variants, `root/ir/vbert/1`)."""
-    from vbert.export import freeze
-    from vbert.openvino_ir import IRJob, build_ir
+    from vbert.pipeline.freeze import freeze
+    from vbert.pipeline.ir import IRJob, build_ir
 
-    freeze(tiny_finetuned(root / "best", labels, max_seq_length=32), root / "serving", "vbert", 1)
+    freeze(tiny_finetuned(root / "best", labels, max_seq_length=32), root / "serving" / "vbert", 1)
     task = tiny_task(root / "task", labels)
-    build_ir(IRJob(root / "serving" / "vbert", task, root / "ir", precision=precision, timing_repeats=1))
+    job = from_params(
+        IRJob, "ir", serving_dir=root / "serving" / "vbert", task_dir=task, out_dir=root / "ir", precision=precision
+    )
+    build_ir(dataclasses.replace(job, timing_repeats=1))
     return root
 
 
@@ -147,8 +190,6 @@ def tiny_pretrain_params(path: Path, **overrides) -> str:
             "num_train_steps": 6,
             "num_warmup_steps": 1,
             "save_checkpoints_steps": 2,
-            "max_seq_length": 32,
-            "max_predictions_per_seq": 5,
             "num_train_steps_msl512": 0,
             "msl512_from_steps": [],
             "eval_batches": 1,

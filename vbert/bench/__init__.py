@@ -6,5 +6,6 @@ runners  one request through one backend (naive, TF, OpenVINO, our server, TF-Se
 server   our server in a child process on 127.0.0.1
 load     many clients for a fixed time: throughput, latency percentiles, errors
 report   the markdown table, the metrics JSON, the plots, the targets
-run      the whole bench, as the stage runs it
+
+The whole bench, as the stage runs it, is `vbert.pipeline.bench`.
 """

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vbert.modeling import BertConfig
+from vbert.model.bert import BertConfig
 
 
 def bert_classifier_flops(config: BertConfig, seq_len: int, num_labels: int) -> int:

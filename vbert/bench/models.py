@@ -13,15 +13,15 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from vbert.export import SERVING_CONFIG, ServingConfig, export_saved_model
-from vbert.modeling import BertConfig
-from vbert.openvino_ir import latest_version, write_version
+from vbert.model.bert import MODEL_SIZES, BertConfig
+from vbert.model.export import SERVING_CONFIG, ServingConfig, export_saved_model, latest_version
+from vbert.pipeline.ir import write_version
 
 log = logging.getLogger(__name__)
 
-SIZES = {
-    "bert-base": BertConfig(30522, 768, 12, 12, 3072),
-    "tiny": BertConfig(30522, 32, 2, 2, 64),
+SIZES = {  # bert-base as the paper's; tiny for tests (smaller than the pretrain stage's tiny, to be quick)
+    "bert-base": MODEL_SIZES["base"],
+    "tiny": {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64},
 }
 MODELS = ("pipeline", *SIZES)
 
@@ -40,14 +40,21 @@ class BenchModel:
         return self.saved_model / "assets"
 
 
-def pipeline_model(serving_dir: Path, ir_dir: Path, bert_config: Path) -> BenchModel:
+def pipeline_model(serving_dir: Path, ir_dir: Path) -> BenchModel:
     """The freeze stage's latest version and every variant the ir stage kept (`<ir_dir>/variants/<precision>`)."""
     version_dir = latest_version(serving_dir)
     variants = {p.name: p / "model.xml" for p in sorted((ir_dir / "variants").glob("*")) if (p / "model.xml").exists()}
     if not variants:
         raise FileNotFoundError(f"{ir_dir}/variants: no OpenVINO models; run the ir stage first")
     serving = ServingConfig.from_json(version_dir / "assets" / SERVING_CONFIG)
-    return BenchModel("pipeline", version_dir, variants, BertConfig.from_json(bert_config), serving, False)
+    return BenchModel(
+        "pipeline",
+        version_dir,
+        variants,
+        BertConfig.from_json(version_dir / "assets" / "bert_config.json"),
+        serving,
+        False,
+    )
 
 
 def random_model(name: str, like: BenchModel, seq_length: int, work_dir: Path, seed: int = 0) -> BenchModel:
@@ -56,16 +63,16 @@ def random_model(name: str, like: BenchModel, seq_length: int, work_dir: Path, s
     import keras
     import openvino as ov
 
-    from vbert.finetuning import build_classifier
+    from vbert.model.bert import build_classifier
 
-    config = SIZES[name]
-    serving = ServingConfig(like.serving.labels, seq_length, like.serving.do_lower_case)
+    config = BertConfig(vocab_size=like.config.vocab_size, **SIZES[name])
+    serving = ServingConfig(like.serving.labels, seq_length, like.serving.positive_label)
     root = work_dir / name
     shutil.rmtree(root, ignore_errors=True)
     keras.utils.set_random_seed(seed)
-    log.info("building %s with random weights (%s)", name, json.dumps(config.__dict__))
+    log.info("building %s with random weights (%s)", name, json.dumps(config.to_dict()))
     classifier = build_classifier(config, len(serving.labels), None)
-    saved = export_saved_model(classifier, serving, like.assets / "vocab.txt", root / "saved_model" / "1")
+    saved = export_saved_model(classifier, config, serving, like.assets, root / "saved_model" / "1")
     xml = root / "ir" / "model.xml"
     ov.save_model(ov.convert_model(str(saved)), str(xml), compress_to_fp16=False)
     return BenchModel(name, saved, {"fp32": xml, "bf16": xml}, config, serving, True)

@@ -16,26 +16,15 @@ from pathlib import Path
 
 import numpy as np
 
-from vbert.serving.app import encode_texts
-from vbert.tokenization import FullTokenizer
+from vbert.text.encoding import Encoder, Item
 
 Features = dict[str, np.ndarray]
+Encode = Callable[[list[Item]], Features]
 
 
-@dataclass
-class Encoder:
-    """Texts -> [CLS] text [SEP] ids, cut to `max_seq_length`, padded to the longest (or to `pad_to`)."""
-
-    tokenizer: FullTokenizer
-    max_seq_length: int
-    pad_to: int = 0
-
-    def __call__(self, texts: list[str]) -> Features:
-        features, _ = encode_texts(self.tokenizer, texts, self.max_seq_length)
-        width = features["input_ids"].shape[1]
-        if self.pad_to > width:
-            features = {k: np.pad(v, ((0, 0), (0, self.pad_to - width))) for k, v in features.items()}
-        return features
+def encoding(encoder: Encoder, pad_to: int = 0) -> Encode:
+    """Texts (or pairs) -> model inputs, padded to the longest row (or to `pad_to`): the encoding the server does."""
+    return lambda texts: encoder.encode_items(texts, pad_to=pad_to).features
 
 
 @dataclass
@@ -51,12 +40,12 @@ class Runner:
         return f"{self.backend}-{self.precision}"
 
 
-def in_process(predict: Callable[[Features], dict], encoder: Encoder) -> Callable[[list[str]], tuple[float, float]]:
+def in_process(predict: Callable[[Features], dict], encode: Encode) -> Callable[[list[str]], tuple[float, float]]:
     """Tokenise here, call `predict`, take the argmax: the model call is timed alone as feed-forward."""
 
     def run(texts: list[str]) -> tuple[float, float]:
         started = time.perf_counter()
-        features = encoder(texts)
+        features = encode(texts)
         model_started = time.perf_counter()
         outputs = predict(features)
         model_seconds = time.perf_counter() - model_started
@@ -85,7 +74,7 @@ def naive_predict(saved_model: Path) -> Callable[[Features], dict]:
 
 def openvino_predict(xml: Path, precision: str) -> Callable[[Features], dict]:
     """An IR variant compiled as the server compiles it (the same backend class)."""
-    from vbert.openvino_ir import compile_config
+    from vbert.pipeline.ir import compile_config
     from vbert.serving.backends import OpenVINOBackend
 
     return OpenVINOBackend(xml, compile_config(precision), precision).predict
@@ -102,12 +91,12 @@ def over_http_texts(client) -> Callable[[list[str]], tuple[None, float]]:
     return run
 
 
-def over_predict_api(client, encoder: Encoder) -> Callable[[list[str]], tuple[None, float]]:
+def over_predict_api(client, encode: Encode) -> Callable[[list[str]], tuple[None, float]]:
     """TF-Serving (REST or gRPC): tokenised by the client, `:predict`, argmax here; end-to-end only."""
 
     def run(texts: list[str]) -> tuple[None, float]:
         started = time.perf_counter()
-        outputs = client.predict(encoder(texts))
+        outputs = client.predict(encode(texts))
         np.argmax(outputs["probabilities"], axis=-1)
         return None, time.perf_counter() - started
 

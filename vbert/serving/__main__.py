@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from vbert.cli import setup_logging
+from vbert.core.cli import setup_logging
 from vbert.serving.batching import BatchingParameters
 
 log = logging.getLogger("vbert.serving")

@@ -21,12 +21,11 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from vbert.export import INPUT_NAMES
-from vbert.export import OUTPUT_NAMES as OUTPUTS
+from vbert.model.export import OUTPUT_NAMES as OUTPUTS
 from vbert.serving.backends import LoadedModel
 from vbert.serving.batching import QueueFull
 from vbert.serving.versions import ModelVersions, Served
-from vbert.tokenization import FullTokenizer
+from vbert.text.encoding import INPUT_NAMES, Encoded
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +140,8 @@ def create_app(versions: ModelVersions, model: LoadedModel, name: str, limits: L
         if columnar == ("instances" in data):
             raise RequestError(400, 'the body needs exactly one of "instances" (row format) or "inputs" (columnar)')
         inputs = columns_from(data["inputs"]) if columnar else columns_from_rows(data["instances"])
-        inputs, truncated = validate(inputs, len(model.vocab), max_len, limits.max_rows, model.vocab.ids["[SEP]"])
+        sep = model.encoder.tokenizer.vocab.ids["[SEP]"]
+        inputs, truncated = validate(inputs, model.vocab_size, max_len, limits.max_rows, sep)
         metrics.truncated.inc(len(truncated))
         outputs = await run(served, inputs)
         result: dict = (
@@ -160,11 +160,11 @@ def create_app(versions: ModelVersions, model: LoadedModel, name: str, limits: L
         model = served.model
         data = await read_json(request)
         texts = data.get("texts")
-        if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
-            raise RequestError(400, '"texts" must be a non-empty list of strings')
+        if not isinstance(texts, list) or not texts:
+            raise RequestError(400, '"texts" must be a non-empty list of strings or of [text_a, text_b] pairs')
         if len(texts) > limits.max_texts:
             raise RequestError(413, f"{len(texts)} texts in one request; the limit is {limits.max_texts}")
-        encoded, truncated = encode_texts(served.tokenizer, texts, model.config.max_seq_length)
+        encoded, truncated = encode_texts(model.encoder, texts)
         metrics.truncated.inc(len(truncated))
         outputs = await run(served, encoded)
         labels = model.config.labels
@@ -301,17 +301,11 @@ def validate(
     return arrays, truncated
 
 
-def encode_texts(tokenizer: FullTokenizer, texts: list[str], max_len: int) -> tuple[dict[str, np.ndarray], list[int]]:
-    """[CLS] text [SEP] ids, cut to `max_len` (the rule of the finetune stage), padded to the longest."""
-    vocab = tokenizer.vocab
-    cls, sep = vocab.ids["[CLS]"], vocab.ids["[SEP]"]
-    pieces = tokenizer.encode_batch(texts)
-    truncated = [i for i, p in enumerate(pieces) if len(p) > max_len - 2]
-    rows = [[cls, *p[: max_len - 2], sep] for p in pieces]
-    width = max(len(r) for r in rows)
-    ids = np.zeros((len(rows), width), np.int32)
-    mask = np.zeros_like(ids)
-    for i, r in enumerate(rows):
-        ids[i, : len(r)] = r
-        mask[i, : len(r)] = 1
-    return {"input_ids": ids, "input_mask": mask, "segment_ids": np.zeros_like(ids)}, truncated
+def encode_texts(encoder, texts: list) -> Encoded:
+    """`texts`: all strings, or all [text_a, text_b] pairs; encoded as the finetune stage encoded its task."""
+    try:
+        return encoder.encode_items(texts)
+    except ValueError as error:
+        raise RequestError(
+            400, f'"texts" must be a non-empty list of strings or of [text_a, text_b] pairs ({error})'
+        ) from error

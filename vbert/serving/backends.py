@@ -2,7 +2,7 @@
 
 Each takes int32 `input_ids`, `input_mask`, `segment_ids` of shape [batch, seq] and returns float32
 `probabilities` and `logits` of shape [batch, labels]. A model folder is one version of TF-Serving's layout: the
-ir stage's `<name>/<version>/` (model.xml + vocab.txt, labels.txt, serving.json, ir.json) or the freeze stage's
+ir stage's `<name>/<version>/` (model.xml + the tokenizer, labels.txt, serving.json, ir.json) or the freeze stage's
 SavedModel (assets/ holds the same files).
 """
 
@@ -15,20 +15,25 @@ from pathlib import Path
 
 import numpy as np
 
-from vbert.errors import InputError
-from vbert.export import OUTPUT_NAMES as OUTPUTS
-from vbert.export import SERVING_CONFIG, ServingConfig
-from vbert.tokenization import Vocab, load_vocab
+from vbert.core.errors import InputError
+from vbert.model.export import OUTPUT_NAMES as OUTPUTS
+from vbert.model.export import SERVING_CONFIG, ServingConfig
+from vbert.text.encoding import Encoder
+from vbert.text.tokenization import load_tokenizer
 
 
 @dataclass
 class LoadedModel:
-    """A model version ready to serve: its backend, tokenizer vocabulary and serving config."""
+    """A model version ready to serve: its backend, the encoder of its texts and its serving config."""
 
     version: int
     backend: object
-    vocab: Vocab
+    encoder: Encoder
     config: ServingConfig
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.encoder.tokenizer.vocab)
 
 
 def _assets(version_dir: Path) -> Path:
@@ -51,7 +56,8 @@ def load_version(kind: str, version_dir: Path, threads: int = 0, tfserving_url: 
         backend = TFServingBackend(tfserving_url)
     else:
         raise InputError(f"backend {kind!r}: choose openvino, tensorflow, or tfserving with a URL")
-    model = LoadedModel(int(version_dir.name), backend, load_vocab(assets / "vocab.txt"), config)
+    encoder = Encoder(load_tokenizer(assets), config.max_seq_length)
+    model = LoadedModel(int(version_dir.name), backend, encoder, config)
     warm = np.zeros((1, 8), np.int32)
     outputs = backend.predict({"input_ids": warm, "input_mask": np.ones_like(warm), "segment_ids": warm})
     if outputs["probabilities"].shape != (1, len(config.labels)):

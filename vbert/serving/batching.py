@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from vbert.export import INPUT_NAMES
+from vbert.model.export import INPUT_NAMES
 
 
 @dataclass(frozen=True)

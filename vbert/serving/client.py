@@ -16,7 +16,7 @@ import urllib.request
 
 import numpy as np
 
-from vbert.export import OUTPUT_NAMES as OUTPUTS
+from vbert.model.export import OUTPUT_NAMES as OUTPUTS
 
 
 class ServerError(Exception):
@@ -56,8 +56,9 @@ class RestClient:
         predictions = self._call(f"{self.model}:predict", {"instances": instances})["predictions"]
         return {k: np.asarray([p[k] for p in predictions], np.float32) for k in OUTPUTS}
 
-    def classify_texts(self, texts: list[str]) -> dict:
-        """Labels and probabilities for raw texts (vbert's server tokenises them as in training)."""
+    def classify_texts(self, texts: list) -> dict:
+        """Labels and probabilities for raw texts or [text_a, text_b] pairs (the server tokenises them as in
+        training)."""
         return self._call(f"{self.model}:classify_text", {"texts": texts})
 
     def status(self) -> dict:

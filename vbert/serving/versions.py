@@ -14,10 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from vbert.export import version_folders
+from vbert.model.export import version_folders
 from vbert.serving.backends import LoadedModel, load_version
 from vbert.serving.batching import Batcher, BatchingParameters
-from vbert.tokenization import FullTokenizer
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +25,6 @@ log = logging.getLogger(__name__)
 class Served:
     model: LoadedModel
     batcher: Batcher
-    tokenizer: FullTokenizer
 
 
 def _stamp(folder: Path) -> float:
@@ -55,7 +53,7 @@ class ModelVersions:
     def _serve(self, model: LoadedModel) -> Served:
         batcher = Batcher(model.backend.predict, self.batching, model.config.max_seq_length, self.on_batch)
         batcher.start()
-        return Served(model, batcher, FullTokenizer(model.vocab))
+        return Served(model, batcher)
 
     def load_latest_now(self) -> LoadedModel:
         """The highest version, loaded synchronously (at start-up, where failing is right)."""

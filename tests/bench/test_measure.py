@@ -1,0 +1,82 @@
+"""The bench stage's measuring pieces, exactly where they can be: FLOPs by hand, statistics, CPU sampling."""
+
+from __future__ import annotations
+
+import time
+from collections import namedtuple
+
+import numpy as np
+import psutil
+import pytest
+
+from vbert.bench.measure import (
+    CpuSampler,
+    bert_classifier_flops,
+    ceilings_gflops,
+    cpu_seconds,
+    matmul_ceiling_gflops,
+    openvino_matmul_gflops,
+    percentile_ms,
+    summarise,
+)
+from vbert.model.bert import BertConfig
+
+
+def test_flops_by_hand_for_a_tiny_config():
+    config = BertConfig(vocab_size=10, hidden_size=4, num_hidden_layers=2, num_attention_heads=2, intermediate_size=8)
+    # per layer, s=3: projections 4*2*3*4*4 = 384, attention 2*2*3*3*4 = 144, feed-forward 2*2*3*4*8 = 384 -> 912
+    # two layers 1824, pooler 2*4*4 = 32, classifier 2*4*5 = 40
+    assert bert_classifier_flops(config, seq_len=3, num_labels=5) == 1824 + 32 + 40
+
+
+def test_bert_base_at_msl_128_is_22_35_gflop_per_sequence():
+    # per layer 603,979,776 (projections) + 50,331,648 (attention) + 1,207,959,552 (feed-forward); x 12 layers
+    base = BertConfig(
+        vocab_size=30522, hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072
+    )
+    assert bert_classifier_flops(base, 128, 2) == 12 * 1_862_270_976 + 2 * 768 * 768 + 2 * 768 * 2
+
+
+def test_summary_trims_the_fastest_and_slowest():
+    summary = summarise([0.5, 0.1, 0.3, 0.2, 0.4], batch_size=10)
+    assert (summary.requests, summary.min, summary.max) == (5, 0.1, 0.5)
+    assert summary.trimmed_mean == pytest.approx(0.3)
+    assert summary.variance == pytest.approx(np.var([0.1, 0.2, 0.3, 0.4, 0.5]))
+    assert summary.per_sample == pytest.approx(0.03)
+    assert summarise([0.2, 0.4], 1).trimmed_mean == pytest.approx(0.3)  # two requests: nothing trimmed
+
+
+def test_cpu_sampler_sees_a_busy_loop():
+    # One busy thread keeps at least one CPU of the machine's busy, whatever else runs beside it.
+    with CpuSampler(interval=0.05) as busy:
+        deadline = time.perf_counter() + 0.5
+        while time.perf_counter() < deadline:
+            pass
+    share_of_one_cpu = 100 / psutil.cpu_count()
+    assert len(busy.samples) >= 5 and busy.mean >= 0.9 * share_of_one_cpu
+    assert 0 <= busy.peak <= 100
+
+
+def test_matmul_ceiling_is_a_positive_rate():
+    assert matmul_ceiling_gflops(size=256, repeats=2) > 0.1
+
+
+def test_openvino_matmul_rates_and_the_ceilings():
+    assert openvino_matmul_gflops("f32", size=256, repeats=2) > 0.1
+    ceilings = ceilings_gflops()
+    assert set(ceilings) == {"fp32", "fp32_openvino", "bf16"}
+    assert ceilings["bf16"] >= max(ceilings["fp32"], ceilings["fp32_openvino"]) and ceilings["fp32"] > 1
+
+
+CpuTimes = namedtuple("CpuTimes", "user nice system idle iowait irq softirq steal guest guest_nice")
+
+
+def test_cpu_seconds_counts_idle_and_iowait_as_not_busy_and_guest_once():
+    before = CpuTimes(10, 0, 5, 100, 1, 0, 0, 0, 2, 0)
+    after = CpuTimes(13, 0, 6, 103, 2, 0, 0, 0, 3, 0)  # +3 user (of which +1 guest), +1 system, +3 idle, +1 iowait
+    assert cpu_seconds(before, after) == (4.0, 8.0)
+
+
+def test_percentiles_in_milliseconds():
+    assert percentile_ms([0.001, 0.002, 0.003, 0.004, 0.005], 50) == 3.0
+    assert percentile_ms([], 99) == 0.0

@@ -1,0 +1,134 @@
+"""The pretrain stage for real: checkpoints, eval metrics, the MSL-512 phase, and resuming after SIGKILL."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from tests.helpers import (
+    REPO,
+    from_params,
+    google_flags,
+    pretrain_stage_args,
+    tiny_pretrain_params,
+    tiny_pretraining_inputs,
+)
+from vbert.pipeline.pretrain import PretrainJob, plot_rows, run_pretraining
+
+
+def pretrain_command(inputs, params: str, out) -> list[str]:
+    return [sys.executable, *pretrain_stage_args(inputs, params, out, out.parent / f"{out.name}.json")]
+
+
+pytestmark = pytest.mark.xdist_group("heavy")
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    phases = (
+        google_flags(max_seq_length=32, max_predictions_per_seq=5, dupe_factor=2),
+        google_flags(max_seq_length=512, max_predictions_per_seq=20, dupe_factor=1),
+    )
+    return tiny_pretraining_inputs(tmp_path_factory.mktemp("pretrain"), documents=30, phases=phases)
+
+
+def test_checkpoints_metrics_and_msl512_phase(inputs, tmp_path, caplog):
+    job = from_params(
+        PretrainJob,
+        "pretrain",
+        tfrecords=inputs / "tf",
+        vocab_dir=inputs / "vocab",
+        out_dir=tmp_path / "pre",
+        model="tiny",
+        init_checkpoint="scratch",
+        learning_rate=1e-3,
+        train_batch_size=8,
+        num_train_steps=6,
+        num_warmup_steps=1,
+        save_checkpoints_steps=2,
+        num_train_steps_msl512=2,
+        msl512_from_steps=(4,),
+        eval_batches=2,
+        eval_batch_size=8,
+        jit_compile=False,
+    )
+    results = run_pretraining(job)
+    assert [row["step"] for row in results["phases"]["msl32"]] == [0, 2, 4, 6]
+    assert [row["step"] for row in results["phases"]["msl512-from-step-000004"]] == [0, 2]
+    assert sorted(p.name for p in (tmp_path / "pre" / "msl32").iterdir()) == [
+        "step-000000",
+        "step-000002",
+        "step-000004",
+        "step-000006",
+    ]
+    first = results["phases"]["msl32"][0]
+    assert set(first) >= {"masked_lm_accuracy", "masked_lm_loss", "next_sentence_accuracy", "next_sentence_loss"}
+    assert results["masked_lm_loss"] < first["masked_lm_loss"]
+
+    # Other settings in the same (persistent) output folder: the old checkpoints are not built upon.
+    final = tmp_path / "pre" / "msl32" / "step-000006" / "variables.npz"
+    before = final.read_bytes()
+    again = run_pretraining(replace(job, learning_rate=5e-4, num_train_steps_msl512=0))
+    assert "made from other inputs or settings: starting it over" in caplog.text
+    assert [row["step"] for row in again["phases"]["msl32"]] == [0, 2, 4, 6]
+    assert final.read_bytes() != before and not (tmp_path / "pre" / "msl512").exists()
+
+
+@pytest.mark.parametrize("jit_compile", [False, True], ids=["ops-deterministic", "xla"])
+def test_killed_run_resumes_to_the_same_checkpoints(inputs, tmp_path, jit_compile):
+    params = tiny_pretrain_params(
+        tmp_path / "params.yaml",
+        num_train_steps=40,
+        num_warmup_steps=4,
+        save_checkpoints_steps=4,
+        jit_compile=jit_compile,
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    subprocess.run(pretrain_command(inputs, params, whole), check=True, env=env, capture_output=True, timeout=600)
+
+    process = subprocess.Popen(
+        pretrain_command(inputs, params, killed), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 300
+    while not (killed / "msl32" / "step-000004" / "variables.npz").exists():
+        assert process.poll() is None and time.monotonic() < deadline, "the run ended before it could be killed"
+        time.sleep(0.02)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not (killed / "msl32" / "step-000040").exists()
+    subprocess.run(pretrain_command(inputs, params, killed), check=True, env=env, capture_output=True, timeout=600)
+
+    steps = sorted(p.name for p in (whole / "msl32").iterdir())
+    assert steps == sorted(p.name for p in (killed / "msl32").iterdir()) and len(steps) == 11
+    with (
+        np.load(whole / "msl32/step-000040/variables.npz") as a,
+        np.load(killed / "msl32/step-000040/variables.npz") as b,
+    ):
+        assert a.files == b.files
+        for name in a.files:
+            np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+    metrics = json.loads((tmp_path / "killed.json").read_text())
+    assert metrics["final_step"] == 40
+    assert (tmp_path / "killed.csv").read_text().splitlines()[0].startswith("phase,total_step,step,masked_lm_accuracy")
+
+
+def test_plot_rows_count_msl512_steps_on_from_their_start():
+    phases = {
+        "msl128": [{"step": 0, "masked_lm_accuracy": 0.1}, {"step": 10, "masked_lm_accuracy": 0.2}],
+        "msl512-from-step-000010": [{"step": 0, "masked_lm_accuracy": 0.2}, {"step": 4, "masked_lm_accuracy": 0.3}],
+    }
+    assert [(r["phase"], r["step"], r["total_step"]) for r in plot_rows(phases)] == [
+        ("msl128", 0, 0),
+        ("msl128", 10, 10),
+        ("msl512-from-step-000010", 0, 10),
+        ("msl512-from-step-000010", 4, 14),
+    ]

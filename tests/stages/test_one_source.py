@@ -1,0 +1,222 @@
+"""Facts that cross stages have one source: the casing recorded with the vocabulary, and one encoder of texts.
+
+A cased vocabulary goes through the real stage scripts (vocab, tfrecords, pretrain, finetune, freeze) and the
+server, and `Apple` and `apple` keep different ids everywhere; the same texts (pairs, over-long, accented) give the
+same arrays through the finetune stage, the ir stage, the server and the bench.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import yaml
+
+from tests.helpers import REPO, free_ports, run_stage, tiny_finetuned, write_lines
+from vbert.bench.models import BenchModel
+from vbert.data.features import tf_schema
+from vbert.model.bert import BertConfig
+from vbert.model.export import ServingConfig
+from vbert.pipeline.bench import model_encoder
+from vbert.pipeline.finetune import encode_task
+from vbert.pipeline.freeze import freeze
+from vbert.pipeline.ir import encoded_split
+from vbert.serving.app import encode_texts
+from vbert.serving.backends import load_version
+from vbert.text.tokenization import load_tokenizer
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("heavy")]
+
+PAIRS = [  # (label, text_a, text_b): accents, a text far over max_seq_length, a short one
+    ("games", "Ünïcödé Café: a naïve puzzle game", "résumé of the rules"),
+    ("science", "library " * 60, "numerical methods for science " * 5),
+    ("games", "chess", "board game"),
+]
+
+
+def write_pair_task(folder: Path) -> Path:
+    for split in ("train", "eval", "test"):
+        write_lines(folder / f"{split}.tsv", ["label\ttext_a\ttext_b", *("\t".join(row) for row in PAIRS)])
+    return folder
+
+
+def test_one_encoder_for_finetune_ir_server_and_bench(tmp_path):
+    best = tiny_finetuned(tmp_path / "best", ["games", "science"], max_seq_length=32)
+    freeze(best, tmp_path / "serving" / "vbert", 1)
+    version = tmp_path / "serving" / "vbert" / "1"
+    task = write_pair_task(tmp_path / "task")
+    items = [[a, b] for _, a, b in PAIRS]
+
+    by_finetune = encode_task(best, task, 32)[0]["test"][0]
+    by_ir = encoded_split(version, task, "test")[0]
+    served = load_version("tensorflow", version)
+    by_server = encode_texts(served.encoder, items).features
+    assets = version / "assets"
+    bench_model = BenchModel(
+        "pipeline", version, {}, BertConfig.from_json(assets / "bert_config.json"), served.config, False
+    )
+    by_bench = model_encoder(bench_model).encode_items(items).features
+
+    def padded(features):  # the server and the bench pad to the longest row, the stages to max_seq_length
+        return {k: np.pad(v, ((0, 0), (0, 32 - v.shape[1]))) for k, v in features.items()}
+
+    assert by_finetune["input_ids"].shape == (3, 32)
+    for name, features in (("ir", by_ir), ("server", padded(by_server)), ("bench", padded(by_bench))):
+        for key in by_finetune:
+            np.testing.assert_array_equal(features[key], by_finetune[key], err_msg=f"{name}: {key}")
+    assert by_server["input_ids"].shape[1] == 32  # the long pair fills max_seq_length exactly
+    tokens = served.encoder.tokenizer.vocab.convert_ids_to_tokens(by_finetune["input_ids"][0][:6].tolist())
+    assert tokens == ["[CLS]", "unicode", "cafe", ":", "a", "naive"]  # accents stripped: the uncased vocabulary
+
+
+# ---- a cased vocabulary, end to end -----------------------------------------------------------------------
+
+CASED = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "Apple", "apple", "makes", "phones", "is", "a", "fruit"]
+CASED += ["I", "like", "pie", "The", "the", "company", ".", "sells", "red", "green", "tree", "grows"]
+APPLE, LOWER_APPLE = CASED.index("Apple"), CASED.index("apple")
+SENTENCES = [
+    "Apple makes phones.",
+    "The apple is a fruit.",
+    "I like Apple phones.",
+    "I like apple pie.",
+    "The company Apple sells phones.",
+    "The tree grows a red apple.",
+    "A green apple is a fruit.",
+]
+
+
+def cased_params(tmp_path: Path, task: Path) -> Path:
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["vocab"].update(variant="default", base_vocab=str(tmp_path / "cased.txt"), do_lower_case=False)
+    params["tfrecords"].update(
+        max_seq_length=32, max_predictions_per_seq=5, msl512=False, dupe_factor=2, eval_fraction=0.2, workers=1
+    )
+    params["pretrain"].update(
+        model="tiny",
+        init_checkpoint="scratch",
+        train_batch_size=8,
+        num_train_steps=2,
+        num_warmup_steps=1,
+        save_checkpoints_steps=2,
+        num_train_steps_msl512=0,
+        msl512_from_steps=[],
+        eval_batch_size=8,
+        eval_batches=1,
+    )
+    params["finetune"].update(task_dir=str(task), max_seq_length=16, epochs=1, train_batch_size=8)
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    return path
+
+
+def stage(name: str, params: Path, *args: str) -> None:
+    result = run_stage(name, "--params", str(params), *args)
+    assert result.returncode == 0, f"{name}:\n{result.stderr[-3000:]}"
+
+
+def ids_in_tfrecords(folder: Path) -> set[int]:
+    manifest = json.loads((folder / "manifest.json").read_text())
+    phase = manifest["phases"][0]
+    schema = tf_schema(phase["max_seq_length"], phase["max_predictions_per_seq"])
+    found: set[int] = set()
+    for record in tf.data.TFRecordDataset([str(folder / f) for f in phase["train_files"]]):
+        example = tf.io.parse_single_example(record, schema)
+        found |= set(example["input_ids"].numpy().tolist()) | set(example["masked_lm_ids"].numpy().tolist())
+    return found
+
+
+def classify(url: str, texts: list[str]) -> list[dict]:
+    request = urllib.request.Request(
+        f"{url}/v1/models/vbert:classify_text", json.dumps({"texts": texts}).encode(), method="POST"
+    )
+    with urllib.request.urlopen(request, timeout=60) as response:
+        return json.loads(response.read())["predictions"]
+
+
+def test_a_cased_vocabulary_keeps_apple_and_apple_apart_in_every_stage(tmp_path):
+    write_lines(tmp_path / "cased.txt", CASED)
+    documents = [SENTENCES[i % 7 :] + SENTENCES[: i % 7] for i in range(20)]
+    write_lines(tmp_path / "clean" / "corpus.txt", [line for d in documents for line in (*d, "")])
+    (tmp_path / "clean" / "info.json").write_text('{"corpus": "docs"}')
+    task = tmp_path / "task"
+    rows = [f"{'company' if 'Apple' in s else 'fruit'}\t{s}" for s in SENTENCES]
+    for split in ("train", "eval", "test"):
+        write_lines(task / f"{split}.tsv", ["label\ttext", *rows])
+    params = cased_params(tmp_path, task)
+    vocab, records, pretrain = tmp_path / "vocab", tmp_path / "tfrecords", tmp_path / "pretrain"
+    finetuned, serving = tmp_path / "finetune", tmp_path / "serving"
+
+    stage("vocab", params, "--clean", str(tmp_path / "clean"), "--out", str(vocab), "--metrics", str(tmp_path / "1"))
+    assert json.loads((vocab / "tokenizer_config.json").read_text())["do_lower_case"] is False
+    stage(
+        "tfrecords",
+        params,
+        "--clean",
+        str(tmp_path / "clean"),
+        "--vocab",
+        str(vocab),
+        "--out",
+        str(records),
+        "--metrics",
+        str(tmp_path / "2"),
+    )
+    assert {APPLE, LOWER_APPLE} <= ids_in_tfrecords(records)
+    assert json.loads((records / "manifest.json").read_text())["do_lower_case"] is False
+
+    outputs = ("--metrics", str(tmp_path / "3"), "--plots", str(tmp_path / "3.csv"))
+    stage("pretrain", params, "--tfrecords", str(records), "--vocab", str(vocab), "--out", str(pretrain), *outputs)
+    table = ("--plots", str(tmp_path / "4.csv"), "--table", str(tmp_path / "4t.csv"))
+    stage(
+        "finetune",
+        params,
+        "--pretrain",
+        str(pretrain),
+        "--out",
+        str(finetuned),
+        "--metrics",
+        str(tmp_path / "4"),
+        *table,
+    )
+    features = encode_task(finetuned / "best", task, 16)[0]["train"][0]["input_ids"]
+    assert features[0][1] == APPLE and LOWER_APPLE in features[1].tolist()  # "Apple makes ...", "The apple ..."
+    stage("freeze", params, "--best", str(finetuned / "best"), "--out", str(serving), "--metrics", str(tmp_path / "5"))
+
+    version = serving / "vbert" / "1"
+    assert json.loads((version / "assets" / "tokenizer_config.json").read_text())["do_lower_case"] is False
+    for encoder in (
+        load_version("tensorflow", version).encoder,  # the server's
+        model_encoder(
+            BenchModel("pipeline", version, {}, None, ServingConfig.from_json(version / "assets/serving.json"), False)
+        ),
+    ):
+        assert encoder(["Apple", "apple"]).features["input_ids"][:, 1].tolist() == [APPLE, LOWER_APPLE]
+    assert encoded_split(version, task, "test")[0]["input_ids"][0][1] == APPLE  # the ir stage's
+    assert load_tokenizer(version / "assets").encode("Apple apple APPLE") == [APPLE, LOWER_APPLE, 1]
+
+    port = free_ports(1)[0]
+    command = [sys.executable, "-m", "vbert.serving", "--backend", "tensorflow", "--model-dir", str(serving / "vbert")]
+    server = subprocess.Popen([*command, "--port", str(port), "--poll-seconds", "0"], stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/readyz", timeout=2)
+                break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline, "the server did not start"
+                time.sleep(0.3)
+        upper, lower = classify(url, ["Apple", "apple"])
+        assert upper["probabilities"] != lower["probabilities"]  # different ids, different inputs to the model
+        same = classify(url, ["Apple", "Apple"])
+        assert same[0]["probabilities"] == same[1]["probabilities"]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

@@ -1,0 +1,300 @@
+"""BERT, top to bottom: its config, the encoder, Google's pretraining heads and losses, and the classifier.
+
+The encoder is keras-hub's `BertBackbone` (Keras 3 on TensorFlow); everything on top of it is written here:
+
+    BertConfig        Google's bert_config.json / HF's config.json fields; loads what it saves
+    build_backbone    the encoder: embeddings, `num_hidden_layers` transformer layers, pooler
+    PretrainingHeads  masked LM (transform, LayerNorm, output bias, weights tied to the word embeddings) and
+                      next sentence (pooled output -> 2), as google-research/bert's run_pretraining.py
+    BertPretrainer    encoder + heads, trained on the sum of Google's two losses, with Google's eval metrics
+    build_classifier  encoder + dropout + dense on the pooled output, as run_classifier.py
+
+Weights are loaded and saved by Google's checkpoint names in `vbert.model.weights`, which also holds the few places
+that reach into keras-hub's layers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from vbert.core.errors import InputError
+from vbert.core.resources import PACKAGED_MODELS, packaged_model_dir
+from vbert.text.encoding import INPUT_NAMES
+
+# ---- config ------------------------------------------------------------------------------------------------
+
+_SIZE_FIELDS = (
+    "vocab_size",
+    "hidden_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "intermediate_size",
+    "max_position_embeddings",
+    "type_vocab_size",
+)
+_TANH_GELUS = ("gelu_new", "gelu_fast", "gelu_pytorch_tanh")  # Hugging Face's names for the tanh approximation
+
+
+@dataclass(frozen=True)
+class BertConfig:
+    """Google's bert_config.json fields (HF's config.json uses the same names)."""
+
+    vocab_size: int
+    hidden_size: int
+    num_hidden_layers: int
+    num_attention_heads: int
+    intermediate_size: int
+    max_position_embeddings: int = 512
+    type_vocab_size: int = 2
+    initializer_range: float = 0.02
+    hidden_dropout_prob: float = 0.1
+    attention_probs_dropout_prob: float = 0.1
+    gelu_approximate: bool = True  # Google's "gelu" is the tanh approximation; Hugging Face's "gelu" is exact
+
+    @classmethod
+    def from_json(cls, path: str | os.PathLike) -> BertConfig:
+        """Read a Google `bert_config.json` or an HF `config.json` (told apart by HF's `model_type`)."""
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError as err:
+            raise InputError(f"{path}: no such model config") from err
+        except json.JSONDecodeError as err:
+            raise InputError(f"{path}:{err.lineno}: not valid JSON: {err.msg}") from err
+        return cls.from_dict(data, str(path))
+
+    @classmethod
+    def from_dict(cls, data: dict, source: str = "<config>") -> BertConfig:
+        missing = [f for f in _SIZE_FIELDS if f not in data]
+        if missing:
+            raise InputError(f"{source}: missing field(s) {', '.join(missing)}")
+        for name in _SIZE_FIELDS:
+            if isinstance(data[name], bool) or not isinstance(data[name], int) or data[name] <= 0:
+                raise InputError(f"{source}: field {name} = {data[name]!r} must be a positive integer")
+        if data["hidden_size"] % data["num_attention_heads"]:
+            raise InputError(
+                f"{source}: hidden_size {data['hidden_size']} is not a multiple of "
+                f"num_attention_heads {data['num_attention_heads']}"
+            )
+        activation = data.get("hidden_act", "gelu")
+        if activation not in ("gelu", *_TANH_GELUS):
+            raise InputError(f"{source}: hidden_act {activation!r} is not supported (gelu variants only)")
+        hugging_face = "model_type" in data
+        known = {f.name for f in fields(cls)} - {"gelu_approximate"}
+        return cls(
+            **{k: v for k, v in data.items() if k in known},
+            gelu_approximate=activation in _TANH_GELUS or not hugging_face,
+        )
+
+    def to_dict(self) -> dict:
+        """HF's config.json (model_type bert): `hidden_act` says which GELU, so from_dict(to_dict()) is the identity."""
+        data = {k: v for k, v in asdict(self).items() if k != "gelu_approximate"}
+        return {"model_type": "bert", **data, "hidden_act": "gelu_new" if self.gelu_approximate else "gelu"}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2) + "\n"
+
+
+MODEL_SIZES = {  # the paper's sizes besides the packaged MiniLM
+    "tiny": {"hidden_size": 128, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 512},
+    "base": {"hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12, "intermediate_size": 3072},
+}
+MODEL_NAMES = (*PACKAGED_MODELS, *MODEL_SIZES)
+
+
+def named_config(model: str, vocab_size: int) -> BertConfig:
+    """The config of a model by name: a packaged model (`minilm`), or a size (`tiny`, `base`) over `vocab_size`."""
+    if model in PACKAGED_MODELS:
+        config = BertConfig.from_json(packaged_model_dir(model) / "config.json")
+    elif model in MODEL_SIZES:
+        config = BertConfig(vocab_size=vocab_size, **MODEL_SIZES[model])
+    else:
+        raise InputError(f"unknown model {model!r}: choose {', '.join(MODEL_NAMES)}")
+    if config.vocab_size != vocab_size:
+        raise InputError(f"model {model!r} has vocab_size {config.vocab_size}, the vocabulary has {vocab_size}")
+    return config
+
+
+# ---- the encoder -------------------------------------------------------------------------------------------
+
+
+def build_backbone(config: BertConfig):
+    """keras-hub's BertBackbone for `config`, with the GELU the checkpoint was trained with."""
+    import keras_hub  # imported here: it loads slowly, and only the encoder needs it
+
+    from vbert.model.weights import use_exact_gelu
+
+    backbone = keras_hub.models.BertBackbone(
+        vocabulary_size=config.vocab_size,
+        num_layers=config.num_hidden_layers,
+        num_heads=config.num_attention_heads,
+        hidden_dim=config.hidden_size,
+        intermediate_dim=config.intermediate_size,
+        dropout=config.hidden_dropout_prob,
+        max_sequence_length=config.max_position_embeddings,
+        num_segments=config.type_vocab_size,
+    )
+    if not config.gelu_approximate:
+        use_exact_gelu(backbone, config.num_hidden_layers)
+    return backbone
+
+
+def encode(backbone, features: dict, training: bool = False) -> dict:
+    """The encoder on Google's feature names: `sequence_output` [batch, seq, hidden], `pooled_output`."""
+    return backbone(
+        {
+            "token_ids": features["input_ids"],
+            "segment_ids": features["segment_ids"],
+            "padding_mask": features["input_mask"],
+        },
+        training=training,
+    )
+
+
+# ---- pretraining: heads, losses, metrics -------------------------------------------------------------------
+
+
+class PretrainingHeads(keras.layers.Layer):
+    """Google's heads: MLM (transform, GELU, LayerNorm, output bias; the output weights are the word embeddings) and
+    NSP (pooled output -> 2 logits)."""
+
+    def __init__(self, config: BertConfig, token_embedding, **kwargs):
+        super().__init__(**kwargs)
+        self.config = config
+        initializer = keras.initializers.TruncatedNormal(stddev=config.initializer_range)
+        self.transform = keras.layers.Dense(config.hidden_size, kernel_initializer=initializer, name="transform_dense")
+        self.transform_norm = keras.layers.LayerNormalization(epsilon=1e-12, name="transform_layer_norm")
+        self.next_sentence = keras.layers.Dense(2, kernel_initializer=initializer, name="next_sentence")
+        self.embeddings = token_embedding
+
+    def build(self, input_shape=None):
+        hidden = self.config.hidden_size
+        self.transform.build((None, hidden))
+        self.transform_norm.build((None, hidden))
+        self.next_sentence.build((None, hidden))
+        self.output_bias = self.add_weight(shape=(self.config.vocab_size,), initializer="zeros", name="output_bias")
+        self.built = True
+
+    def call(self, sequence_output, pooled_output, masked_positions):
+        gathered = keras.ops.take_along_axis(sequence_output, masked_positions[:, :, None], axis=1)
+        x = self.transform(gathered)
+        x = keras.activations.gelu(x, approximate=self.config.gelu_approximate)
+        x = self.transform_norm(x)
+        logits = keras.ops.matmul(x, keras.ops.transpose(self.embeddings.embeddings)) + self.output_bias
+        return logits, self.next_sentence(pooled_output)
+
+
+def build_pretraining_heads(config: BertConfig, backbone) -> PretrainingHeads:
+    heads = PretrainingHeads(config, backbone.get_layer("token_embedding"), name="pretraining_heads")
+    heads.build()
+    return heads
+
+
+PRETRAINING_METRICS = ("loss", "masked_lm_loss", "masked_lm_accuracy", "next_sentence_loss", "next_sentence_accuracy")
+
+
+class BertPretrainer(keras.Model):
+    """Backbone + heads; trains on the sum of the masked-LM and next-sentence losses, as Google's."""
+
+    def __init__(self, config: BertConfig, **kwargs):
+        super().__init__(**kwargs)
+        self.bert_config = config
+        self.backbone = build_backbone(config)
+        self.pretraining_heads = build_pretraining_heads(config, self.backbone)
+        self.tracked = {name: keras.metrics.Mean(name=name) for name in PRETRAINING_METRICS}
+
+    @property
+    def metrics(self):
+        return list(self.tracked.values())
+
+    def call(self, features, training=False):
+        outputs = encode(self.backbone, features, training)
+        return self.pretraining_heads(
+            outputs["sequence_output"], outputs["pooled_output"], features["masked_lm_positions"]
+        )
+
+    def _pretraining_losses(self, features, training):
+        mlm_logits, nsp_logits = self(features, training=training)
+        weights = features["masked_lm_weights"]
+        mlm_per_position = keras.losses.sparse_categorical_crossentropy(
+            features["masked_lm_ids"], mlm_logits, from_logits=True
+        )
+        mlm_loss = keras.ops.sum(mlm_per_position * weights) / (keras.ops.sum(weights) + 1e-5)
+        nsp_labels = features["next_sentence_labels"][:, 0]
+        nsp_loss = keras.ops.mean(
+            keras.losses.sparse_categorical_crossentropy(nsp_labels, nsp_logits, from_logits=True)
+        )
+        mlm_hits = keras.ops.cast(keras.ops.argmax(mlm_logits, -1) == features["masked_lm_ids"], "float32")
+        nsp_hits = keras.ops.cast(keras.ops.argmax(nsp_logits, -1) == nsp_labels, "float32")
+        return mlm_loss + nsp_loss, {
+            "masked_lm_loss": (mlm_loss, None),
+            "masked_lm_accuracy": (
+                keras.ops.sum(mlm_hits * weights) / (keras.ops.sum(weights) + 1e-5),
+                keras.ops.sum(weights),
+            ),
+            "next_sentence_loss": (nsp_loss, None),
+            "next_sentence_accuracy": (keras.ops.mean(nsp_hits), None),
+        }
+
+    def _update_metrics(self, loss, parts):
+        self.tracked["loss"].update_state(loss)
+        for name, (value, weight) in parts.items():
+            self.tracked[name].update_state(value, sample_weight=weight)
+        results = {name: metric.result() for name, metric in self.tracked.items()}
+        if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
+            # Keras 3.15 reduces step outputs across workers along axis 0, which a scalar lacks
+            results = {name: keras.ops.reshape(value, (1,)) for name, value in results.items()}
+        return results
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Keras 3.15 builds the model from a first batch it reduces across replicas, which fails under
+        # MultiWorkerMirroredStrategy for a dict of features; the stage builds the model before training.
+        built = all(layer.built for layer in self._flatten_layers())
+        if built and self.optimizer is not None and self.optimizer.built:
+            return
+        super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+
+    def train_step(self, features):
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        with tf.GradientTape() as tape:
+            loss, parts = self._pretraining_losses(features, training=True)
+            # Under tf.distribute the optimizer sums the replicas' gradients: scale so that the sum is the
+            # mean over replicas, as Google's CrossShardOptimizer does on TPU.
+            scaled = loss / replicas if replicas > 1 else loss
+        gradients = tape.gradient(scaled, self.trainable_variables)
+        self.optimizer.apply_gradients(zip(gradients, self.trainable_variables, strict=True))
+        return self._update_metrics(loss, parts)
+
+    def test_step(self, features):
+        loss, parts = self._pretraining_losses(features, training=False)
+        return self._update_metrics(loss, parts)
+
+
+def build_pretrainer(config: BertConfig):
+    """A BertPretrainer with every variable created (so weights and checkpoints can be assigned to it)."""
+    pretrainer = BertPretrainer(config)
+    dummy = {k: np.zeros((1, 8), np.int32) for k in ("input_ids", "segment_ids")}
+    dummy.update(input_mask=np.ones((1, 8), np.int32), masked_lm_positions=np.zeros((1, 1), np.int32))
+    pretrainer(dummy)
+    return pretrainer
+
+
+# ---- fine-tuning: the classifier ---------------------------------------------------------------------------
+
+
+def build_classifier(config: BertConfig, num_labels: int, backbone=None):
+    """The encoder (a fresh one, or `backbone` with its weights) + dropout + dense layer on the pooled output."""
+    backbone = backbone if backbone is not None else build_backbone(config)
+    inputs = {name: keras.Input(shape=(None,), dtype="int32", name=name) for name in INPUT_NAMES}
+    pooled = encode(backbone, inputs)["pooled_output"]
+    pooled = keras.layers.Dropout(config.hidden_dropout_prob)(pooled)
+    initializer = keras.initializers.TruncatedNormal(stddev=config.initializer_range)
+    logits = keras.layers.Dense(num_labels, kernel_initializer=initializer, name="classifier")(pooled)
+    return keras.Model(inputs, logits, name="bert_classifier")

@@ -1,0 +1,90 @@
+"""Training checkpoints: every model and optimizer variable (dropout seeds and step included) in one file.
+
+A checkpoint is a directory `step-000050/` holding `variables.npz`, written under a temporary name and renamed
+into place, so a run killed at any moment leaves either a complete checkpoint or none. Restoring puts back every
+variable by its path, so a resumed run continues exactly where the checkpoint left it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+
+from vbert.core.atomic import atomic_dir
+from vbert.core.errors import InputError
+
+_STEP_DIR = re.compile(r"^step-(\d{6,})$")
+
+
+def step_dir(root: Path, step: int) -> Path:
+    return root / f"step-{step:06d}"
+
+
+def list_checkpoints(root: str | os.PathLike) -> list[tuple[int, Path]]:
+    """Complete checkpoints under `root`, by step (temporary directories of a killed run are ignored)."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    found = []
+    for path in root.iterdir():
+        match = _STEP_DIR.match(path.name)
+        if match and (path / "variables.npz").exists():
+            found.append((int(match.group(1)), path))
+    return sorted(found)
+
+
+def _stable_name(prefix: str, index: int, path: str) -> str:
+    """`prefix/index:path`, without the process-wide counters Keras appends to auto-named objects' names
+    (`seed_generator_7`, `adam_w_2`), which differ between two models built in one process."""
+    return f"{prefix}/{index:05d}:" + re.sub(r"(seed_generator|adam_w)_\d+", r"\1", path)
+
+
+def _variables(model, optimizer) -> dict[str, object]:
+    named = {_stable_name("model", i, v.path): v for i, v in enumerate(model.variables)}
+    if optimizer is not None:
+        named.update({_stable_name("optimizer", i, v.path): v for i, v in enumerate(optimizer.variables)})
+    return named
+
+
+def save_checkpoint(
+    root: str | os.PathLike, step: int, model, optimizer, extra_files: dict[str, str] | None = None
+) -> Path:
+    """Write `root/step-NNNNNN/variables.npz` (plus small text files) atomically; returns its directory."""
+    final = step_dir(Path(root), step)
+    with atomic_dir(final) as tmp:
+        arrays = {name: np.asarray(variable.numpy()) for name, variable in _variables(model, optimizer).items()}
+        np.savez(tmp / "variables.npz", **arrays)
+        for name, text in (extra_files or {}).items():
+            (tmp / name).write_text(text, encoding="utf-8")
+    return final
+
+
+def restore_checkpoint(path: str | os.PathLike, model, optimizer=None) -> None:
+    """Assign the variables saved in `path` to `model` (and `optimizer`, when given; both built).
+
+    Every target variable must be in the checkpoint with its shape, and every saved model variable must have a
+    target; saved optimizer state is skipped when no optimizer is given (a new phase starts its own).
+    """
+    path = Path(path)
+    with np.load(path / "variables.npz") as saved:
+        targets = _variables(model, optimizer)
+        available = set(saved.files) if optimizer is not None else {n for n in saved.files if n.startswith("model/")}
+        missing = sorted(set(targets) - available)
+        leftover = sorted(available - set(targets))
+        mismatched = [
+            f"{n}: checkpoint {saved[n].shape}, model {tuple(targets[n].shape)}"
+            for n in sorted(set(targets) & available)
+            if saved[n].shape != tuple(targets[n].shape)
+        ]
+        if missing or leftover or mismatched:
+            problems = [
+                *(f"{n}: missing from the checkpoint" for n in missing),
+                *(f"{n}: not in the model" for n in leftover),
+                *mismatched,
+            ]
+            raise InputError(f"{path}: checkpoint does not fit the model:\n  " + "\n  ".join(problems[:30]))
+        for name, variable in targets.items():
+            variable.assign(saved[name])

@@ -1,0 +1,1 @@
+"""One module per pipeline stage, named as the stage in dvc.yaml: what `stages/<name>.py` calls."""

@@ -1,0 +1,390 @@
+"""The whole bench, model by model: Table 3 (request batches, feed-forward and end-to-end, per backend), then the
+server under load (clients, batching on and off), the paper's way against the served path on real texts, and a
+soak run for errors and memory."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+from tqdm import tqdm
+
+from vbert.bench.load import run_load
+from vbert.bench.measure import bert_classifier_flops, ceilings_gflops, cpu_seconds, resident_bytes, summarise
+from vbert.bench.models import BenchModel, pipeline_model, random_model, server_folder
+from vbert.bench.runners import (
+    Runner,
+    encoding,
+    in_process,
+    naive_predict,
+    openvino_predict,
+    over_http_texts,
+    over_predict_api,
+    tensorflow_predict,
+)
+from vbert.bench.server import running_server
+from vbert.core.errors import InputError
+from vbert.model.export import latest_version
+from vbert.serving.client import GrpcClient, RestClient
+from vbert.text.encoding import Encoder, Item
+from vbert.text.tasks import read_split
+from vbert.text.tokenization import FullTokenizer, load_tokenizer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BenchJob:
+    serving_dir: Path  # the freeze stage's <base>/<model_name>
+    ir_dir: Path  # the ir stage's output (variants/, <model_name>/<version>/ir.json)
+    test_tsv: Path  # real texts: the task's test split
+    work_dir: Path  # scratch: random models, server folders and logs
+    models: tuple[str, ...]
+    batch_sizes: tuple[int, ...]
+    requests: int
+    large_batch_requests: int  # BERT-base requests at batch >= 100 (one takes seconds to tens of seconds)
+    seq_length: int
+    clients: tuple[int, ...]
+    load_seconds: float
+    soak_seconds: float
+    naive: bool
+    tfserving_rest_url: str  # e.g. http://host:8501, serving the freeze stage's model under its name
+    tfserving_grpc_target: str  # e.g. host:8500
+
+
+@dataclass
+class Texts:
+    """The two request sets: `fixed` texts long enough to fill max_seq_length (the paper's fixed MSL), and `real`
+    ones, the task's test split with its own length distribution."""
+
+    fixed: list[str]
+    real: list[Item]
+
+    def sets(self) -> dict[str, list[Item]]:
+        return {"fixed": self.fixed, "real": self.real}
+
+
+def long_texts(items: list[Item], tokenizer: FullTokenizer, pieces: int) -> list[str]:
+    """One text per input item (a pair's texts joined), followed by the next ones until it has at least `pieces`
+    pieces."""
+    texts = [item if isinstance(item, str) else " ".join(item) for item in items]
+    lengths = [len(p) for p in tokenizer.encode_batch(texts)]
+    out = []
+    for start in range(len(texts)):
+        joined, count, index = [], 0, start
+        while count < pieces:
+            joined.append(texts[index % len(texts)])
+            count += lengths[index % len(texts)]
+            index += 1
+        out.append(" ".join(joined))
+    return out
+
+
+def model_encoder(model: BenchModel) -> Encoder:
+    """The encoder a bench model's texts go through (its tokenizer, its max_seq_length), as the server's."""
+    return Encoder(load_tokenizer(model.assets), model.serving.max_seq_length)
+
+
+def request_windows(texts: list[str], batch: int, count: int) -> list[list[str]]:
+    """`count` requests of `batch` texts, consecutive windows that wrap around."""
+    doubled = texts * (batch // len(texts) + 2)
+    return [doubled[(i * batch) % len(texts) :][:batch] for i in range(count)]
+
+
+@dataclass
+class CellTimes:
+    feed_forward: list[float] = field(default_factory=list)
+    end_to_end: list[float] = field(default_factory=list)
+    busy: list[tuple[float, float]] = field(default_factory=list)  # (busy, total) CPU seconds per request
+    flops: list[float] = field(default_factory=list)
+
+
+def time_cells(runners: list[Runner], windows: list[list[str]], flops_of, desc: str) -> dict[str, CellTimes]:
+    """Every request through every runner, interleaved request by request (so that a slow spell of the machine
+    hits all backends alike), after one warm-up request each."""
+    cells = {r.name: CellTimes() for r in runners}
+    for runner in runners:
+        runner.run(windows[0])
+    with tqdm(total=len(windows) * len(runners), desc=desc, unit="req", leave=False) as bar:
+        for texts in windows:
+            flops = flops_of(texts)
+            for runner in runners:
+                before = psutil.cpu_times()
+                feed_forward, end_to_end = runner.run(texts)
+                cell = cells[runner.name]
+                cell.busy.append(cpu_seconds(before, psutil.cpu_times()))
+                cell.end_to_end.append(end_to_end)
+                cell.flops.append(flops)
+                if feed_forward is not None:
+                    cell.feed_forward.append(feed_forward)
+                bar.update()
+    return cells
+
+
+def cpu_percent(busy: list[tuple[float, float]]) -> dict[str, float | None]:
+    """The machine's busy share over a cell's requests, and the highest of one request among those that lasted at
+    least 20 ticks of all CPUs (shorter ones are too coarse to tell)."""
+    total = sum(t for _, t in busy)
+    long_enough = [b / t for b, t in busy if t >= 0.2]
+    return {
+        "cpu_percent": round(100 * sum(b for b, _ in busy) / total, 1) if total else None,
+        "cpu_peak_percent": round(100 * max(long_enough), 1) if long_enough else None,
+    }
+
+
+def cell_result(runner: Runner, times: CellTimes, batch: int) -> dict:
+    result = {
+        "backend": runner.backend,
+        "precision": runner.precision,
+        "batch": batch,
+        "feed_forward": summarise(times.feed_forward, batch).as_dict() if times.feed_forward else None,
+        "end_to_end": summarise(times.end_to_end, batch).as_dict(),
+        **cpu_percent(times.busy),
+    }
+    seconds = times.feed_forward or times.end_to_end
+    result["gflops"] = round(sum(times.flops) / sum(seconds) / 1e9, 1)
+    return result
+
+
+def highest_ceilings(measurements: list[dict[str, float]]) -> dict[str, float]:
+    """The best each ceiling reached over the run's measurements: the machine's speed drifts (a slow spell once
+    read 160 GFLOP/s where 195 is usual), and the highest reading makes every share conservative."""
+    return {key: max(m[key] for m in measurements) for key in measurements[0]}
+
+
+def add_ceiling_shares(results: dict, ceilings: dict[str, float]) -> None:
+    """Every cell's GFLOP/s as a percentage of the ceiling of its precision (bf16, else fp32)."""
+    for model in results["models"].values():
+        for cells in model["table3"].values():
+            for cell in cells:
+                ceiling = ceilings["bf16" if cell["precision"] == "bf16" else "fp32"]
+                cell["ceiling_percent"] = round(100 * cell["gflops"] / ceiling, 1)
+
+
+def add_speedups(cells: list[dict]) -> None:
+    """Speedup of every cell over the naive baseline of the same batch (feed-forward and end-to-end)."""
+    naive = {c["batch"]: c for c in cells if c["backend"] == "naive"}
+    for cell in cells:
+        base = naive.get(cell["batch"])
+        for column in ("feed_forward", "end_to_end"):
+            if base and cell[column] and base[column]:
+                cell[f"speedup_{column}"] = round(base[column]["trimmed_mean"] / cell[column]["trimmed_mean"], 2)
+
+
+def chosen_precision(job: BenchJob, model_name: str) -> str:
+    """The precision the ir stage chose for the pipeline's model (the server's default)."""
+    settings = latest_version(job.ir_dir / model_name) / "ir.json"
+    return json.loads(settings.read_text())["precision"]
+
+
+def server_precision(chosen: str, model: BenchModel) -> str:
+    """The ir stage's choice for the pipeline's model where `model` has that variant; else fp32 (the random models
+    are made in fp32 and bf16 only: an INT8 model would need calibrating on data it was never trained for)."""
+    if chosen in model.variants:
+        return chosen
+    log.warning("%s has no %s variant (the ir stage's choice): its server computes in fp32", model.name, chosen)
+    return "fp32"
+
+
+class ModelBench:
+    """Everything measured for one model."""
+
+    def __init__(self, job: BenchJob, model: BenchModel, precision: str, real_texts: list[Item]):
+        self.job, self.model, self.precision = job, model, precision
+        self.max_len = model.serving.max_seq_length
+        self.encoder = model_encoder(model)
+        self.texts = Texts(long_texts(real_texts, self.encoder.tokenizer, self.max_len), real_texts)
+        self.encode = encoding(self.encoder)
+        self.work = job.work_dir / model.name
+
+    def flops_of(self, texts: list[str]) -> float:
+        width = self.encode(texts)["input_ids"].shape[1]
+        return len(texts) * bert_classifier_flops(self.model.config, width, len(self.model.serving.labels))
+
+    @contextlib.contextmanager
+    def server(self, precision: str, batching: bool) -> Iterator:
+        folder = server_folder(self.model, precision, self.work / "served")
+        name = f"server-{precision}-batching-{'on' if batching else 'off'}.log"
+        log.info("%s: starting the server (%s, batching %s)", self.model.name, precision, "on" if batching else "off")
+        with running_server(folder, self.work / name, batching) as server:
+            yield server, RestClient(server.url, "vbert")
+
+    def runners(self, client: RestClient, text_set: str) -> list[Runner]:
+        m = self.model
+        runners = []
+        if text_set == "fixed":
+            if self.job.naive:
+                runners.append(Runner("naive", "fp32", in_process(naive_predict(m.saved_model), self.encode)))
+            runners.append(Runner("tensorflow", "fp32", in_process(tensorflow_predict(m.saved_model), self.encode)))
+        for precision, xml in m.variants.items():
+            predict = openvino_predict(xml, precision)
+            runners.append(Runner("openvino", precision, in_process(predict, self.encode)))
+        runners.append(Runner("http", self.precision, over_http_texts(client)))
+        if m.name != "pipeline":  # a TF-Serving serves the freeze stage's model only
+            return runners
+        if self.job.tfserving_rest_url:
+            rest = RestClient(self.job.tfserving_rest_url, self.job.serving_dir.name)
+            runners.append(Runner("tfserving-rest", "fp32", over_predict_api(rest, self.encode)))
+        if self.job.tfserving_grpc_target:
+            grpc = GrpcClient(self.job.tfserving_grpc_target, self.job.serving_dir.name)
+            runners.append(Runner("tfserving-grpc", "fp32", over_predict_api(grpc, self.encode)))
+        return runners
+
+    def requests_for(self, batch: int) -> int:
+        large = self.model.name == "bert-base" and batch >= 100
+        return min(self.job.requests, self.job.large_batch_requests) if large else self.job.requests
+
+    def table3(self, client: RestClient) -> dict[str, list[dict]]:
+        tables = {}
+        for text_set, texts in self.texts.sets().items():
+            runners = self.runners(client, text_set)
+            cells = []
+            for batch in self.job.batch_sizes:
+                windows = request_windows(texts, batch, self.requests_for(batch))
+                desc = f"{self.model.name} {text_set} batch {batch}"
+                times = time_cells(runners, windows, self.flops_of, desc)
+                cells += [cell_result(r, times[r.name], batch) for r in runners]
+                log.info(
+                    "%s: %s",
+                    desc,
+                    ", ".join(
+                        f"{c['backend']}-{c['precision']} {c['end_to_end']['trimmed_mean']:.4f} s"
+                        for c in cells[-len(runners) :]
+                    ),
+                )
+            add_speedups(cells)
+            tables[text_set] = cells
+        return tables
+
+    def load_grid(self, client: RestClient, batching: bool) -> list[dict]:
+        rows = []
+        for clients in self.job.clients:
+            result = run_load(client.classify_texts, self.texts.real, clients, self.job.load_seconds).as_dict()
+            rows.append({"batching": batching, "precision": self.precision, **result})
+            log.info("%s: %d client(s), batching %s: %s", self.model.name, clients, batching, result)
+        return rows
+
+    def paper_way(self, client: RestClient) -> dict:
+        """One client, one text per request, padded to max_seq_length, no server batching (run on a server
+        started with batching off)."""
+        padded = encoding(self.encoder, pad_to=self.max_len)
+        return run_load(
+            lambda texts: client.predict(padded(texts)), self.texts.real, 1, self.job.load_seconds
+        ).as_dict()
+
+    def served(self, client: RestClient) -> dict:
+        """The served path: raw texts, 16 clients (the most of `clients`), dynamic shapes and batching."""
+        return run_load(client.classify_texts, self.texts.real, max(self.job.clients), self.job.load_seconds).as_dict()
+
+    def soak(self, client: RestClient, pid: int) -> dict:
+        warm = run_load(client.classify_texts, self.texts.real, max(self.job.clients), min(10.0, self.job.soak_seconds))
+        after_warm_up = resident_bytes(pid)
+        result = run_load(client.classify_texts, self.texts.real, max(self.job.clients), self.job.soak_seconds)
+        at_end = resident_bytes(pid)
+        return {
+            **result.as_dict(),
+            "warm_up_errors": warm.errors,
+            "rss_after_warm_up_mb": round(after_warm_up / 1e6, 1),
+            "rss_at_end_mb": round(at_end / 1e6, 1),
+            "rss_growth_percent": round(100 * (at_end - after_warm_up) / after_warm_up, 2),
+        }
+
+    def run(self) -> dict:
+        started = time.perf_counter()
+        result: dict = {
+            "random_weights": self.model.random_weights,
+            "config": {
+                k: getattr(self.model.config, k) for k in ("num_hidden_layers", "hidden_size", "intermediate_size")
+            },
+            "max_seq_length": self.max_len,
+            "flops_per_sequence_at_max_seq_length": bert_classifier_flops(
+                self.model.config, self.max_len, len(self.model.serving.labels)
+            ),
+            "server_precision": self.precision,
+            "precisions": sorted(self.model.variants),
+        }
+        with self.server(self.precision, batching=True) as (server, client):
+            result["table3"] = self.table3(client)
+            result["load"] = self.load_grid(client, True)
+            served = {f"served_{self.precision}": max(result["load"], key=lambda row: row["clients"])}
+            result["soak"] = self.soak(client, server.pid)
+        with self.server(self.precision, batching=False) as (server, client):
+            result["load"] += self.load_grid(client, False)
+            paper = {f"paper_way_{self.precision}": self.paper_way(client)}
+        if self.precision != "fp32":
+            with self.server("fp32", batching=True) as (server, client):
+                served["served_fp32"] = self.served(client)
+            with self.server("fp32", batching=False) as (server, client):
+                paper["paper_way_fp32"] = self.paper_way(client)
+        result["real_texts"] = {**paper, **served}
+        result["minutes"] = round((time.perf_counter() - started) / 60, 1)
+        return result
+
+
+def run_bench(job: BenchJob) -> dict:
+    """Measure every model of `job.models`; returns everything measured (the report is made from it)."""
+    pipeline = pipeline_model(job.serving_dir, job.ir_dir)
+    precision = chosen_precision(job, job.serving_dir.name)
+    real = read_split(job.test_tsv).items()
+    measurements = [measured_ceilings()]
+    results: dict = {"machine": machine(), "skipped": skipped(job), "models": {}}
+    for name in job.models:
+        model = pipeline if name == "pipeline" else random_model(name, pipeline, job.seq_length, job.work_dir)
+        results["models"][name] = ModelBench(job, model, server_precision(precision, model), real).run()
+        measurements.append(measured_ceilings())
+    results["ceiling_measurements_gflops"] = measurements
+    results["ceilings_gflops"] = highest_ceilings(measurements)
+    add_ceiling_shares(results, results["ceilings_gflops"])
+    return results
+
+
+def measured_ceilings() -> dict[str, float]:
+    log.info("measuring this machine's matrix-multiply ceilings")
+    ceilings = ceilings_gflops()
+    log.info("ceilings (GFLOP/s): %s", ceilings)
+    return ceilings
+
+
+def skipped(job: BenchJob) -> list[str]:
+    """Backends not measured, and why."""
+    notes = []
+    if not job.tfserving_rest_url:
+        notes.append("tfserving-rest: bench.tfserving_rest_url is empty (no TF-Serving to measure)")
+    if not job.tfserving_grpc_target:
+        notes.append("tfserving-grpc: bench.tfserving_grpc_target is empty (no TF-Serving to measure)")
+    if not job.naive:
+        notes.append("naive: bench.naive is false")
+    return notes
+
+
+def machine() -> dict:
+    """What the numbers were measured on."""
+    import openvino
+    import tensorflow as tf
+
+    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    model = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "")
+    flags = next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), [])
+    wanted = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16")
+    return {
+        "cpu": model,
+        "cpus": len(psutil.Process().cpu_affinity())
+        if hasattr(psutil.Process(), "cpu_affinity")
+        else psutil.cpu_count(),
+        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "isa": [f for f in wanted if f in flags],
+        "openvino": openvino.__version__,
+        "tensorflow": tf.__version__,
+    }
+
+
+def check_inputs(job: BenchJob) -> None:
+    for path in (job.serving_dir, job.ir_dir, job.test_tsv):
+        if not path.exists():
+            raise InputError(f"{path}: missing; `dvc repro ir` makes the bench's inputs")

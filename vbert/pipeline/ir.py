@@ -1,0 +1,186 @@
+"""The ir stage: OpenVINO IR variants of the frozen SavedModel, each checked against TensorFlow, the fastest kept.
+
+Variants: `fp32`; `fp16` (weights stored in FP16, computed in FP32); `bf16` (the FP32 IR computed in bfloat16,
+where the CPU supports it); `int8` (NNCF post-training quantisation, calibrated on the task's eval split). Each is
+gated on the task's test split against the SavedModel: the largest |Δprobability| and the drop in test F1.
+`precision: auto` times every variant that passes on this CPU (request batch `timing_batch` at the serving
+max_seq_length) and keeps the fastest; a named precision keeps that one.
+
+OpenVINO's CPU plugin computes in bf16 by default where the CPU can, which changes probabilities by ~1e-3; vbert
+asks for f32 (`INFERENCE_PRECISION_HINT`) except in the `bf16` variant, and records the hint with the model, so the
+server compiles it the same way.
+
+    <out>/<model_name>/<version>/model.xml, model.bin, the assets (vocab.txt, tokenizer_config.json, labels.txt,
+                                 serving.json), ir.json
+    <out>/variants/<precision>/model.xml, model.bin
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from vbert.core.atomic import atomic_dir, write_json
+from vbert.core.errors import InputError
+from vbert.model.export import ASSET_FILES, SERVING_CONFIG, ServingConfig, latest_version
+from vbert.text.encoding import INPUT_NAMES, Encoder
+from vbert.text.tasks import classification_scores, positive_index, read_task
+from vbert.text.tokenization import load_tokenizer
+
+log = logging.getLogger(__name__)
+
+PRECISIONS = ("fp32", "fp16", "bf16", "int8")
+COMPILE_CONFIG = {"INFERENCE_PRECISION_HINT": "f32"}
+BF16_CONFIG = {"INFERENCE_PRECISION_HINT": "bf16"}  # computed in bfloat16 where the CPU has it (AVX512_BF16, AMX)
+
+
+@dataclass(frozen=True)
+class IRJob:
+    serving_dir: Path  # <base>/<model_name> of the freeze stage
+    task_dir: Path
+    out_dir: Path
+    precision: str
+    calibration_size: int
+    max_probability_delta: float
+    max_f1_drop: float
+    timing_batch: int
+    timing_repeats: int
+
+
+def encoded_split(version_dir: Path, task_dir: Path, split: str) -> tuple[dict, np.ndarray, ServingConfig]:
+    """A task split encoded for the frozen model (its tokenizer and max_seq_length, padded to it), with label
+    indices and the model's serving config."""
+    assets = version_dir / "assets"
+    serving = ServingConfig.from_json(assets / SERVING_CONFIG)
+    splits, _ = read_task(task_dir)
+    unknown = sorted(set(splits[split].labels) - set(serving.labels))
+    if unknown:
+        raise InputError(f"{task_dir / (split + '.tsv')}: labels the model does not know: {', '.join(unknown)}")
+    encoder = Encoder(load_tokenizer(assets), serving.max_seq_length)
+    features = encoder.encode_items(splits[split].items(), pad_to=serving.max_seq_length).features
+    labels = np.array([serving.labels.index(label) for label in splits[split].labels], np.int32)
+    return features, labels, serving
+
+
+def task_f1(serving: ServingConfig, gold: np.ndarray, probabilities: np.ndarray) -> float:
+    """The F1 the finetune stage reports: of the positive label for a binary task, else macro over classes."""
+    positive = positive_index(serving.labels, serving.positive_label)
+    return classification_scores(gold, probabilities.argmax(-1), len(serving.labels), positive=positive)["f1"]
+
+
+def batches(features: dict, size: int):
+    n = len(features["input_ids"])
+    for start in range(0, n, size):
+        yield {k: v[start : start + size] for k, v in features.items()}
+
+
+def tensorflow_probabilities(version_dir: Path, features: dict) -> np.ndarray:
+    import tensorflow as tf
+
+    serve = tf.saved_model.load(str(version_dir)).signatures["serving_default"]
+    return np.concatenate([serve(**batch)["probabilities"].numpy() for batch in batches(features, 64)])
+
+
+def openvino_probabilities(compiled, features: dict) -> np.ndarray:
+    return np.concatenate([compiled(batch)["probabilities"] for batch in batches(features, 64)])
+
+
+def make_variant(model, precision: str, calibration: dict, calibration_size: int):
+    """The OpenVINO model of one precision (fp16 differs only in how `save_model` stores it)."""
+    if precision != "int8":
+        return model
+    import nncf
+
+    items = list(batches({k: v[:calibration_size] for k, v in calibration.items()}, 1))
+    return nncf.quantize(model, nncf.Dataset(items), model_type=nncf.ModelType.TRANSFORMER, subset_size=len(items))
+
+
+def seconds_per_request(compiled, features: dict, batch: int, repeats: int) -> float:
+    """Median wall time of one inference request of `batch` rows (after one warm-up)."""
+    request = {k: v[:batch] for k, v in features.items()}
+    compiled(request)
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        compiled(request)
+        times.append(time.perf_counter() - started)
+    return float(np.median(times))
+
+
+def build_ir(job: IRJob) -> dict:
+    """Convert, quantise, gate and time the variants; write the chosen one; returns the stage metrics."""
+    import openvino as ov
+
+    version_dir = latest_version(job.serving_dir)
+    test_x, test_y, serving = encoded_split(version_dir, job.task_dir, "test")
+    eval_x, _, _ = encoded_split(version_dir, job.task_dir, "eval")
+    reference = tensorflow_probabilities(version_dir, test_x)
+    reference_f1 = task_f1(serving, test_y, reference)
+    model = ov.convert_model(str(version_dir))
+    core = ov.Core()
+    wanted = PRECISIONS if job.precision == "auto" else (job.precision,)
+    results: dict[str, dict] = {}
+    with atomic_dir(job.out_dir) as tmp:
+        for precision in wanted:
+            variant = make_variant(model, precision, eval_x, job.calibration_size)
+            path = tmp / "variants" / precision / "model.xml"
+            ov.save_model(variant, str(path), compress_to_fp16=precision == "fp16")
+            compiled = core.compile_model(str(path), "CPU", compile_config(precision))
+            probabilities = openvino_probabilities(compiled, test_x)
+            f1 = task_f1(serving, test_y, probabilities)
+            delta = float(np.abs(probabilities - reference).max())
+            results[precision] = {
+                "max_probability_delta": round(delta, 6),
+                "test_f1": round(f1, 6),
+                "f1_drop": round(reference_f1 - f1, 6),
+                "passes": delta <= job.max_probability_delta and reference_f1 - f1 <= job.max_f1_drop,
+                "ms_per_request": round(
+                    1000 * seconds_per_request(compiled, test_x, job.timing_batch, job.timing_repeats), 3
+                ),
+                "size_mb": round(path.with_suffix(".bin").stat().st_size / 1e6, 2),
+            }
+            log.info("%s: %s", precision, results[precision])
+        chosen = choose(results, job.precision)
+        target = tmp / version_dir.parent.name / version_dir.name
+        write_version(target, tmp / "variants" / chosen / "model.xml", version_dir / "assets", chosen)
+    return {"chosen": chosen, "tensorflow_test_f1": round(reference_f1, 6), "variants": results}
+
+
+def write_version(target: Path, xml: Path, assets: Path, precision: str, link: bool = False) -> None:
+    """A version folder as the server reads it: the IR (model.xml, model.bin), the SavedModel's assets (vocab,
+    labels, serving config) and ir.json (the precision and its compile hints). `link` hard-links the files where
+    the file system allows, instead of copying them."""
+    target.mkdir(parents=True)
+    sources = {"model.xml": xml, "model.bin": xml.with_suffix(".bin")}
+    sources.update({name: assets / name for name in ASSET_FILES})
+    for name, source in sources.items():
+        if link:
+            try:
+                os.link(source, target / name)
+                continue
+            except OSError:
+                pass
+        shutil.copy(source, target / name)
+    settings = {"precision": precision, "compile_config": compile_config(precision), "inputs": INPUT_NAMES}
+    write_json(target / "ir.json", settings)
+
+
+def compile_config(precision: str) -> dict[str, str]:
+    return BF16_CONFIG if precision == "bf16" else COMPILE_CONFIG
+
+
+def choose(results: dict[str, dict], precision: str) -> str:
+    """`precision` if named and it passes the gate; with `auto`, the fastest variant that passes."""
+    passing = {p: r for p, r in results.items() if r["passes"]}
+    if not passing:
+        raise InputError(f"no OpenVINO variant passes the accuracy gate against TensorFlow: {json.dumps(results)}")
+    if precision != "auto" and precision not in passing:
+        raise InputError(f"precision {precision} fails the accuracy gate: {results[precision]}")
+    return min(passing, key=lambda p: passing[p]["ms_per_request"])

@@ -1,0 +1,339 @@
+"""The tfrecords stage: a cleaned corpus -> sharded TFRecord files of MLM + NSP examples in Google's format.
+
+Documents stream through in chunks of about `chunk_bytes` of text; each chunk is tokenised and turned into
+instances by Google's algorithm in a worker process (random next-sentence segments come from other documents
+of the same chunk, and shuffling is within the chunk, which is what keeps memory bounded). The worker deals the
+chunk's examples round-robin over the shards, as Google's script does (starting at shard `chunk mod shards`),
+and frames them as TFRecords; the main process only appends those bytes to the files, in chunk order, so the
+output is the same for any number of workers. The first chunk is seeded with `random_seed` itself: a corpus
+that fits in one chunk, written to one shard with `exact_google_rng`, gives exactly Google's examples.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import hashlib
+import io
+import json
+import logging
+import os
+import random
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import BinaryIO, NamedTuple
+
+import numpy as np
+from tqdm import tqdm
+
+from vbert.core.atomic import atomic_dir
+from vbert.core.errors import InputError
+from vbert.core.parallel import default_workers, ordered_map
+from vbert.data.features import FEATURES
+from vbert.data.instances import (
+    Document,
+    ExampleEncoder,
+    InstanceConfig,
+    SpecialIds,
+    create_training_instances,
+)
+from vbert.data.masking import create_training_batch
+from vbert.data.tfrecord_format import TFRecordWriter
+from vbert.text.corpus import CorpusReader, is_heldout
+from vbert.text.tokenization import FullTokenizer, load_tokenizer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TFRecordsJob:
+    corpus: Path
+    vocab_dir: Path  # the vocab stage's tokenizer folder: vocab.txt and its casing
+    out_dir: Path
+    phases: tuple[InstanceConfig, ...]
+    dataset_name: str  # e.g. "docs-wwm-unused": corpus, masking and vocabulary, as the paper's Table 1
+    random_seed: int
+    num_shards: int
+    eval_fraction: float
+    chunk_bytes: int
+    workers: int
+    extra_info: dict
+
+
+class Chunk(NamedTuple):
+    split: str  # "train" or "eval"
+    index: int
+    documents: list[list[str]]
+
+
+class Shards(NamedTuple):
+    """Framed TFRecord bytes and record counts, one per shard."""
+
+    blobs: list[bytes]
+    counts: list[int]
+
+
+class ChunkResult(NamedTuple):
+    split: str
+    shards: list[Shards]  # per phase
+    stats: dict[str, int]
+
+
+def read_info(folder: Path) -> dict:
+    """An upstream stage's info.json."""
+    path = folder / "info.json"
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as err:
+        raise InputError(f"{path}: cannot read the upstream stage's info ({err}); run that stage first") from err
+
+
+def dataset_name(clean_dir: Path, vocab_dir: Path, do_whole_word_mask: bool) -> str:
+    """Corpus, masking and vocabulary, as the paper's Table 1 names its data sets: `docs_informal-wwm-unused`."""
+    corpus = read_info(clean_dir)["corpus"].replace("+", "_")
+    return f"{corpus}-{'wwm' if do_whole_word_mask else 'nowwm'}-{read_info(vocab_dir)['variant']}"
+
+
+def chunk_documents(
+    documents: Iterator[list[str]], chunk_bytes: int, eval_fraction: float, seed: int
+) -> Iterator[Chunk]:
+    """Group documents into train and eval chunks of about `chunk_bytes` characters each."""
+    buffers: dict[str, list[list[str]]] = {"train": [], "eval": []}
+    sizes = {"train": 0, "eval": 0}
+    counts = {"train": 0, "eval": 0}
+    for index, document in enumerate(documents):
+        split = "eval" if is_heldout(index, eval_fraction, seed) else "train"
+        buffers[split].append(document)
+        sizes[split] += sum(len(line) + 1 for line in document)
+        if sizes[split] >= chunk_bytes:
+            yield Chunk(split, counts[split], buffers[split])
+            counts[split] += 1
+            buffers[split], sizes[split] = [], 0
+    for split in ("train", "eval"):
+        if buffers[split]:
+            yield Chunk(split, counts[split], buffers[split])
+
+
+def shard_name(dataset_name: str, config: InstanceConfig, split: str, shard: int, num_shards: int) -> str:
+    base = f"{dataset_name}-msl{config.max_seq_length}"
+    if split == "eval":
+        return f"{base}.eval.tfrecord"
+    return f"{base}.train-{shard:05d}-of-{num_shards:05d}.tfrecord"
+
+
+# ---- worker side -------------------------------------------------------------------------------------------
+
+_worker: dict = {}
+
+
+def _init_worker(
+    vocab_dir: str, phases: tuple[InstanceConfig, ...], seed: int, num_shards: int, parallel: bool
+) -> None:
+    if parallel:  # one tokenizer thread per worker process: the processes already use every core
+        os.environ["TOKENIZERS_PARALLELISM"] = "false"
+    gc.disable()  # instances are acyclic lists: reference counting frees them, and the cycle collector only costs
+    tokenizer = load_tokenizer(vocab_dir)
+    vocab = tokenizer.vocab
+    _worker.update(
+        num_shards=num_shards,
+        tokenizer=tokenizer,
+        special=SpecialIds.from_vocab(vocab),
+        encoders=[ExampleEncoder(p.max_seq_length, p.max_predictions_per_seq, len(vocab)) for p in phases],
+        phases=phases,
+        seed=seed,
+        unk_id=vocab.unk_id,
+    )
+
+
+def tokenize_documents(documents: list[list[str]], tokenizer: FullTokenizer) -> list[Document]:
+    """Token ids per sentence; sentences with no tokens and then empty documents are dropped (as Google)."""
+    flat = tokenizer.encode_batch([line for document in documents for line in document])
+    result, start = [], 0
+    for document in documents:
+        sentences = [ids for ids in flat[start : start + len(document)] if ids]
+        start += len(document)
+        if sentences:
+            result.append(sentences)
+    return result
+
+
+def deal_round_robin(records: list[bytes], num_shards: int, first_shard: int) -> Shards:
+    """Frame `records` as TFRecords, dealt over `num_shards` buffers starting at `first_shard`."""
+    buffers = [io.BytesIO() for _ in range(num_shards)]
+    writers = [TFRecordWriter(buffer) for buffer in buffers]
+    for index, record in enumerate(records):
+        writers[(first_shard + index) % num_shards].write(record)
+    return Shards([b.getvalue() for b in buffers], [w.records for w in writers])
+
+
+def chunk_seed(seed: int, split: str, index: int) -> int | str:
+    return seed if (split, index) == ("train", 0) else f"{seed}:{split}:{index}"
+
+
+def _process_chunk(chunk: Chunk) -> ChunkResult:
+    documents = tokenize_documents(chunk.documents, _worker["tokenizer"])
+    tokens = sum(len(s) for d in documents for s in d)
+    unknown = sum(s.count(_worker["unk_id"]) for d in documents for s in d)
+    stats = {
+        "documents": len(documents),
+        "sentences": sum(len(d) for d in documents),
+        "tokens": tokens,
+        "unk_tokens": unknown,
+        "text_bytes": sum(len(line) + 1 for d in chunk.documents for line in d),
+    }
+    shards = []
+    num_shards = _worker["num_shards"] if chunk.split == "train" else 1
+    for phase, encoder in zip(_worker["phases"], _worker["encoders"], strict=True):
+        if chunk.split == "eval":
+            phase = InstanceConfig(**{**asdict(phase), "dupe_factor": 1})
+        seed = chunk_seed(_worker["seed"], chunk.split, chunk.index)
+        rng = random.Random(seed)
+        if phase.exact_google_rng:
+            instances = create_training_instances(documents, phase, _worker["special"], rng)
+            random_next = sum(i.is_random_next for i in instances)
+            masked = sum(len(i.masked_lm_positions) for i in instances)
+            records = encoder.encode_batch(instances)
+        else:
+            generator = np.random.default_rng(int.from_bytes(hashlib.blake2b(str(seed).encode()).digest()[:8]))
+            batch = create_training_batch(documents, phase, _worker["special"], rng, generator)
+            random_next, masked = int(batch.is_random_next.sum()), int(batch.masked_counts.sum())
+            records = encoder.encode_arrays(batch)
+        stats[f"random_next_msl{phase.max_seq_length}"] = random_next
+        stats[f"masked_msl{phase.max_seq_length}"] = masked
+        shards.append(deal_round_robin(records, num_shards, chunk.index % num_shards))
+    return ChunkResult(chunk.split, shards, stats)
+
+
+# ---- main side ---------------------------------------------------------------------------------------------
+
+
+class ShardWriters:
+    """The open train shards and eval file of every phase; appends framed records in chunk order."""
+
+    def __init__(self, out_dir: Path, job: TFRecordsJob):
+        self._files = contextlib.ExitStack()
+        self.handles: dict[tuple[str, int], list[BinaryIO]] = {}
+        self.records: dict[tuple[str, int], list[int]] = {}
+        for phase in job.phases:
+            for split, count in (("train", job.num_shards), ("eval", 1)):
+                names = [shard_name(job.dataset_name, phase, split, s, job.num_shards) for s in range(count)]
+                key = (split, phase.max_seq_length)
+                self.handles[key] = [self._files.enter_context(open(out_dir / n, "wb")) for n in names]  # noqa: SIM115
+                self.records[key] = [0] * count
+
+    def write(self, split: str, msl: int, shards: Shards) -> None:
+        for index, (blob, count) in enumerate(zip(shards.blobs, shards.counts, strict=True)):
+            self.handles[(split, msl)][index].write(blob)
+            self.records[(split, msl)][index] += count
+
+    def counts(self) -> dict[str, int]:
+        return {
+            f"{split}/msl{msl}/{i}": n for (split, msl), counts in self.records.items() for i, n in enumerate(counts)
+        }
+
+    def close(self) -> None:
+        self._files.close()
+
+
+def build_tfrecords(job: TFRecordsJob) -> dict:
+    """Run the stage; returns its metrics. Output appears in `job.out_dir` only if everything succeeds."""
+    do_lower_case = load_tokenizer(job.vocab_dir).do_lower_case  # fails early, in this process, on a bad vocabulary
+    reader = CorpusReader([job.corpus])
+    workers = default_workers(job.workers)
+    started = time.perf_counter()
+    totals: dict[str, dict[str, int]] = {"train": {}, "eval": {}}
+    with atomic_dir(job.out_dir) as out_dir, contextlib.ExitStack() as stack:
+        writers = ShardWriters(out_dir, job)
+        stack.callback(writers.close)
+        chunks = chunk_documents(iter(reader), job.chunk_bytes, job.eval_fraction, job.random_seed)
+        results = ordered_map(
+            _process_chunk,
+            chunks,
+            workers,
+            _init_worker,
+            (str(job.vocab_dir), job.phases, job.random_seed, job.num_shards, workers > 1),
+        )
+        with tqdm(total=reader.total_bytes, unit="B", unit_scale=True, desc="tfrecords") as progress:
+            for result in results:
+                for phase, shards in zip(job.phases, result.shards, strict=True):
+                    writers.write(result.split, phase.max_seq_length, shards)
+                for key, value in result.stats.items():
+                    totals[result.split][key] = totals[result.split].get(key, 0) + value
+                progress.update(reader.bytes_read - progress.n)
+        writers.close()
+        reader.require_documents(2)
+        if totals["train"].get("documents", 0) < 2:
+            raise InputError(
+                f"{job.corpus}: fewer than 2 documents with any token left for training after holding out "
+                f"eval_fraction={job.eval_fraction}; add documents or lower the fraction"
+            )
+        seconds = time.perf_counter() - started
+        metrics = _metrics(job, totals, writers.counts(), seconds, reader.bytes_read)
+        (out_dir / "manifest.json").write_text(
+            json.dumps(_manifest(job, writers.counts(), do_lower_case), indent=2) + "\n"
+        )
+    log.info(
+        "wrote %s train examples in %.1fs (%.0f examples/s)",
+        metrics["train_examples"],
+        seconds,
+        metrics["examples_per_second"],
+    )
+    return metrics
+
+
+def _metrics(job: TFRecordsJob, totals: dict, counts: dict[str, int], seconds: float, input_bytes: int) -> dict:
+    train = totals["train"]
+    metrics = {
+        "documents": train.get("documents", 0) + totals["eval"].get("documents", 0),
+        "eval_documents": totals["eval"].get("documents", 0),
+        "tokens": train.get("tokens", 0) + totals["eval"].get("tokens", 0),
+        "unk_rate": round(
+            (train.get("unk_tokens", 0) + totals["eval"].get("unk_tokens", 0))
+            / max(1, train.get("tokens", 0) + totals["eval"].get("tokens", 0)),
+            6,
+        ),
+        "seconds": round(seconds, 2),
+        "input_mb_per_second": round(input_bytes / 1e6 / max(seconds, 1e-9), 3),
+    }
+    all_examples = 0
+    for phase in job.phases:
+        msl = phase.max_seq_length
+        n_train = sum(v for k, v in counts.items() if k.startswith(f"train/msl{msl}/"))
+        n_eval = counts[f"eval/msl{msl}/0"]
+        all_examples += n_train + n_eval
+        metrics[f"msl{msl}"] = {
+            "train_examples": n_train,
+            "eval_examples": n_eval,
+            "random_next_fraction": round(train.get(f"random_next_msl{msl}", 0) / max(1, n_train), 4),
+            "masked_per_example": round(train.get(f"masked_msl{msl}", 0) / max(1, n_train), 3),
+        }
+    metrics["train_examples"] = sum(metrics[f"msl{p.max_seq_length}"]["train_examples"] for p in job.phases)
+    metrics["examples_per_second"] = round(all_examples / max(seconds, 1e-9), 1)
+    return metrics
+
+
+def _manifest(job: TFRecordsJob, counts: dict[str, int], do_lower_case: bool) -> dict:
+    phases = []
+    for phase in job.phases:
+        msl = phase.max_seq_length
+        phases.append(
+            {
+                **asdict(phase),
+                "train_files": [
+                    shard_name(job.dataset_name, phase, "train", s, job.num_shards) for s in range(job.num_shards)
+                ],
+                "eval_file": shard_name(job.dataset_name, phase, "eval", 0, job.num_shards),
+                "train_examples": sum(v for k, v in counts.items() if k.startswith(f"train/msl{msl}/")),
+                "eval_examples": counts[f"eval/msl{msl}/0"],
+            }
+        )
+    return {
+        "dataset": job.dataset_name,
+        "do_lower_case": do_lower_case,  # as recorded with the vocabulary
+        "random_seed": job.random_seed,
+        "features": {k: [d, n] for k, (d, n) in FEATURES.items()},
+        "phases": phases,
+        **job.extra_info,
+    }

@@ -1,0 +1,1 @@
+"""Developer tools outside the pipeline: dependency pins for images, the offline plots template."""
