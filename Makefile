@@ -52,9 +52,10 @@ bench-tfrecords: setup  ## throughput and peak memory against Google's create_pr
 bench-models: setup  ## pretraining and fine-tuning examples/s, tiny and MiniLM, XLA on and off
 	$(BIN)/python benchmarks/model_speed.py --out benchmarks/results/model_speed.json
 
-data-full: setup  ## bring the full corpora from $(SHARED) under DVC (see data/README.md)
+data-full: setup  ## bring the full corpora and the pkg_section task from $(SHARED) under DVC (see data/README.md)
 	mkdir -p data/full
 	cp $(SHARED)/corpus/docs.txt.gz $(SHARED)/corpus/informal.txt.gz data/full/
+	cp -r $(SHARED)/tasks/pkg_section data/full/
 	$(BIN)/dvc add data/full
 
 plots/vega/node_modules: plots/vega/package.json plots/vega/package-lock.json

@@ -1,4 +1,4 @@
-"""Stage finetune: fine-tune every pretraining checkpoint on the labelled task; keep the best by eval F1."""
+"""Stage finetune: fine-tune pretraining checkpoints on the labelled task (several seeds), against baselines."""
 
 from pathlib import Path
 
@@ -7,7 +7,8 @@ import click
 from vbert.core.atomic import write_csv, write_json
 from vbert.core.cli import stage
 from vbert.core.params import load_section
-from vbert.pipeline.finetune import FinetuneJob, run_sweep
+from vbert.model.precision import SETTINGS as PRECISIONS
+from vbert.pipeline.finetune import CHECKPOINTS, FinetuneJob, run_sweep
 
 
 @click.command()
@@ -24,7 +25,9 @@ def main(params_file: str, pretrain: Path, out: Path, metrics: Path, plots: Path
             pretrain_dir=pretrain,
             task_dir=Path(p.text("task_dir", empty=False)),
             out_dir=out,
+            checkpoints=p.choice("checkpoints", CHECKPOINTS),
             max_seq_length=p.integer("max_seq_length", min=8, max=512),
+            seeds=p.integers("seeds", min=0),
             epochs=p.integer("epochs", min=1),
             patience=p.integer("patience", min=1),
             learning_rate=p.number("learning_rate", min=0, max=1, min_open=True),
@@ -32,10 +35,12 @@ def main(params_file: str, pretrain: Path, out: Path, metrics: Path, plots: Path
             eval_batch_size=p.integer("eval_batch_size", min=1),
             warmup_proportion=p.probability("warmup_proportion", max_open=True),
             positive_label=p.text("positive_label") or None,
+            mixed_precision=p.choice("mixed_precision", PRECISIONS),
             jobs=p.integer("jobs", min=1),
             jit_compile=p.boolean("jit_compile"),
-            random_seed=p.integer("random_seed", min=0),
         )
+        if len(set(job.seeds)) != len(job.seeds):
+            raise p.error("seeds", "must not repeat a seed")
     results = run_sweep(job)
     write_csv(table, results["rows"], list(results["rows"][0]))
     write_csv(plots, results["summary"], list(results["summary"][0]))

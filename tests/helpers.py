@@ -139,13 +139,14 @@ def tiny_finetuned(
     import keras
 
     from vbert.model.bert import BertConfig, build_classifier
+    from vbert.model.checkpoints import save_weights
     from vbert.model.export import SERVING_CONFIG, ServingConfig
 
     keras.utils.set_random_seed(seed)
     config = BertConfig(vocab_size=30522, max_position_embeddings=128, **TINY_BERT)
     model = build_classifier(config, len(labels))
     uncased_tokenizer(root)
-    model.save_weights(root / "model.weights.h5")
+    save_weights(root, model)
     (root / "bert_config.json").write_text(config.to_json())
     (root / SERVING_CONFIG).write_text(ServingConfig(labels, max_seq_length, positive_label).to_json())
     return root
@@ -175,31 +176,39 @@ def tiny_pipeline_models(root: Path, labels: list[str], precision: str = "fp32")
     return root
 
 
-def tiny_pretrain_params(path: Path, **overrides) -> str:
-    """params.yaml with a pretrain section for the tiny model on `tiny_pretraining_inputs` (MSL 32), written to
-    `path`; returns its name."""
-    import yaml
+TINY_PRETRAIN = {  # a pretrain section for the tiny model on `tiny_pretraining_inputs`: seconds, not minutes
+    "model": "tiny",
+    "init_checkpoint": "scratch",
+    "learning_rate": 1e-3,
+    "train_batch_size": 8,
+    "gradient_accumulation_steps": 1,
+    "num_train_steps": 6,
+    "num_warmup_steps": 1,
+    "save_checkpoints_steps": 2,
+    "num_train_steps_msl512": 0,
+    "msl512_from_steps": [],
+    "eval_batches": 1,
+    "eval_batch_size": 8,
+    "mixed_precision": "fp32",
+    "jit_compile": False,
+}
 
+
+def tiny_pretrain_params(path: Path, **overrides) -> str:
+    """params.yaml with TINY_PRETRAIN (and `overrides`) as its pretrain section, written to `path`; returns its name."""
     params = yaml.safe_load((REPO / "params.yaml").read_text())
-    params["pretrain"].update(
-        {
-            "model": "tiny",
-            "init_checkpoint": "scratch",
-            "learning_rate": 1e-3,
-            "train_batch_size": 8,
-            "num_train_steps": 6,
-            "num_warmup_steps": 1,
-            "save_checkpoints_steps": 2,
-            "num_train_steps_msl512": 0,
-            "msl512_from_steps": [],
-            "eval_batches": 1,
-            "eval_batch_size": 8,
-            "jit_compile": False,
-            **overrides,
-        }
-    )
+    params["pretrain"].update({**TINY_PRETRAIN, **overrides})
     path.write_text(yaml.safe_dump(params))
     return str(path)
+
+
+def tiny_pretrain_job(inputs: Path, out: Path, **overrides):
+    """A PretrainJob with TINY_PRETRAIN (and `overrides`) on `tiny_pretraining_inputs`."""
+    from vbert.pipeline.pretrain import PretrainJob
+
+    settings = {"tfrecords": inputs / "tf", "vocab_dir": inputs / "vocab", **TINY_PRETRAIN, **overrides}
+    settings["msl512_from_steps"] = tuple(settings["msl512_from_steps"])
+    return from_params(PretrainJob, "pretrain", out_dir=out, **settings)
 
 
 def pretrain_stage_args(inputs: Path, params: str, out: Path, metrics: Path) -> list[str]:

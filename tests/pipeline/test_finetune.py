@@ -8,9 +8,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from tests.helpers import REPO, from_params, google_flags, tiny_pretraining_inputs, write_lines
-from vbert.pipeline.finetune import FinetuneJob, pretraining_cells, run_sweep, sweep_summary
-from vbert.pipeline.pretrain import PretrainJob, run_pretraining
+from tests.helpers import REPO, from_params, google_flags, tiny_pretrain_job, tiny_pretraining_inputs, write_lines
+from vbert.pipeline.finetune import FinetuneJob, best_epochs, pretraining_cells, run_sweep
+from vbert.pipeline.pretrain import run_pretraining
 
 pytestmark = pytest.mark.xdist_group("heavy")
 
@@ -19,26 +19,7 @@ pytestmark = pytest.mark.xdist_group("heavy")
 def pretrained(tmp_path_factory):
     phase = google_flags(max_seq_length=32, max_predictions_per_seq=5, dupe_factor=1)
     root = tiny_pretraining_inputs(tmp_path_factory.mktemp("finetune"), documents=20, phases=(phase,), num_shards=1)
-    run_pretraining(
-        from_params(
-            PretrainJob,
-            "pretrain",
-            tfrecords=root / "tf",
-            vocab_dir=root / "vocab",
-            out_dir=root / "pre",
-            model="tiny",
-            init_checkpoint="scratch",
-            learning_rate=1e-3,
-            train_batch_size=8,
-            num_train_steps=2,
-            num_warmup_steps=1,
-            save_checkpoints_steps=2,
-            num_train_steps_msl512=0,
-            msl512_from_steps=(),
-            eval_batches=1,
-            jit_compile=False,
-        )
-    )
+    run_pretraining(tiny_pretrain_job(root, root / "pre", num_train_steps=2))
     task = root / "task"
     for split, rows in (("train", 160), ("eval", 40), ("test", 40)):
         lines = (REPO / f"data/sample/pkg_section/{split}.tsv").read_text().splitlines()
@@ -47,96 +28,89 @@ def pretrained(tmp_path_factory):
     return root
 
 
-def test_sweep_covers_every_checkpoint_and_is_resumable(pretrained, tmp_path):
-    cells = pretraining_cells(pretrained / "pre")
-    assert [c.name for c in cells] == ["msl32-step-000000", "msl32-step-000002"]
-    job = from_params(
+def finetune_job(pretrained, out, **changes) -> FinetuneJob:
+    """Fine-tuning the tiny checkpoints on the two-label slice, quickly."""
+    settings = dict(max_seq_length=32, learning_rate=1e-3, train_batch_size=16, jit_compile=False)
+    return from_params(
         FinetuneJob,
         "finetune",
         pretrain_dir=pretrained / "pre",
         task_dir=pretrained / "task",
-        out_dir=tmp_path / "ft",
-        max_seq_length=32,
-        epochs=3,
-        patience=1,
-        learning_rate=1e-3,
-        train_batch_size=16,
-        positive_label="games",
-        jit_compile=False,
+        out_dir=out,
+        **{**settings, **changes},
     )
+
+
+def test_sweep_runs_every_cell_and_seed_against_baselines_and_is_resumable(pretrained, tmp_path):
+    cells = pretraining_cells(pretrained / "pre", "all")
+    # the vocabulary replaced no token: the reference is step 0 (the starting model, default vocabulary)
+    assert [(c.name, c.checkpoint.name) for c in cells] == [
+        ("reference", "step-000000"),
+        ("msl32-step-000002", "step-000002"),
+    ]
+    job = finetune_job(pretrained, tmp_path / "ft", epochs=2, patience=1, seeds=(1, 2), positive_label="games")
     first = run_sweep(job)
     rows = first["rows"]
-    assert {r["cell"] for r in rows} == {c.name for c in cells}
-    assert all(set(r) >= {"eval_f1", "eval_precision", "eval_recall", "eval_accuracy", "test_f1"} for r in rows)
-    metrics = first["metrics"]
-    selection = json.loads((tmp_path / "ft/best/selection.json").read_text())
-    assert selection["eval_f1"] == max(r["eval_f1"] for r in rows) == metrics["eval_f1"]
-    assert (tmp_path / "ft/best/model.weights.h5").exists()
-    assert metrics["majority_baseline"]["label"] in ("games", "science")
+    assert {(r["cell"], r["seed"]) for r in rows} == {(c.name, s) for c in cells for s in (1, 2)}
+    assert all(
+        set(r) >= {"eval_f1", "eval_precision", "eval_recall", "test_f1", "train_examples_per_second"} for r in rows
+    )
+    summary = {s["cell"]: s for s in first["summary"]}
+    kept = best_epochs(rows)
+    tests = [kept[("msl32-step-000002", seed)]["test_f1"] for seed in (1, 2)]
+    assert summary["msl32-step-000002"]["test_f1_mean"] == pytest.approx(np.mean(tests), abs=1e-6)
+    assert summary["msl32-step-000002"]["test_f1_std"] == pytest.approx(np.std(tests, ddof=1), abs=1e-6)
 
-    done = tmp_path / "ft/cells/msl32-step-000000/done.json"
+    metrics = first["metrics"]
+    assert metrics["seeds"] == [1, 2] and metrics["cells"] == 2
+    best = summary[metrics["best_cell"]]
+    assert best["eval_f1_mean"] == max(s["eval_f1_mean"] for s in summary.values()) == metrics["eval_f1"]
+    selection = json.loads((tmp_path / "ft/best/selection.json").read_text())
+    assert selection["cell"] == metrics["best_cell"] and selection["seed"] == metrics["best_seed"]
+    assert sorted(p.name for p in (tmp_path / "ft/best").iterdir()) == [
+        "bert_config.json",
+        "selection.json",
+        "serving.json",
+        "settings.json",
+        "tokenizer_config.json",
+        "variables.npz",
+        "vocab.txt",
+    ]
+    assert metrics["baselines"]["majority"]["label"] in ("games", "science")
+    tfidf = metrics["baselines"]["tfidf_lr"]
+    assert tfidf["C"] in (0.3, 1.0, 3.0, 10.0, 30.0) and 0 <= tfidf["test_f1"] <= 1
+    assert metrics["no_domain_pretraining"]["cell"] == "reference"
+    assert metrics["domain_pretraining"]["test_f1"] == tests
+    difference = metrics["difference"]
+    assert difference["difference"] == pytest.approx(
+        np.mean(tests) - np.mean(metrics["no_domain_pretraining"]["test_f1"]), abs=1e-5
+    )
+    assert difference["ci95"][0] <= difference["difference"] <= difference["ci95"][1]
+
+    done = tmp_path / "ft/cells/reference/seed-1/done.json"
     stamp = done.stat().st_mtime_ns
     again = run_sweep(job)
-    assert done.stat().st_mtime_ns == stamp and again["rows"] == rows  # finished cells are not recomputed
+    assert done.stat().st_mtime_ns == stamp and again["rows"] == rows  # finished runs are not recomputed
 
-    other = run_sweep(replace(job, epochs=1))  # other settings: every cell is fine-tuned again
+    other = run_sweep(replace(job, epochs=1, seeds=(1,)))  # other settings: fine-tuned again; seed 2 removed
     assert done.stat().st_mtime_ns != stamp and [r["epoch"] for r in other["rows"]] == [1, 1]
-    assert np.isfinite([r["test_f1"] for r in rows]).all()
+    assert not (tmp_path / "ft/cells/reference/seed-2").exists()
 
 
-def test_cells_in_parallel_processes(pretrained, tmp_path):
-    job = from_params(
-        FinetuneJob,
-        "finetune",
-        pretrain_dir=pretrained / "pre",
-        task_dir=pretrained / "task",
-        out_dir=tmp_path / "ft",
-        max_seq_length=32,
-        epochs=1,
-        learning_rate=1e-3,
-        train_batch_size=16,
-        jobs=2,
-        jit_compile=False,
-    )
+def test_runs_in_parallel_processes_and_only_last_checkpoints(pretrained, tmp_path):
+    job = finetune_job(pretrained, tmp_path / "ft", epochs=1, jobs=2, seeds=(7,), checkpoints="last")
     rows = run_sweep(job)["rows"]
-    assert [r["cell"] for r in rows] == ["msl32-step-000000", "msl32-step-000002"]
-    assert all((tmp_path / "ft" / "cells" / r["cell"] / "done.json").exists() for r in rows)
+    assert [r["cell"] for r in rows] == ["reference", "msl32-step-000002"]
+    assert all((tmp_path / "ft" / "cells" / r["cell"] / "seed-7" / "done.json").exists() for r in rows)
     assert all(0.0 <= r["test_f1"] <= 1.0 for r in rows)
 
 
-def test_cells_count_msl512_steps_on_from_their_start(tmp_path):
-    for folder in (
-        "msl128/step-000000",
-        "msl128/step-000010",
-        "msl512/from-step-000010/step-000000",
-        "msl512/from-step-000010/step-000004",
-    ):
-        (tmp_path / folder).mkdir(parents=True)
-        (tmp_path / folder / "variables.npz").touch()
-    cells = pretraining_cells(tmp_path)
-    assert [(c.name, c.phase, c.step, c.total_step) for c in cells] == [
-        ("msl128-step-000000", "msl128", 0, 0),
-        ("msl128-step-000010", "msl128", 10, 10),
-        ("msl512-from-step-000010-step-000004", "msl512-from-step-000010", 4, 14),
-    ]
-
-
-def test_sweep_summary_keeps_each_cells_first_best_epoch():
+def test_best_epochs_take_the_first_of_equal_eval_scores():
     rows = [
-        {"cell": "a", "pretrain_phase": "msl128", "pretrain_total_step": 0, "epoch": 1, "eval_f1": 0.5, "test_f1": 0.4},
-        {"cell": "a", "pretrain_phase": "msl128", "pretrain_total_step": 0, "epoch": 2, "eval_f1": 0.7, "test_f1": 0.6},
-        {"cell": "a", "pretrain_phase": "msl128", "pretrain_total_step": 0, "epoch": 3, "eval_f1": 0.7, "test_f1": 0.9},
-        {
-            "cell": "b",
-            "pretrain_phase": "msl128",
-            "pretrain_total_step": 10,
-            "epoch": 1,
-            "eval_f1": 0.8,
-            "test_f1": 0.7,
-        },
+        {"cell": "a", "seed": 1, "epoch": 1, "eval_f1": 0.5},
+        {"cell": "a", "seed": 1, "epoch": 2, "eval_f1": 0.7},
+        {"cell": "a", "seed": 1, "epoch": 3, "eval_f1": 0.7},
+        {"cell": "a", "seed": 2, "epoch": 1, "eval_f1": 0.6},
     ]
-    summary = sweep_summary(rows)
-    assert [(s["cell"], s["phase"], s["best_epoch"], s["test_f1"]) for s in summary] == [
-        ("a", "msl128", 2, 0.6),
-        ("b", "msl128", 1, 0.7),
-    ]
+    kept = best_epochs(rows)
+    assert kept[("a", 1)]["epoch"] == 2 and kept[("a", 2)]["epoch"] == 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,13 +16,13 @@ import pytest
 
 from tests.helpers import (
     REPO,
-    from_params,
     google_flags,
     pretrain_stage_args,
+    tiny_pretrain_job,
     tiny_pretrain_params,
     tiny_pretraining_inputs,
 )
-from vbert.pipeline.pretrain import PretrainJob, plot_rows, run_pretraining
+from vbert.pipeline.pretrain import plot_rows, run_pretraining
 
 
 def pretrain_command(inputs, params: str, out) -> list[str]:
@@ -41,25 +42,7 @@ def inputs(tmp_path_factory):
 
 
 def test_checkpoints_metrics_and_msl512_phase(inputs, tmp_path, caplog):
-    job = from_params(
-        PretrainJob,
-        "pretrain",
-        tfrecords=inputs / "tf",
-        vocab_dir=inputs / "vocab",
-        out_dir=tmp_path / "pre",
-        model="tiny",
-        init_checkpoint="scratch",
-        learning_rate=1e-3,
-        train_batch_size=8,
-        num_train_steps=6,
-        num_warmup_steps=1,
-        save_checkpoints_steps=2,
-        num_train_steps_msl512=2,
-        msl512_from_steps=(4,),
-        eval_batches=2,
-        eval_batch_size=8,
-        jit_compile=False,
-    )
+    job = tiny_pretrain_job(inputs, tmp_path / "pre", num_train_steps_msl512=2, msl512_from_steps=(4,), eval_batches=2)
     results = run_pretraining(job)
     assert [row["step"] for row in results["phases"]["msl32"]] == [0, 2, 4, 6]
     assert [row["step"] for row in results["phases"]["msl512-from-step-000004"]] == [0, 2]
@@ -132,3 +115,65 @@ def test_plot_rows_count_msl512_steps_on_from_their_start():
         ("msl512-from-step-000010", 0, 10),
         ("msl512-from-step-000010", 4, 14),
     ]
+
+
+def headless_hf_folder(folder):
+    """An HF folder with the `tiny` size's encoder and no pretraining heads: a sentence encoder, as MiniLM."""
+    from safetensors.numpy import save_file
+
+    from tests.model.test_weights import google_weights, to_hf
+    from vbert.model.bert import MODEL_SIZES
+
+    config = {**MODEL_SIZES["tiny"], "vocab_size": 30522, "max_position_embeddings": 512, "type_vocab_size": 2}
+    folder.mkdir()
+    weights = {k: v for k, v in to_hf(google_weights(config)).items() if not k.startswith("cls.")}
+    save_file(weights, str(folder / "model.safetensors"))
+    (folder / "config.json").write_text(json.dumps({**config, "model_type": "bert"}))
+    return folder
+
+
+def test_head_warmup_trains_the_heads_and_new_rows_only_and_the_reference_keeps_the_start(inputs, tmp_path):
+    vocab = tmp_path / "vocab"
+    shutil.copytree(inputs / "vocab", vocab)
+    new_rows = (1, 2, 3)  # [unused0..2], as the `unused` variant fills them
+    replaced = [{"id": i, "old_token": f"[unused{i - 1}]", "old_piece_ids": [1996]} for i in new_rows]
+    (vocab / "replaced.json").write_text(json.dumps(replaced))
+    (vocab / "vocab.txt").write_text((vocab / "vocab.txt").read_text().replace("[unused0]\n", "kubectl\n", 1))
+    out = tmp_path / "pre"
+    job = tiny_pretrain_job(
+        inputs, out, vocab_dir=vocab, init_checkpoint=str(headless_hf_folder(tmp_path / "hf")), head_warmup_steps=3
+    )
+    results = run_pretraining(job)
+    assert results["head_warmup_steps"] == 3
+
+    def load(path):
+        with np.load(path / "variables.npz") as saved:
+            return {k: saved[k] for k in saved.files if k.startswith("model/") and "seed_generator" not in k}
+
+    start, warmed = load(out / "reference"), load(out / "heads")
+    step0, last = load(out / "msl32" / "step-000000"), load(out / "msl32" / "step-000006")
+    embeddings = next(k for k in start if k.endswith("token_embedding/embeddings"))
+    heads = [k for k in start if "pretraining_heads" in k]
+    encoder = [k for k in start if k not in heads and k != embeddings]
+    assert heads and len(encoder) > 20
+    for name in encoder:
+        np.testing.assert_array_equal(warmed[name], start[name], err_msg=name)  # the encoder stayed frozen
+    others = [i for i in range(30522) if i not in new_rows]
+    np.testing.assert_array_equal(warmed[embeddings][others], start[embeddings][others])
+    assert not np.allclose(warmed[embeddings][list(new_rows)], start[embeddings][list(new_rows)])
+    assert all(not np.array_equal(warmed[k], start[k]) for k in heads if k.endswith("kernel"))
+    assert all(np.array_equal(step0[k], warmed[k]) for k in warmed)  # step 0 is the warmed-up model
+    assert any(not np.array_equal(last[k], start[k]) for k in encoder)  # then the whole model trains
+    reference_vocab = (out / "reference" / "vocab.txt").read_text().splitlines()
+    assert reference_vocab[1] == "[unused0]" and (out / "vocab.txt").read_text().splitlines()[1] == "kubectl"
+
+
+def test_bf16_training_keeps_float32_weights_and_the_policy_is_restored(inputs, tmp_path):
+    import keras
+
+    results = run_pretraining(tiny_pretrain_job(inputs, tmp_path / "pre", mixed_precision="bf16"))
+    assert results["mixed_precision"] == "bf16" and keras.mixed_precision.global_policy().name == "float32"
+    assert results["masked_lm_loss"] < results["initial"]["masked_lm_loss"]
+    with np.load(tmp_path / "pre" / "msl32" / "step-000006" / "variables.npz") as saved:
+        floats = {saved[k].dtype for k in saved.files if saved[k].dtype.kind == "f"}
+    assert floats == {np.dtype("float32")}

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.helpers import REPO, from_params, small_corpus
+from tests.helpers import REPO, from_params, small_corpus, write_lines
 from vbert.core.errors import InputError
 from vbert.pipeline.vnlp import VnlpJob, corpus_files, run_vnlp
 from vbert.text.corpus import CorpusReader
@@ -26,6 +26,8 @@ def test_vnlp_keeps_the_corpus_format(tmp_path, sample_docs):
             lexicon=None,
             workers=2,
             chunk_documents=5,
+            task_train=REPO / "data/sample/pkg_section/train.tsv",
+            task_text_repeat=0,
         )
     )
     before, after = list(CorpusReader([corpus])), list(CorpusReader([tmp_path / "clean" / "corpus.txt"]))
@@ -36,7 +38,8 @@ def test_vnlp_keeps_the_corpus_format(tmp_path, sample_docs):
     audit = (tmp_path / "clean" / "audit.tsv").read_text().splitlines()
     assert audit[0] == "kind\toriginal\treplacement\tcount"
     assert "correct\tconfiguraiton\tconfiguration\t1" in audit
-    assert json.loads((tmp_path / "clean" / "info.json").read_text())["corpus"] == "docs"
+    info = json.loads((tmp_path / "clean" / "info.json").read_text())
+    assert info["corpus"] == "docs" and "task_text" not in info  # without task text, nothing of the task
 
 
 def test_corpus_switch_files():
@@ -58,6 +61,34 @@ def test_not_utf8_is_refused_without_output(tmp_path):
                 lexicon=None,
                 chunk_documents=200,
                 workers=1,
+                task_train=REPO / "data/sample/pkg_section/train.tsv",
+                task_text_repeat=0,
             )
         )
     assert not (tmp_path / "clean").exists()
+
+
+def test_task_text_joins_the_corpus_train_split_only_repeated(tmp_path, sample_docs):
+    corpus = small_corpus(tmp_path / "docs.txt", sample_docs, documents=3)
+    task = tmp_path / "task"
+    train = ["label\ttext", "games\tA puzzle game . Blocks fall! Clear 3 rows.", "net\tA proxy."]
+    write_lines(task / "train.tsv", train)
+    write_lines(task / "eval.tsv", ["label\ttext", "games\tEVAL TEXT NEVER USED."])
+    job = VnlpJob(
+        inputs=(corpus,),
+        out_dir=tmp_path / "clean",
+        corpus_name="docs",
+        spell=from_params(SpellConfig, "vnlp"),
+        lexicon=None,
+        chunk_documents=2,
+        workers=1,
+        task_train=task / "train.tsv",
+        task_text_repeat=2,
+    )
+    metrics = run_vnlp(job)
+    documents = list(CorpusReader([tmp_path / "clean" / "corpus.txt"]))
+    assert metrics["task_documents"] == 4 and len(documents) == 3 + 4
+    assert documents[3:] == [["A puzzle game .", "Blocks fall!", "Clear 3 rows."], ["A proxy."]] * 2
+    assert "EVAL" not in (tmp_path / "clean" / "corpus.txt").read_text()
+    info = json.loads((tmp_path / "clean" / "info.json").read_text())
+    assert info["task_text"] == {"file": str(task / "train.tsv"), "repeat": 2, "documents": 4}

@@ -81,7 +81,9 @@ def test_vnlp_not_utf8(tmp_path):
     (tmp_path / "in" / "docs.txt").write_bytes(b"ok\n\nsecond doc caf\xe9\n")
     params = params_file(tmp_path, "vnlp", input_dir=str(tmp_path / "in"), lexicon="")
     result = run_stage(
-        "vnlp", "--params", params, "--out", str(tmp_path / "clean"), "--metrics", str(tmp_path / "m.json")
+        "vnlp",
+        *("--params", params, "--task-train", str(REPO / "data/sample/pkg_section/train.tsv")),
+        *("--out", str(tmp_path / "clean"), "--metrics", str(tmp_path / "m.json")),
     )
     assert result.returncode == 2
     assert "docs.txt:3: not UTF-8: byte 0xe9 at byte offset 18" in result.stderr
@@ -113,7 +115,9 @@ def test_vnlp_empty_or_single_document_corpus(tmp_path, text, message):
     (tmp_path / "in" / "docs.txt").write_text(text, encoding="utf-8")
     params = params_file(tmp_path, "vnlp", input_dir=str(tmp_path / "in"), lexicon="")
     result = run_stage(
-        "vnlp", "--params", params, "--out", str(tmp_path / "clean"), "--metrics", str(tmp_path / "m.json")
+        "vnlp",
+        *("--params", params, "--task-train", str(REPO / "data/sample/pkg_section/train.tsv")),
+        *("--out", str(tmp_path / "clean"), "--metrics", str(tmp_path / "m.json")),
     )
     assert result.returncode == 2
     assert f"vnlp: {tmp_path / 'in' / 'docs.txt'}: {message}" in result.stderr

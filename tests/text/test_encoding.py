@@ -48,3 +48,19 @@ def test_items_are_texts_or_pairs_of_one_kind(encoder):
     for bad in (["want", ("a", "b")], [1, 2], [("a", "b", "c")], [["a", 3]]):
         with pytest.raises(ValueError, match="texts, or \\[text_a, text_b\\] pairs"):
             encoder.encode_items(bad)
+
+
+def test_length_grouped_batches_cover_every_row_once_with_little_padding():
+    import numpy as np
+
+    from vbert.text.encoding import length_grouped_batches, sorted_batches
+
+    lengths = np.random.default_rng(0).integers(3, 128, 1000)
+    batches = length_grouped_batches(lengths, 32, np.random.default_rng(1), group=10)
+    assert sorted(np.concatenate(batches).tolist()) == list(range(1000))
+    padded = sum(len(b) * lengths[b].max() for b in batches)
+    assert lengths.sum() / padded > 0.9  # against ~0.5 for random batches padded to their longest
+    again = length_grouped_batches(lengths, 32, np.random.default_rng(1), group=10)
+    assert all(np.array_equal(a, b) for a, b in zip(batches, again, strict=True))
+    evaluation = sorted_batches(lengths, 100)
+    assert np.concatenate(evaluation).tolist() == np.argsort(lengths, kind="stable").tolist()

@@ -201,14 +201,43 @@ PRETRAINING_METRICS = ("loss", "masked_lm_loss", "masked_lm_accuracy", "next_sen
 
 
 class BertPretrainer(keras.Model):
-    """Backbone + heads; trains on the sum of the masked-LM and next-sentence losses, as Google's."""
+    """Backbone + heads; trains on the sum of the masked-LM and next-sentence losses, as Google's (`next_sentence`
+    False drops the second, RoBERTa's finding). Losses are computed in float32 whatever the compute dtype.
 
-    def __init__(self, config: BertConfig, **kwargs):
+    `freeze_encoder(rows)` makes training update only the heads and the given rows of the word embeddings (the
+    head warm-up); `unfreeze()` undoes it. Compile after either."""
+
+    def __init__(self, config: BertConfig, next_sentence: bool = True, **kwargs):
         super().__init__(**kwargs)
         self.bert_config = config
+        self.next_sentence = next_sentence
         self.backbone = build_backbone(config)
         self.pretraining_heads = build_pretraining_heads(config, self.backbone)
         self.tracked = {name: keras.metrics.Mean(name=name) for name in PRETRAINING_METRICS}
+        self._untracked(updated_variables=None, embedding_row_mask=None)  # None: every trainable variable
+
+    def _untracked(self, **values) -> None:
+        """Set attributes that only refer to state the model already has (Keras would track them as new state)."""
+        for name, value in values.items():
+            object.__setattr__(self, name, value)
+
+    @property
+    def word_embeddings(self):
+        return self.backbone.get_layer("token_embedding").embeddings
+
+    def freeze_encoder(self, rows) -> None:
+        """Train only the heads, and of the word embeddings only `rows` (ids; none: the embeddings stay fixed)."""
+        updated = [v for v in self.pretraining_heads.trainable_variables if v is not self.word_embeddings]
+        mask = None
+        if len(rows):
+            mask = np.zeros((self.bert_config.vocab_size, 1), np.float32)
+            mask[np.asarray(rows)] = 1.0
+            mask = keras.ops.convert_to_tensor(mask)
+            updated.append(self.word_embeddings)
+        self._untracked(updated_variables=updated, embedding_row_mask=mask)
+
+    def unfreeze(self) -> None:
+        self._untracked(updated_variables=None, embedding_row_mask=None)
 
     @property
     def metrics(self):
@@ -222,6 +251,7 @@ class BertPretrainer(keras.Model):
 
     def _pretraining_losses(self, features, training):
         mlm_logits, nsp_logits = self(features, training=training)
+        mlm_logits, nsp_logits = keras.ops.cast(mlm_logits, "float32"), keras.ops.cast(nsp_logits, "float32")
         weights = features["masked_lm_weights"]
         mlm_per_position = keras.losses.sparse_categorical_crossentropy(
             features["masked_lm_ids"], mlm_logits, from_logits=True
@@ -233,7 +263,8 @@ class BertPretrainer(keras.Model):
         )
         mlm_hits = keras.ops.cast(keras.ops.argmax(mlm_logits, -1) == features["masked_lm_ids"], "float32")
         nsp_hits = keras.ops.cast(keras.ops.argmax(nsp_logits, -1) == nsp_labels, "float32")
-        return mlm_loss + nsp_loss, {
+        loss = mlm_loss + nsp_loss if self.next_sentence else mlm_loss
+        return loss, {
             "masked_lm_loss": (mlm_loss, None),
             "masked_lm_accuracy": (
                 keras.ops.sum(mlm_hits * weights) / (keras.ops.sum(weights) + 1e-5),
@@ -263,13 +294,19 @@ class BertPretrainer(keras.Model):
 
     def train_step(self, features):
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        variables = self.updated_variables if self.updated_variables is not None else self.trainable_variables
         with tf.GradientTape() as tape:
             loss, parts = self._pretraining_losses(features, training=True)
             # Under tf.distribute the optimizer sums the replicas' gradients: scale so that the sum is the
             # mean over replicas, as Google's CrossShardOptimizer does on TPU.
             scaled = loss / replicas if replicas > 1 else loss
-        gradients = tape.gradient(scaled, self.trainable_variables)
-        self.optimizer.apply_gradients(zip(gradients, self.trainable_variables, strict=True))
+        gradients = tape.gradient(scaled, variables)
+        if self.embedding_row_mask is not None:
+            gradients = [
+                tf.convert_to_tensor(g) * self.embedding_row_mask if v is self.word_embeddings else g
+                for g, v in zip(gradients, variables, strict=True)
+            ]
+        self.optimizer.apply_gradients(zip(gradients, variables, strict=True))
         return self._update_metrics(loss, parts)
 
     def test_step(self, features):
@@ -296,5 +333,6 @@ def build_classifier(config: BertConfig, num_labels: int, backbone=None):
     pooled = encode(backbone, inputs)["pooled_output"]
     pooled = keras.layers.Dropout(config.hidden_dropout_prob)(pooled)
     initializer = keras.initializers.TruncatedNormal(stddev=config.initializer_range)
-    logits = keras.layers.Dense(num_labels, kernel_initializer=initializer, name="classifier")(pooled)
+    # float32 logits whatever the compute dtype: the loss and the served probabilities need the precision
+    logits = keras.layers.Dense(num_labels, kernel_initializer=initializer, dtype="float32", name="classifier")(pooled)
     return keras.Model(inputs, logits, name="bert_classifier")

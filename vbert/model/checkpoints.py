@@ -62,6 +62,14 @@ def save_checkpoint(
     return final
 
 
+def save_weights(folder: str | os.PathLike, model) -> Path:
+    """`folder/variables.npz` with the model's variables only (no optimizer state): what fine-tuning and serving
+    start from. The caller makes `folder` appear atomically."""
+    path = Path(folder) / "variables.npz"
+    np.savez(path, **{name: np.asarray(v.numpy()) for name, v in _variables(model, None).items()})
+    return path
+
+
 def restore_checkpoint(path: str | os.PathLike, model, optimizer=None) -> None:
     """Assign the variables saved in `path` to `model` (and `optimizer`, when given; both built).
 

@@ -1,9 +1,16 @@
-"""The finetune stage: fine-tune every pretraining checkpoint on a labelled task, the paper's checkpoint sweep.
+"""The finetune stage: fine-tune pretraining checkpoints on a labelled task, several seeds each, against baselines.
 
-Each pretraining checkpoint (step 0 of MSL-128 is the no-domain-pretraining baseline) is a cell: fine-tuned for
-up to `epochs` epochs, with early stopping on eval F1 after `patience` epochs without gain, and scored on eval
-and test after every epoch. A finished cell leaves `cells/<name>/done.json` and is never recomputed; cells can
-run in parallel processes. The best cell and epoch by eval F1 is copied to `best/`.
+Cells: the reference (the starting model with the default vocabulary and no domain pretraining: the "did all this
+help?" arm), then every pretraining checkpoint (`checkpoints: all`) or each phase's last (`last`). Every cell is
+fine-tuned once per seed for up to `epochs` epochs, with early stopping on eval F1 after `patience` epochs without
+gain; the epoch kept is the one with the best eval F1. A finished run leaves `cells/<cell>/seed-<seed>/done.json`
+and is not recomputed; runs can go in parallel processes.
+
+Training batches hold texts of similar lengths padded to their longest (not to max_seq_length), in bfloat16 where
+the hardware has it (`mixed_precision`). The report: each cell's test F1 over seeds (mean, spread), the majority
+class and TF-IDF + logistic regression on the same splits, and whether the best domain-pretrained cell beats the
+reference beyond noise (a paired bootstrap over test examples). `best/` holds the cell with the best mean eval F1,
+its seed with the best eval F1.
 """
 
 from __future__ import annotations
@@ -22,14 +29,18 @@ from vbert.core.atomic import atomic_dir, write_json
 from vbert.core.errors import InputError
 from vbert.core.parallel import ordered_map
 from vbert.core.provenance import SETTINGS_FILE, digest, job_settings, same_settings
+from vbert.evaluation.scores import classification_scores, positive_index
 from vbert.model.bert import BertConfig
-from vbert.model.checkpoints import list_checkpoints, restore_checkpoint
+from vbert.model.checkpoints import list_checkpoints, restore_checkpoint, save_weights
 from vbert.model.export import SERVING_CONFIG, ServingConfig
-from vbert.text.encoding import Encoder
-from vbert.text.tasks import classification_scores, positive_index, read_task
+from vbert.text.encoding import Encoder, Row, length_grouped_batches, pad_rows, sorted_batches
+from vbert.text.tasks import read_task
 from vbert.text.tokenization import copy_tokenizer, load_tokenizer
 
 log = logging.getLogger(__name__)
+
+CHECKPOINTS = ("all", "last")
+REFERENCE = "reference"
 
 
 @dataclass(frozen=True)
@@ -37,7 +48,9 @@ class FinetuneJob:
     pretrain_dir: Path
     task_dir: Path
     out_dir: Path
+    checkpoints: str  # all | last (each pretraining phase's last checkpoint)
     max_seq_length: int
+    seeds: tuple[int, ...]
     epochs: int
     patience: int
     learning_rate: float
@@ -45,39 +58,107 @@ class FinetuneJob:
     eval_batch_size: int
     warmup_proportion: float
     positive_label: str | None
+    mixed_precision: str
     jobs: int
     jit_compile: bool
-    random_seed: int
 
 
 class Cell(NamedTuple):
-    name: str  # e.g. msl128-step-000020, msl512-from-step-000020-step-000004
+    name: str  # reference, msl128-step-000020, msl512-from-step-000020-step-000004
     phase: str
     step: int  # in its phase
     total_step: int  # pretraining steps in all: an MSL-512 phase counts on from its MSL-128 start
-    checkpoint: Path
+    checkpoint: Path  # a folder with variables.npz
+    folder: Path  # its tokenizer (vocab.txt, tokenizer_config.json) and bert_config.json
 
 
-def pretraining_cells(pretrain_dir: Path) -> list[Cell]:
-    """Every MSL-128 checkpoint, and every MSL-512 checkpoint past its starting point."""
+# ---- which checkpoints -------------------------------------------------------------------------------------
+
+
+def _phase_cells(pretrain_dir: Path) -> list[Cell]:
     cells = []
     for phase_dir in sorted(pretrain_dir.glob("msl*")):
         if phase_dir.name == "msl512":
             for start in sorted(phase_dir.glob("from-step-*")):
-                offset = int(start.name.rsplit("-", 1)[1])
+                offset, phase = int(start.name.rsplit("-", 1)[1]), f"msl512-{start.name}"
                 cells += [
-                    Cell(f"msl512-{start.name}-step-{step:06d}", f"msl512-{start.name}", step, offset + step, path)
+                    Cell(f"{phase}-step-{step:06d}", phase, step, offset + step, path, pretrain_dir)
                     for step, path in list_checkpoints(start)
                     if step > 0
                 ]
         else:
             cells += [
-                Cell(f"{phase_dir.name}-step-{step:06d}", phase_dir.name, step, step, path)
+                Cell(f"{phase_dir.name}-step-{step:06d}", phase_dir.name, step, step, path, pretrain_dir)
                 for step, path in list_checkpoints(phase_dir)
             ]
+    return cells
+
+
+def pretraining_cells(pretrain_dir: Path, checkpoints: str) -> list[Cell]:
+    """The reference cell first, then the pretraining checkpoints (all of them, or each phase's last). Without a
+    `reference/` folder (the vocabulary kept every token) the first MSL-128 checkpoint is the reference."""
+    cells = _phase_cells(pretrain_dir)
     if not cells:
         raise InputError(f"{pretrain_dir}: no pretraining checkpoints; run the pretrain stage first")
-    return cells
+    reference_dir = pretrain_dir / REFERENCE
+    if (reference_dir / "variables.npz").exists():
+        reference = Cell(REFERENCE, REFERENCE, 0, 0, reference_dir, reference_dir)
+    else:
+        first = cells.pop(0)
+        reference = Cell(REFERENCE, REFERENCE, 0, 0, first.checkpoint, first.folder)
+    if checkpoints == "last":
+        last = {cell.phase: cell for cell in cells}
+        cells = [cell for cell in cells if last[cell.phase] is cell]
+    return [reference, *cells]
+
+
+# ---- data --------------------------------------------------------------------------------------------------
+
+
+class TaskData(NamedTuple):
+    rows: dict[str, list[Row]]  # split -> encoded rows (not padded)
+    labels: dict[str, np.ndarray]  # split -> label indices
+    label_names: list[str]
+
+
+def encode_task(tokenizer_dir: Path, task_dir: Path, max_seq_length: int) -> TaskData:
+    """The task's splits encoded with the tokenizer of `tokenizer_dir` (rows not padded), with label indices."""
+    encoder = Encoder(load_tokenizer(tokenizer_dir), max_seq_length)
+    splits, names = read_task(task_dir)
+    index = {label: i for i, label in enumerate(names)}
+    return TaskData(
+        rows={name: encoder.rows(split.texts_a, split.texts_b)[0] for name, split in splits.items()},
+        labels={name: np.array([index[label] for label in split.labels], np.int32) for name, split in splits.items()},
+        label_names=names,
+    )
+
+
+def padded(rows: list[Row], indices: np.ndarray) -> dict[str, np.ndarray]:
+    """The rows at `indices` padded to the longest of them."""
+    chosen = [rows[i] for i in indices]
+    return pad_rows(chosen, max(len(row.ids) for row in chosen))
+
+
+def _dataset(batches):
+    """A tf.data.Dataset of (features, labels) batches of any width, from a list of them."""
+    import tensorflow as tf
+
+    names = ("input_ids", "input_mask", "segment_ids")
+    spec = ({k: tf.TensorSpec((None, None), tf.int32) for k in names}, tf.TensorSpec((None,), tf.int32))
+    return tf.data.Dataset.from_generator(lambda: iter(batches), output_signature=spec)
+
+
+def predict(model, rows: list[Row], batch_size: int) -> np.ndarray:
+    """Class indices for every row, batches sorted by length."""
+    lengths = [len(row.ids) for row in rows]
+    batches = sorted_batches(lengths, batch_size)
+    logits = model.predict(_dataset([(padded(rows, b), np.zeros(len(b), np.int32)) for b in batches]), verbose=0)
+    predicted = np.empty(len(rows), np.int64)
+    predicted[np.concatenate(batches)] = np.argmax(logits, axis=-1)
+    return predicted
+
+
+# ---- one run: a cell, a seed -------------------------------------------------------------------------------
 
 
 def load_classifier(config: BertConfig, num_labels: int, checkpoint: Path | None):
@@ -90,157 +171,264 @@ def load_classifier(config: BertConfig, num_labels: int, checkpoint: Path | None
     return build_classifier(config, num_labels, pretrainer.backbone)
 
 
-def encode_task(tokenizer_dir: Path, task_dir: Path, max_seq_length: int) -> tuple[dict, list[str]]:
-    """Each split of the task as (model inputs padded to max_seq_length, label indices); and the label list."""
-    encoder = Encoder(load_tokenizer(tokenizer_dir), max_seq_length)
-    splits, labels = read_task(task_dir)
-    index = {label: i for i, label in enumerate(labels)}
-    data = {
-        name: (
-            encoder.encode_items(split.items(), pad_to=max_seq_length).features,
-            np.array([index[label] for label in split.labels], np.int32),
-        )
-        for name, split in splits.items()
-    }
-    return data, labels
-
-
 _state: dict = {}
 
 
 def _prepare(job: FinetuneJob) -> None:
-    """Per process: task data, encoded once."""
-    data, labels = encode_task(job.pretrain_dir, job.task_dir, job.max_seq_length)
-    _state.update(
-        job=job,
-        task_digest=digest(job.task_dir),
-        labels=labels,
-        config=BertConfig.from_json(job.pretrain_dir / "bert_config.json"),
-        data=data,
-    )
+    """Per process: the job, the task's digest and its encodings (by tokenizer, made when first needed)."""
+    _state.update(job=job, task_digest=digest(job.task_dir), encoded={})
 
 
-def finetune_cell(cell: Cell) -> list[dict]:
-    """Fine-tune one pretraining checkpoint (or return its recorded rows if it already finished)."""
-    import keras
+def _task(tokenizer_dir: Path) -> TaskData:
+    encoded = _state["encoded"]
+    if tokenizer_dir not in encoded:
+        encoded[tokenizer_dir] = encode_task(tokenizer_dir, _state["job"].task_dir, _state["job"].max_seq_length)
+    return encoded[tokenizer_dir]
 
-    from vbert.model.optimization import make_optimizer
 
-    job, labels, config, data = _state["job"], _state["labels"], _state["config"], _state["data"]
-    out = job.out_dir / "cells" / cell.name
+def run_dir(job: FinetuneJob, cell: str, seed: int) -> Path:
+    return job.out_dir / "cells" / cell / f"seed-{seed}"
+
+
+def finetune_run(run: tuple[Cell, int]) -> list[dict]:
+    """Fine-tune one cell with one seed (or return its recorded rows if it already finished)."""
+    from vbert.model.precision import computing_in
+
+    cell, seed = run
+    job = _state["job"]
+    out = run_dir(job, cell.name, seed)
     settings = {
-        **job_settings(job, leave_out=("pretrain_dir", "task_dir", "out_dir", "jobs")),
+        **job_settings(job, leave_out=("pretrain_dir", "task_dir", "out_dir", "jobs", "seeds", "checkpoints")),
+        "seed": seed,
         "checkpoint": digest(cell.checkpoint / "variables.npz"),
+        "tokenizer": digest(cell.folder / "vocab.txt", cell.folder / "tokenizer_config.json"),
         "task": _state["task_digest"],
     }
     if (out / "done.json").exists() and same_settings(out, settings):
         return json.loads((out / "done.json").read_text())
-    keras.utils.set_random_seed(job.random_seed)
-    model = load_classifier(config, len(labels), cell.checkpoint)
-    train_x, train_y = data["train"]
-    steps = job.epochs * int(np.ceil(len(train_y) / job.train_batch_size))
-    model.compile(
-        optimizer=make_optimizer(job.learning_rate, steps, int(steps * job.warmup_proportion)),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        jit_compile=job.jit_compile,
-    )
-    positive = positive_index(labels, job.positive_label)
-    rows, best, waited = [], -1.0, 0
-    with atomic_dir(out) as tmp:
-        for epoch in range(1, job.epochs + 1):
-            started = time.perf_counter()
-            model.fit(train_x, train_y, batch_size=job.train_batch_size, epochs=1, shuffle=True, verbose=0)
-            train_seconds = time.perf_counter() - started
-            row = {
-                "cell": cell.name,
-                "pretrain_phase": cell.phase,
-                "pretrain_step": cell.step,
-                "pretrain_total_step": cell.total_step,
-                "epoch": epoch,
-            }
-            for split in ("eval", "test"):
-                x, y = data[split]
-                predicted = np.argmax(model.predict(x, batch_size=job.eval_batch_size, verbose=0), axis=-1)
-                row.update(
-                    {
-                        f"{split}_{k}": v
-                        for k, v in classification_scores(y, predicted, len(labels), positive=positive).items()
-                    }
-                )
-            rows.append(row)
-            model.save_weights(tmp / f"epoch-{epoch:02d}.weights.h5")
-            log.info(
-                "%s epoch %d: eval F1 %.4f, test F1 %.4f; trained at %.1f examples/s, scored and saved in %.0f s",
-                cell.name,
-                epoch,
-                row["eval_f1"],
-                row["test_f1"],
-                len(train_y) / train_seconds,
-                time.perf_counter() - started - train_seconds,
-            )
-            if row["eval_f1"] > best:
-                best, waited = row["eval_f1"], 0
-            else:
-                waited += 1
-                if waited >= job.patience:
-                    break
+    with computing_in(job.mixed_precision), atomic_dir(out) as tmp:
+        rows = _train(job, cell, seed, tmp)
         write_json(tmp / SETTINGS_FILE, settings)
         write_json(tmp / "done.json", rows)
     return rows
 
 
-def majority_baseline(job: FinetuneJob) -> dict:
-    train_y, test_y = _state["data"]["train"][1], _state["data"]["test"][1]
-    majority = int(np.bincount(train_y).argmax())
-    scores = classification_scores(
-        test_y,
-        np.full_like(test_y, majority),
-        len(_state["labels"]),
-        positive=positive_index(_state["labels"], job.positive_label),
+def _train(job: FinetuneJob, cell: Cell, seed: int, out: Path) -> list[dict]:
+    """Epochs until `patience` runs out; the best epoch's weights and test predictions are written to `out`."""
+    import keras
+
+    from vbert.model.optimization import make_optimizer
+
+    data = _task(cell.folder)
+    labels, positive = data.label_names, positive_index(data.label_names, job.positive_label)
+    keras.utils.set_random_seed(seed)
+    model = load_classifier(BertConfig.from_json(cell.folder / "bert_config.json"), len(labels), cell.checkpoint)
+    train_rows, train_y = data.rows["train"], data.labels["train"]
+    steps = job.epochs * -(-len(train_y) // job.train_batch_size)
+    model.compile(
+        optimizer=make_optimizer(job.learning_rate, steps, int(steps * job.warmup_proportion)),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        jit_compile=job.jit_compile,
     )
-    return {"label": _state["labels"][majority], **scores}
+    rng = np.random.default_rng(seed)
+    lengths = [len(row.ids) for row in train_rows]
+    rows, best, waited = [], -1.0, 0
+    for epoch in range(1, job.epochs + 1):
+        started = time.perf_counter()
+        batches = length_grouped_batches(lengths, job.train_batch_size, rng)
+        model.fit(_dataset([(padded(train_rows, b), train_y[b]) for b in batches]), epochs=1, verbose=0)
+        train_seconds = time.perf_counter() - started
+        row = {
+            "cell": cell.name,
+            "seed": seed,
+            "pretrain_phase": cell.phase,
+            "pretrain_step": cell.step,
+            "pretrain_total_step": cell.total_step,
+            "epoch": epoch,
+            "train_examples_per_second": round(len(train_y) / train_seconds, 1),
+        }
+        predictions = {}
+        for split in ("eval", "test"):
+            predictions[split] = predict(model, data.rows[split], job.eval_batch_size)
+            scores = classification_scores(data.labels[split], predictions[split], len(labels), positive=positive)
+            row.update({f"{split}_{k}": v for k, v in scores.items()})
+        rows.append(row)
+        log.info(
+            "%s seed %d epoch %d: eval F1 %.4f, test F1 %.4f; %.1f examples/s, scored in %.0f s",
+            cell.name,
+            seed,
+            epoch,
+            row["eval_f1"],
+            row["test_f1"],
+            row["train_examples_per_second"],
+            time.perf_counter() - started - train_seconds,
+        )
+        if row["eval_f1"] > best:
+            best, waited = row["eval_f1"], 0
+            save_weights(out, model)
+            np.save(out / "test_predictions.npy", predictions["test"])
+        else:
+            waited += 1
+            if waited >= job.patience:
+                break
+    return rows
 
 
-def sweep_summary(rows: list[dict]) -> list[dict]:
-    """Per cell, its best epoch by eval F1 (the first, on ties): the points of the paper's Figures 9 and 10."""
-    best: dict[str, dict] = {}
+# ---- the sweep and its report ------------------------------------------------------------------------------
+
+
+def best_epochs(rows: list[dict]) -> dict[tuple[str, int], dict]:
+    """Per (cell, seed), its epoch with the best eval F1 (the first, on ties): the one kept."""
+    best: dict[tuple[str, int], dict] = {}
     for row in rows:
-        if row["cell"] not in best or row["eval_f1"] > best[row["cell"]]["eval_f1"]:
-            best[row["cell"]] = row
-    return [
-        {"phase": r["pretrain_phase"], "best_epoch": r["epoch"], **{k: v for k, v in r.items() if k != "epoch"}}
-        for r in best.values()
-    ]
+        key = (row["cell"], row["seed"])
+        if key not in best or row["eval_f1"] > best[key]["eval_f1"]:
+            best[key] = row
+    return best
+
+
+def _spread(values: list[float]) -> dict:
+    return {
+        "mean": round(float(np.mean(values)), 6),
+        "std": round(float(np.std(values, ddof=1)) if len(values) > 1 else 0.0, 6),
+        "min": round(float(np.min(values)), 6),
+        "max": round(float(np.max(values)), 6),
+    }
+
+
+def cell_summary(rows: list[dict]) -> list[dict]:
+    """Per cell, over its seeds' kept epochs: eval and test F1 mean and spread (the points of the paper's Figures 9
+    and 10, with their spread)."""
+    kept = best_epochs(rows)
+    cells = dict.fromkeys(row["cell"] for row in rows)
+    summary = []
+    for name in cells:
+        runs = [row for (cell, _), row in kept.items() if cell == name]
+        first = runs[0]
+        test, evaluation = _spread([r["test_f1"] for r in runs]), _spread([r["eval_f1"] for r in runs])
+        summary.append(
+            {
+                "cell": name,
+                "phase": first["pretrain_phase"],
+                "pretrain_step": first["pretrain_step"],
+                "pretrain_total_step": first["pretrain_total_step"],
+                "seeds": len(runs),
+                "eval_f1_mean": evaluation["mean"],
+                **{f"test_f1_{k}": v for k, v in test.items()},
+                "test_accuracy_mean": round(float(np.mean([r["test_accuracy"] for r in runs])), 6),
+            }
+        )
+    return summary
 
 
 def run_sweep(job: FinetuneJob) -> dict:
-    """Fine-tune every cell; copy the best (by eval F1) to `best/`; returns the stage metrics and all rows."""
-    cells = pretraining_cells(job.pretrain_dir)
+    """Fine-tune every (cell, seed); copy the best to `best/`; returns the stage metrics, all rows, the summary."""
+    cells = pretraining_cells(job.pretrain_dir, job.checkpoints)
     _prepare(job)
-    job.out_dir.mkdir(parents=True, exist_ok=True)
-    current = {cell.name for cell in cells}
-    for stale in (job.out_dir / "cells").glob("*"):
-        if stale.name not in current:  # a checkpoint the pretrain stage no longer makes
-            shutil.rmtree(stale)
-    rows = [row for cell_rows in ordered_map(finetune_cell, cells, job.jobs, _prepare, (job,)) for row in cell_rows]
-    best = max(rows, key=lambda r: (r["eval_f1"], -r["pretrain_step"]))
-    with atomic_dir(job.out_dir / "best") as tmp:
-        shutil.copy(
-            job.out_dir / "cells" / best["cell"] / f"epoch-{best['epoch']:02d}.weights.h5", tmp / "model.weights.h5"
-        )
-        shutil.copy(job.pretrain_dir / "bert_config.json", tmp / "bert_config.json")
-        copy_tokenizer(job.pretrain_dir, tmp)
-        serving = ServingConfig(_state["labels"], job.max_seq_length, job.positive_label)
-        (tmp / SERVING_CONFIG).write_text(serving.to_json(), encoding="utf-8")
-        shutil.copy(job.out_dir / "cells" / best["cell"] / SETTINGS_FILE, tmp / SETTINGS_FILE)
-        write_json(tmp / "selection.json", best)
+    _remove_stale(job, cells)
+    runs = [(cell, seed) for cell in cells for seed in job.seeds]
+    rows = [row for run_rows in ordered_map(finetune_run, runs, job.jobs, _prepare, (job,)) for row in run_rows]
+    summary = cell_summary(rows)
+    best_cell = max(summary, key=lambda s: (s["eval_f1_mean"], -s["pretrain_total_step"]))
+    kept = best_epochs(rows)
+    best_run = max(
+        (r for (c, _), r in kept.items() if c == best_cell["cell"]), key=lambda r: (r["eval_f1"], -r["seed"])
+    )
+    cell = next(c for c in cells if c.name == best_cell["cell"])
+    data = _task(cell.folder)
+    _write_best(job, cell, best_run, data)
     metrics = {
-        "best_cell": best["cell"],
-        "best_epoch": best["epoch"],
-        "best_pretrain_step": best["pretrain_step"],
-        **{k: v for k, v in best.items() if k.startswith("test_")},
-        "eval_f1": best["eval_f1"],
-        "majority_baseline": majority_baseline(job),
+        "best_cell": best_cell["cell"],
+        "best_seed": best_run["seed"],
+        "best_epoch": best_run["epoch"],
+        "test_f1": best_cell["test_f1_mean"],
+        "test_f1_std": best_cell["test_f1_std"],
+        "test_accuracy": best_cell["test_accuracy_mean"],
+        "eval_f1": best_cell["eval_f1_mean"],
+        "seeds": list(job.seeds),
         "cells": len(cells),
+        "baselines": baselines(job, data),
+        **comparison(job, summary, kept, data),
     }
-    return {"metrics": metrics, "rows": rows, "summary": sweep_summary(rows)}
+    return {"metrics": metrics, "rows": rows, "summary": summary}
+
+
+def _remove_stale(job: FinetuneJob, cells: list[Cell]) -> None:
+    """Runs of cells or seeds this job no longer has (a checkpoint the pretrain stage no longer makes)."""
+    wanted = {(cell.name, f"seed-{seed}") for cell in cells for seed in job.seeds}
+    for folder in (job.out_dir / "cells").glob("*/*"):
+        if (folder.parent.name, folder.name) not in wanted:
+            shutil.rmtree(folder)
+    for folder in (job.out_dir / "cells").glob("*"):
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+
+
+def _write_best(job: FinetuneJob, cell: Cell, run: dict, data: TaskData) -> None:
+    source = run_dir(job, cell.name, run["seed"])
+    with atomic_dir(job.out_dir / "best") as tmp:
+        shutil.copy(source / "variables.npz", tmp / "variables.npz")
+        shutil.copy(cell.folder / "bert_config.json", tmp / "bert_config.json")
+        copy_tokenizer(cell.folder, tmp)
+        serving = ServingConfig(data.label_names, job.max_seq_length, job.positive_label)
+        (tmp / SERVING_CONFIG).write_text(serving.to_json(), encoding="utf-8")
+        shutil.copy(source / SETTINGS_FILE, tmp / SETTINGS_FILE)
+        write_json(tmp / "selection.json", run)
+
+
+def _scorer(job: FinetuneJob, data: TaskData):
+    positive = positive_index(data.label_names, job.positive_label)
+    return lambda gold, predicted: classification_scores(gold, predicted, len(data.label_names), positive=positive)
+
+
+def baselines(job: FinetuneJob, data: TaskData) -> dict:
+    """The majority class and TF-IDF + logistic regression on the same splits (the latter kept with the sweep)."""
+    from vbert.evaluation.baselines import majority, tfidf_logistic_regression
+
+    scores = _scorer(job, data)
+    path = job.out_dir / "baselines" / "tfidf_lr.json"
+    settings = {"task": _state["task_digest"], "positive_label": job.positive_label}
+    if path.exists() and json.loads(path.read_text())["settings"] == settings:
+        tfidf = json.loads(path.read_text())["result"]
+    else:
+        splits, _ = read_task(job.task_dir)
+        tfidf = tfidf_logistic_regression(splits, data.labels, scores)
+        write_json(path, {"settings": settings, "result": tfidf})
+    return {
+        "majority": majority(data.labels["train"], data.labels["test"], scores, data.label_names),
+        "tfidf_lr": tfidf,
+    }
+
+
+def comparison(job: FinetuneJob, summary: list[dict], kept: dict, data: TaskData) -> dict:
+    """The best domain-pretrained cell (by mean eval F1, pretrained for at least one step) against the reference:
+    the mean difference in test F1 and a paired bootstrap interval over the test examples."""
+    from vbert.evaluation.significance import paired_bootstrap
+
+    pretrained = [s for s in summary if s["cell"] != REFERENCE and s["pretrain_total_step"] > 0]
+    reference = next(s for s in summary if s["cell"] == REFERENCE)
+    arms = {"no_domain_pretraining": reference}
+    if pretrained:
+        arms["domain_pretraining"] = max(pretrained, key=lambda s: (s["eval_f1_mean"], -s["pretrain_total_step"]))
+    result = {
+        name: {
+            "cell": arm["cell"],
+            "test_f1_mean": arm["test_f1_mean"],
+            "test_f1_std": arm["test_f1_std"],
+            "test_f1": [kept[(arm["cell"], seed)]["test_f1"] for seed in job.seeds],
+        }
+        for name, arm in arms.items()
+    }
+    if "domain_pretraining" in arms:
+
+        def predictions(cell: str) -> list[np.ndarray]:
+            return [np.load(run_dir(job, cell, seed) / "test_predictions.npy") for seed in job.seeds]
+
+        f1 = _scorer(job, data)
+        result["difference"] = paired_bootstrap(
+            data.labels["test"],
+            predictions(arms["domain_pretraining"]["cell"]),
+            predictions(REFERENCE),
+            lambda gold, predicted: f1(gold, predicted)["f1"],
+        )
+    return result

@@ -14,12 +14,13 @@ from vbert.text.tokenization import tokenizer_files
 
 log = logging.getLogger(__name__)
 
-FINETUNED_FILES = ("model.weights.h5", "bert_config.json", SERVING_CONFIG)
+FINETUNED_FILES = ("variables.npz", "bert_config.json", SERVING_CONFIG)
 
 
 def load_finetuned(best_dir: Path):
     """The classifier in `best_dir` (the finetune stage's `best/`) and its serving config."""
     from vbert.model.bert import BertConfig, build_classifier
+    from vbert.model.checkpoints import restore_checkpoint
 
     for name in FINETUNED_FILES:
         if not (best_dir / name).exists():
@@ -28,7 +29,7 @@ def load_finetuned(best_dir: Path):
     config = BertConfig.from_json(best_dir / "bert_config.json")
     serving = ServingConfig.from_json(best_dir / SERVING_CONFIG)
     model = build_classifier(config, len(serving.labels))
-    model.load_weights(best_dir / "model.weights.h5")
+    restore_checkpoint(best_dir, model)
     return model, config, serving
 
 

@@ -29,9 +29,10 @@ import numpy as np
 
 from vbert.core.atomic import atomic_dir, write_json
 from vbert.core.errors import InputError
+from vbert.evaluation.scores import classification_scores, positive_index
 from vbert.model.export import ASSET_FILES, SERVING_CONFIG, ServingConfig, latest_version
 from vbert.text.encoding import INPUT_NAMES, Encoder
-from vbert.text.tasks import classification_scores, positive_index, read_task
+from vbert.text.tasks import read_task
 from vbert.text.tokenization import load_tokenizer
 
 log = logging.getLogger(__name__)

@@ -2,13 +2,21 @@
 
 Layout of the output directory (a DVC `persist` output, so a re-run finds what a killed run left):
 
+    reference/                                   the starting weights with the default vocabulary (only when the
+                                                 vocabulary variant replaced tokens): the no-pretraining baseline
+    heads/                                       the model after the head warm-up (only when it ran)
     msl128/step-000000/ ... step-NNNNNN/          the initial weights, then every `save_checkpoints_steps`
     msl512/from-step-XXXXXX/step-MMMMMM/         MSL-512 phases started from chosen MSL-128 checkpoints
-    bert_config.json, vocab.txt
+    bert_config.json, vocab.txt, tokenizer_config.json
 
 Each checkpoint holds every model and optimizer variable and the eval metrics of that step (`metrics.json`).
 Killed at any point, a re-run resumes from the last complete checkpoint with its optimizer state, step and
 dropout seeds, on the same data order, and ends with the same checkpoints as an uninterrupted run.
+
+The head warm-up: a starting model without pretraining heads (the packaged MiniLM) gets fresh MLM and NSP heads.
+Their first gradients are noise that would flow into the encoder, so for `head_warmup_steps` only the heads (and
+the embedding rows of the tokens the vocabulary replaced) are trained, the encoder frozen; step 0 of MSL 128 is the
+model after it.
 """
 
 from __future__ import annotations
@@ -20,12 +28,21 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from vbert.core.atomic import write_text
+import numpy as np
+
+from vbert.core.atomic import atomic_dir, write_text
 from vbert.core.errors import InputError
 from vbert.core.provenance import claim, digest, job_settings, same_settings
 from vbert.model.bert import BertConfig, named_config
-from vbert.model.checkpoints import list_checkpoints, restore_checkpoint, save_checkpoint, step_dir
-from vbert.text.tokenization import copy_tokenizer, load_vocab, tokenizer_files
+from vbert.model.checkpoints import list_checkpoints, restore_checkpoint, save_checkpoint, save_weights, step_dir
+from vbert.text.tokenization import (
+    Vocab,
+    copy_tokenizer,
+    load_vocab,
+    read_do_lower_case,
+    save_tokenizer,
+    tokenizer_files,
+)
 
 log = logging.getLogger(__name__)
 
@@ -40,20 +57,28 @@ class PretrainJob:
     model: str
     init_checkpoint: str
     learning_rate: float
-    train_batch_size: int
+    train_batch_size: int  # examples per update
+    gradient_accumulation_steps: int  # batches of train_batch_size / this many per update
     num_train_steps: int
     num_warmup_steps: int
+    head_warmup_steps: int
+    next_sentence: bool
     save_checkpoints_steps: int
     num_train_steps_msl512: int
     msl512_from_steps: tuple[int, ...]
     embedding_init: str
     eval_batch_size: int
     eval_batches: int
+    mixed_precision: str
     jit_compile: bool
     strategy: str
     cpu_devices: int
     tpu: str
     random_seed: int
+
+    @property
+    def micro_batch_size(self) -> int:
+        return self.train_batch_size // self.gradient_accumulation_steps
 
 
 def build_trainer(
@@ -65,33 +90,46 @@ def build_trainer(
     max_predictions: int,
     jit_compile: bool,
     strategy=None,
+    gradient_accumulation_steps: int = 1,
+    next_sentence: bool = True,
 ):
     """A compiled, built BertPretrainer (variables and optimizer slots exist, so checkpoints can restore),
     its variables placed by `strategy` (the default one when None)."""
-    import numpy as np
     import tensorflow as tf
 
     from vbert.model.bert import BertPretrainer
     from vbert.model.optimization import make_optimizer
 
     with (strategy or tf.distribute.get_strategy()).scope():
-        model = BertPretrainer(config)
-        model.compile(
-            optimizer=make_optimizer(learning_rate, num_train_steps, num_warmup_steps),
-            jit_compile=jit_compile,
-        )
-        dummy = {
-            "input_ids": np.zeros((1, max_seq_length), np.int32),
-            "input_mask": np.ones((1, max_seq_length), np.int32),
-            "segment_ids": np.zeros((1, max_seq_length), np.int32),
-            "masked_lm_positions": np.zeros((1, max_predictions), np.int32),
-            "masked_lm_ids": np.zeros((1, max_predictions), np.int32),
-            "masked_lm_weights": np.zeros((1, max_predictions), np.float32),
-            "next_sentence_labels": np.zeros((1, 1), np.int32),
-        }
-        model(dummy)
-        model.optimizer.build(model.trainable_variables)
+        model = BertPretrainer(config, next_sentence=next_sentence)
+        model(dummy_features(max_seq_length, max_predictions))
+    optimizer = make_optimizer(
+        learning_rate, num_train_steps, num_warmup_steps, gradient_accumulation_steps=gradient_accumulation_steps
+    )
+    compile_with(model, optimizer, jit_compile, strategy)
     return model
+
+
+def compile_with(model, optimizer, jit_compile: bool, strategy=None) -> None:
+    """Compile `model` with `optimizer`, its slots built for the variables training updates."""
+    import tensorflow as tf
+
+    with (strategy or tf.distribute.get_strategy()).scope():
+        model.compile(optimizer=optimizer, jit_compile=jit_compile)
+        updated = model.updated_variables if model.updated_variables is not None else model.trainable_variables
+        model.optimizer.build(updated)
+
+
+def dummy_features(max_seq_length: int, max_predictions: int) -> dict:
+    return {
+        "input_ids": np.zeros((1, max_seq_length), np.int32),
+        "input_mask": np.ones((1, max_seq_length), np.int32),
+        "segment_ids": np.zeros((1, max_seq_length), np.int32),
+        "masked_lm_positions": np.zeros((1, max_predictions), np.int32),
+        "masked_lm_ids": np.zeros((1, max_predictions), np.int32),
+        "masked_lm_weights": np.zeros((1, max_predictions), np.float32),
+        "next_sentence_labels": np.zeros((1, 1), np.int32),
+    }
 
 
 def _phase(manifest: dict, max_seq_length: int) -> dict:
@@ -101,21 +139,19 @@ def _phase(manifest: dict, max_seq_length: int) -> dict:
     raise InputError(f"the tfrecords manifest has no MSL-{max_seq_length} data (tfrecords.msl512 off?)")
 
 
-def _progress_callback(job: PretrainJob, root: Path, evaluate, save, start: int, num_train_steps: int, chief: bool):
-    """A Keras callback: a progress bar (examples, examples/s, loss, masked-LM accuracy), then an eval and a
-    checkpoint at the end of every `save_checkpoints_steps` (one Keras epoch)."""
+def _progress_callback(job: PretrainJob, desc: str, steps: int, start: int, total: int, chief: bool, on_epoch=None):
+    """A Keras callback: a progress bar (examples, examples/s, loss, masked-LM accuracy); `on_epoch(step,
+    seconds)` after every `steps` updates (one Keras epoch)."""
     import keras
     from tqdm import tqdm
 
-    batch, steps = job.train_batch_size, job.save_checkpoints_steps
-
-    class Checkpointing(keras.callbacks.Callback):
+    class Progress(keras.callbacks.Callback):
         def on_train_begin(self, logs=None):
             self.bar = tqdm(
-                total=num_train_steps * batch,
-                initial=start * batch,
+                total=total * job.train_batch_size,
+                initial=start * job.train_batch_size,
                 unit="ex",
-                desc=str(root.relative_to(job.out_dir)),
+                desc=desc,
                 disable=not chief,
                 dynamic_ncols=True,
             )
@@ -123,27 +159,24 @@ def _progress_callback(job: PretrainJob, root: Path, evaluate, save, start: int,
         def on_epoch_begin(self, epoch, logs=None):
             self.started = time.perf_counter()
 
-        def on_train_batch_end(self, step, logs=None):
-            self.bar.update(batch)
+        def on_train_batch_end(self, batch, logs=None):
+            self.bar.update(job.micro_batch_size)
             if logs:
                 self.bar.set_postfix(loss=f"{logs['loss']:.3f}", mlm_acc=f"{logs['masked_lm_accuracy']:.3f}")
 
         def on_epoch_end(self, epoch, logs=None):
-            step = (epoch + 1) * steps
-            seconds = time.perf_counter() - self.started
-            metrics = {**evaluate(step), "examples_per_second": round(steps * batch / seconds, 2)}
-            save(step, metrics)
-            log.info("checkpoint %s: %s", step_dir(root, step), metrics)
+            if on_epoch is not None:
+                on_epoch((epoch + 1) * steps, time.perf_counter() - self.started)
 
         def on_train_end(self, logs=None):
             self.bar.close()
 
-    return Checkpointing()
+    return Progress()
 
 
 def _datasets(job: PretrainJob, tfrecords: Path, phase: dict):
-    """Training batches (shuffled, repeated; sharded by file across workers) and `eval_batches` eval batches
-    (every worker reads the same ones, so their metrics are the single-device ones)."""
+    """Training batches of `micro_batch_size` (shuffled, repeated; sharded by file across workers) and
+    `eval_batches` eval batches (every worker reads the same ones, so their metrics are the single-device ones)."""
     import tensorflow as tf
 
     from vbert.data.features import pretraining_dataset
@@ -153,7 +186,7 @@ def _datasets(job: PretrainJob, tfrecords: Path, phase: dict):
         [tfrecords / f for f in phase["train_files"]],
         msl,
         predictions,
-        job.train_batch_size,
+        job.micro_batch_size,
         training=True,
         seed=job.random_seed,
     )
@@ -170,18 +203,20 @@ def train_phase(
     model,
     job: PretrainJob,
     root: Path,
-    tfrecords: Path,
     phase: dict,
     num_train_steps: int,
     extra_files: dict[str, str],
     chief: bool = True,
     resume: bool = True,
+    data_offset: int = 0,
 ) -> list[dict]:
-    """Train to `num_train_steps` with a checkpoint (and eval) every `save_checkpoints_steps`; resumes.
+    """Train to `num_train_steps` updates with a checkpoint (and eval) every `save_checkpoints_steps`; resumes.
+    The training data starts after `data_offset` updates' worth of batches (those a head warm-up used).
 
     Returns the eval metrics of every checkpoint of the phase (on the chief; other workers write nothing and
     return an empty list). `resume` False: the checkpoints found are stale (the chief is removing them)."""
-    train, evaluation, eval_steps = _datasets(job, tfrecords, phase)
+    train, evaluation, eval_steps = _datasets(job, job.tfrecords, phase)
+    accumulate = job.gradient_accumulation_steps
 
     def evaluate(step: int) -> dict:
         # `steps` given: Keras folds an empty step into the metrics when it runs a dataset to its end
@@ -192,6 +227,12 @@ def train_phase(
         if chief:
             files = {**extra_files, "metrics.json": json.dumps(metrics)}
             save_checkpoint(root, step, model, model.optimizer, files)
+
+    def checkpoint(step: int, seconds: float) -> None:
+        examples_per_second = round(job.save_checkpoints_steps * job.train_batch_size / seconds, 2)
+        metrics = {**evaluate(step), "examples_per_second": examples_per_second}
+        save(step, metrics)
+        log.info("checkpoint %s: %s", step_dir(root, step), metrics)
 
     if chief:
         for stale in root.glob(".step-*.tmp-*") if root.exists() else ():
@@ -206,12 +247,13 @@ def train_phase(
         save(0, evaluate(0))
     if start < num_train_steps:
         steps = job.save_checkpoints_steps
+        desc = str(root.relative_to(job.out_dir))
         model.fit(
-            train.skip(start),
+            train.skip((data_offset + start) * accumulate),
             epochs=num_train_steps // steps,
             initial_epoch=start // steps,
-            steps_per_epoch=steps,
-            callbacks=[_progress_callback(job, root, evaluate, save, start, num_train_steps, chief)],
+            steps_per_epoch=steps * accumulate,
+            callbacks=[_progress_callback(job, desc, steps, start, num_train_steps, chief, checkpoint)],
             shuffle=False,  # the dataset is shuffled already
             verbose=0,
         )
@@ -220,19 +262,27 @@ def train_phase(
     return [json.loads((path / "metrics.json").read_text()) for _, path in list_checkpoints(root)]
 
 
-def _initialise(model, job: PretrainJob, config: BertConfig) -> None:
-    """Weights from `init_checkpoint`, then the rows of the tokens the vocabulary variant replaced."""
-    import numpy as np
+# ---- where training starts -------------------------------------------------------------------------------
 
+
+def _replaced(job: PretrainJob) -> list[dict]:
+    path = job.vocab_dir / "replaced.json"
+    return json.loads(path.read_text()) if path.exists() else []
+
+
+def initialise(model, job: PretrainJob, config: BertConfig) -> list[str]:
+    """Weights from `init_checkpoint`; the reference model (those weights with the default vocabulary) when the
+    vocabulary replaced tokens; then the replaced rows re-initialised. Returns the variables the source lacked."""
     from vbert.model.weights import assign_weights, google_variable_map, initial_tensors, reinitialise_replaced_rows
 
     tensors, source = initial_tensors(job.init_checkpoint)
-    if tensors is not None:
-        assign_weights(google_variable_map(config, model.backbone, model.pretraining_heads), tensors, source)
-    replaced_path = job.vocab_dir / "replaced.json"
-    replaced = json.loads(replaced_path.read_text()) if replaced_path.exists() else []
-    if replaced and job.init_checkpoint != "scratch":
-        embeddings = model.backbone.get_layer("token_embedding").embeddings
+    if tensors is None:
+        return []
+    left = assign_weights(google_variable_map(config, model.backbone, model.pretraining_heads), tensors, source)
+    replaced = _replaced(job)
+    if replaced:
+        write_reference(model, job, replaced)
+        embeddings = model.word_embeddings
         embeddings.assign(
             reinitialise_replaced_rows(
                 np.asarray(embeddings.numpy()),
@@ -243,6 +293,55 @@ def _initialise(model, job: PretrainJob, config: BertConfig) -> None:
             )
         )
         log.info("re-initialised %d embedding rows of replaced tokens (%s)", len(replaced), job.embedding_init)
+    return left
+
+
+def write_reference(model, job: PretrainJob, replaced: list[dict]) -> None:
+    """`reference/`: the starting weights and the vocabulary before the variant replaced any token."""
+    vocab = load_vocab(tokenizer_files(job.vocab_dir)[0])
+    tokens = list(vocab.tokens)
+    for entry in replaced:
+        tokens[entry["id"]] = entry["old_token"]
+    with atomic_dir(job.out_dir / "reference") as tmp:
+        save_weights(tmp, model)
+        save_tokenizer(tmp, Vocab(tokens, "<default vocabulary>"), read_do_lower_case(job.vocab_dir))
+        write_text(tmp / "bert_config.json", model.bert_config.to_json())
+
+
+def warm_up_heads(model, job: PretrainJob, phase: dict, chief: bool, strategy=None) -> None:
+    """Train the heads (and the replaced embedding rows) alone for `head_warmup_steps`. Written to `heads/` (model
+    variables); a re-run restores it instead of training again. The model's optimizer is the warm-up's afterwards:
+    compile it again for the main phase."""
+    from vbert.model.optimization import make_optimizer
+
+    folder = job.out_dir / "heads"
+    if (folder / "variables.npz").exists():
+        restore_checkpoint(folder, model)
+        log.info("head warm-up: restored %s", folder)
+        return
+    steps, accumulate = job.head_warmup_steps, job.gradient_accumulation_steps
+    rows = [entry["id"] for entry in _replaced(job)]
+    model.freeze_encoder(rows)
+    log.info(
+        "head warm-up: %d steps on the heads%s, the encoder frozen", steps, f" and {len(rows)} new rows" * bool(rows)
+    )
+    # the word embeddings are shared with the frozen encoder: no weight decay on them (it would move every row)
+    optimizer = make_optimizer(
+        job.learning_rate, steps, max(1, steps // 10), gradient_accumulation_steps=accumulate, no_decay=("embeddings",)
+    )
+    compile_with(model, optimizer, job.jit_compile, strategy)
+    train, _, _ = _datasets(job, job.tfrecords, phase)
+    model.fit(
+        train.take(steps * accumulate),
+        epochs=1,
+        steps_per_epoch=steps * accumulate,
+        callbacks=[_progress_callback(job, "heads", steps, 0, steps, chief)],
+        verbose=0,
+    )
+    model.unfreeze()
+    if chief:
+        with atomic_dir(folder) as tmp:
+            save_weights(tmp, model)
 
 
 def _wait_for(path: Path, timeout: float = 600.0) -> None:
@@ -261,18 +360,47 @@ def plot_rows(phases: dict[str, list[dict]]) -> list[dict]:
     return rows
 
 
+def _trainer(job: PretrainJob, config: BertConfig, steps: int, warmup: int, phase: dict, strategy):
+    return build_trainer(
+        config,
+        job.learning_rate,
+        steps,
+        warmup,
+        phase["max_seq_length"],
+        phase["max_predictions_per_seq"],
+        job.jit_compile,
+        strategy,
+        job.gradient_accumulation_steps,
+        job.next_sentence,
+    )
+
+
 def run_pretraining(job: PretrainJob) -> dict | None:
     """Run (or resume) both phases; returns the stage metrics (None on a multi-worker worker that is not
     the chief: it trains, and the chief writes)."""
+    from vbert.model.precision import computing_in
+
+    with computing_in(job.mixed_precision) as precision:
+        results = _run(job)
+    return None if results is None else {**results, "mixed_precision": precision}
+
+
+def _run(job: PretrainJob) -> dict | None:
     import keras
     import tensorflow as tf
 
     from vbert.model.distribution import is_chief, make_strategy
+    from vbert.model.optimization import make_optimizer
 
     if job.num_train_steps % job.save_checkpoints_steps:
         raise InputError(
             f"num_train_steps {job.num_train_steps} must be a multiple of save_checkpoints_steps "
             f"{job.save_checkpoints_steps}"
+        )
+    if job.train_batch_size % job.gradient_accumulation_steps:
+        raise InputError(
+            f"train_batch_size {job.train_batch_size} must be a multiple of gradient_accumulation_steps "
+            f"{job.gradient_accumulation_steps}"
         )
     strategy = make_strategy(job.strategy, job.cpu_devices, job.tpu)
     chief = is_chief(strategy)
@@ -298,25 +426,27 @@ def run_pretraining(job: PretrainJob) -> dict | None:
         copy_tokenizer(job.vocab_dir, job.out_dir)
 
     phase128 = manifest["phases"][0]
-    msl, predictions = phase128["max_seq_length"], phase128["max_predictions_per_seq"]
-    model = build_trainer(
-        config,
-        job.learning_rate,
-        job.num_train_steps,
-        job.num_warmup_steps,
-        msl,
-        predictions,
-        job.jit_compile,
-        strategy,
-    )
-    root128 = job.out_dir / f"msl{msl}"
+    model = _trainer(job, config, job.num_train_steps, job.num_warmup_steps, phase128, strategy)
+    root128 = job.out_dir / f"msl{phase128['max_seq_length']}"
+    warmed = 0
     if not (resume and list_checkpoints(root128)):
-        _initialise(model, job, config)
-    rows = {
-        root128.name: train_phase(
-            model, job, root128, job.tfrecords, phase128, job.num_train_steps, extra, chief, resume
-        )
-    }
+        fresh_heads = initialise(model, job, config)
+        if job.head_warmup_steps and fresh_heads:
+            warm_up_heads(model, job, phase128, chief, strategy)
+            optimizer = make_optimizer(
+                job.learning_rate,
+                job.num_train_steps,
+                job.num_warmup_steps,
+                gradient_accumulation_steps=job.gradient_accumulation_steps,
+            )
+            compile_with(model, optimizer, job.jit_compile, strategy)
+            warmed = job.head_warmup_steps
+        elif job.head_warmup_steps:
+            reason = "is trained from scratch" if job.init_checkpoint == "scratch" else "has pretraining heads"
+            log.info("no head warm-up: the starting model %s", reason)
+    elif (job.out_dir / "heads" / "variables.npz").exists():
+        warmed = job.head_warmup_steps
+    rows = {root128.name: train_phase(model, job, root128, phase128, job.num_train_steps, extra, chief, resume, warmed)}
 
     for from_step in job.msl512_from_steps if job.num_train_steps_msl512 else ():
         start = step_dir(root128, from_step)
@@ -326,22 +456,13 @@ def run_pretraining(job: PretrainJob) -> dict | None:
             raise InputError(f"msl512_from_steps: no MSL-128 checkpoint at step {from_step} ({start})")
         phase512 = _phase(manifest, 512)
         steps512 = job.num_train_steps_msl512
-        model512 = build_trainer(
-            config,
-            job.learning_rate,
-            steps512,
-            max(1, steps512 // 10),
-            512,
-            phase512["max_predictions_per_seq"],
-            job.jit_compile,
-            strategy,
-        )
+        model512 = _trainer(job, config, steps512, max(1, steps512 // 10), phase512, strategy)
         root512 = job.out_dir / "msl512" / f"from-step-{from_step:06d}"
         if not (resume and list_checkpoints(root512)):
             restore_checkpoint(start, model512)
         job512 = replace(job, save_checkpoints_steps=min(job.save_checkpoints_steps, steps512))
         rows[f"msl512-{root512.name}"] = train_phase(
-            model512, job512, root512, job.tfrecords, phase512, steps512, extra, chief, resume
+            model512, job512, root512, phase512, steps512, extra, chief, resume
         )
     if not chief:
         return None
@@ -350,5 +471,6 @@ def run_pretraining(job: PretrainJob) -> dict | None:
         "final_step": last["step"],
         **{k: last[k] for k in EVAL_METRICS},
         "initial": {k: rows[root128.name][0][k] for k in EVAL_METRICS},
+        "head_warmup_steps": warmed,
         "phases": rows,
     }

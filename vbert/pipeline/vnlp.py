@@ -10,8 +10,9 @@ import json
 import logging
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
+from itertools import chain
 from pathlib import Path
 
 from tqdm import tqdm
@@ -19,8 +20,9 @@ from tqdm import tqdm
 from vbert.core.atomic import atomic_dir
 from vbert.core.errors import InputError
 from vbert.core.parallel import default_workers, ordered_map
-from vbert.text.corpus import CORPUS_FILE, CorpusReader, write_documents
+from vbert.text.corpus import CORPUS_FILE, CorpusReader, split_sentences, write_documents
 from vbert.text.spelling import CorpusCounts, SpellConfig, SpellFixer, count_words
+from vbert.text.tasks import read_split
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +39,8 @@ class VnlpJob:
     lexicon: Path | None
     chunk_documents: int
     workers: int
+    task_train: Path  # the finetune task's train.tsv: its texts join the corpus when task_text_repeat > 0
+    task_text_repeat: int
 
 
 def corpus_files(input_dir: Path, corpus: str) -> tuple[Path, ...]:
@@ -67,9 +71,20 @@ def read_lexicon(path: Path | None) -> set[str]:
     return terms
 
 
-def batched_documents(reader: CorpusReader, size: int) -> Iterator[list[list[str]]]:
+def task_documents(train_tsv: Path, repeat: int) -> list[list[str]]:
+    """The task's training texts as documents (a text's sentences, a pair's two texts in turn), `repeat` times
+    over: task-adaptive pretraining text. Never the eval or test split."""
+    if repeat == 0:
+        return []
+    split = read_split(train_tsv)
+    texts = zip(split.texts_a, split.texts_b or [""] * len(split.texts_a), strict=True)
+    documents = [split_sentences(a) + split_sentences(b) for a, b in texts]
+    return [document for _ in range(repeat) for document in documents if document]
+
+
+def batched_documents(documents: Iterable[list[str]], size: int) -> Iterator[list[list[str]]]:
     batch: list[list[str]] = []
-    for document in reader:
+    for document in documents:
         batch.append(document)
         if len(batch) >= size:
             yield batch
@@ -105,11 +120,13 @@ def run_vnlp(job: VnlpJob) -> dict:
     lexicon = read_lexicon(job.lexicon)
     workers = default_workers(job.workers)
     started = time.perf_counter()
+    task = task_documents(job.task_train, job.task_text_repeat)
 
     reader, progress = _progress_pass(job, "vnlp count")
     counts = CorpusCounts(Counter(), set())
     with progress:
-        for batch_counts in ordered_map(_count_batch, batched_documents(reader, job.chunk_documents), workers):
+        batches = batched_documents(chain(reader, task), job.chunk_documents)
+        for batch_counts in ordered_map(_count_batch, batches, workers):
             counts.merge(batch_counts)
             progress.update(reader.bytes_read - progress.n)
     reader.require_documents(2)
@@ -124,7 +141,7 @@ def run_vnlp(job: VnlpJob) -> dict:
     reader, progress = _progress_pass(job, "vnlp fix")
     with atomic_dir(job.out_dir) as out_dir, progress:
         with open(out_dir / CORPUS_FILE, "w", encoding="utf-8") as out:
-            batches = batched_documents(reader, job.chunk_documents)
+            batches = batched_documents(chain(reader, task), job.chunk_documents)
             for fixed, batch_stats, batch_changes in ordered_map(
                 _fix_batch, batches, workers, _init_fixer, (counts, lexicon, job.spell)
             ):
@@ -134,13 +151,15 @@ def run_vnlp(job: VnlpJob) -> dict:
                 progress.update(reader.bytes_read - progress.n)
         _write_audit(out_dir / "audit.tsv", changes, AUDIT_ROWS)
         seconds = time.perf_counter() - started
-        metrics = _metrics(reader, stats, changes, seconds)
+        metrics = {**_metrics(reader, stats, changes, seconds), "task_documents": len(task)}
         info = {
             "corpus": job.corpus_name,
             "inputs": [str(p) for p in job.inputs],
             "spell": asdict(job.spell),
             "lexicon_terms": len(lexicon),
         }
+        if task:  # only then: without task text the output does not depend on the task
+            info["task_text"] = {"file": str(job.task_train), "repeat": job.task_text_repeat, "documents": len(task)}
         (out_dir / "info.json").write_text(json.dumps(info, indent=2) + "\n")
     log.info(
         "vnlp: %d corrections, %d splits, %d protected tokens in %.1fs",

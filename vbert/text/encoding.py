@@ -95,3 +95,24 @@ class Encoder:
 
 def _is_pair(item) -> bool:
     return isinstance(item, list | tuple) and len(item) == 2 and all(isinstance(text, str) for text in item)
+
+
+def length_grouped_batches(
+    lengths: Sequence[int], batch_size: int, rng: np.random.Generator, group: int = 50
+) -> list[np.ndarray]:
+    """Training batches (row indices) of similar lengths, so little padding: the rows shuffled, cut into groups of
+    `group` batches, each group sorted by length and cut into batches, then the batches shuffled."""
+    order = rng.permutation(len(lengths))
+    lengths = np.asarray(lengths)
+    batches = []
+    for start in range(0, len(order), group * batch_size):
+        chunk = order[start : start + group * batch_size]
+        chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
+        batches += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def sorted_batches(lengths: Sequence[int], batch_size: int) -> list[np.ndarray]:
+    """Evaluation batches (row indices): all rows by length, so each batch pads little."""
+    order = np.argsort(np.asarray(lengths), kind="stable")
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]

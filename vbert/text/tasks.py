@@ -1,4 +1,4 @@
-"""Labelled classification tasks as TSV files, and the scores the paper reports.
+"""Labelled classification tasks as TSV files.
 
 Each split is `train.tsv`, `eval.tsv`, `test.tsv` with a header: `label<TAB>text`, or `label<TAB>text_a<TAB>text_b`
 for sentence pairs. Labels are strings; the label set is the training split's. Errors name the file and line.
@@ -9,8 +9,6 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
 
 from vbert.core.errors import InputError
 
@@ -74,33 +72,3 @@ def read_task(task_dir: str | os.PathLike) -> tuple[dict[str, Split], list[str]]
     for name in ("eval", "test"):
         splits[name] = read_split(task_dir / f"{name}.tsv", label_list)
     return splits, label_list
-
-
-def positive_index(labels: list[str], positive_label: str | None) -> int | None:
-    """The class whose precision, recall and F1 a binary task reports (None: macro over classes)."""
-    if not positive_label:
-        return None
-    if positive_label not in labels:
-        raise InputError(f"positive_label {positive_label!r} is not a label of the task ({', '.join(labels)})")
-    return labels.index(positive_label)
-
-
-def classification_scores(
-    gold: np.ndarray, predicted: np.ndarray, num_labels: int, *, positive: int | None
-) -> dict[str, float]:
-    """Accuracy, precision, recall, F1: of the positive class for binary tasks, macro-averaged otherwise."""
-    gold, predicted = np.asarray(gold), np.asarray(predicted)
-    scores = {"accuracy": float(np.mean(gold == predicted))}
-    classes = [positive] if positive is not None else list(range(num_labels))
-    per_class = []
-    for label in classes:
-        tp = float(np.sum((predicted == label) & (gold == label)))
-        precision = tp / max(1.0, float(np.sum(predicted == label)))
-        recall = tp / max(1.0, float(np.sum(gold == label)))
-        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        per_class.append((precision, recall, f1))
-    precision, recall, f1 = (float(np.mean([c[i] for c in per_class])) for i in range(3))
-    scores.update(precision=precision, recall=recall, f1=f1)
-    if positive is None:
-        scores["macro_f1"] = f1
-    return {k: round(v, 6) for k, v in scores.items()}
