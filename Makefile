@@ -25,9 +25,9 @@ $(STAMP): pyproject.toml
 	test -d .dvc || $(BIN)/dvc init --quiet
 	touch $@
 
-demo: setup  ## run the pipeline on the bundled sample (the stages implemented so far)
+demo: setup  ## run the pipeline on the bundled sample, then print what it produced
 	$(BIN)/dvc repro ir
-	@for stage in vnlp vocab tfrecords pretrain finetune freeze ir; do echo; echo "== metrics/$$stage.json"; $(BIN)/dvc metrics show --md metrics/$$stage.json; done
+	@echo; $(BIN)/python -m vbert.tools.summary metrics
 
 test: setup  ## the whole test suite
 	$(BIN)/python -m pytest -n 2 --dist loadgroup

@@ -100,3 +100,26 @@ def test_single_document_corpus_is_refused_and_leaves_no_output(tmp_path, bert_t
 def test_the_manifest_records_the_vocabularys_casing(tmp_path, corpus, bert_tokenizer_dir):
     build_tfrecords(job(tmp_path, corpus, bert_tokenizer_dir, phases=PHASES[:1]))
     assert json.loads((tmp_path / "out" / "manifest.json").read_text())["do_lower_case"] is True
+
+
+def test_a_shards_first_records_sample_the_whole_corpus(tmp_path, bert_tokenizer_dir):
+    """The global shuffle: a short pretraining reads only the start of a shard; it must see every part of the
+    corpus, not its first documents (each document here repeats its own word, which tells records apart)."""
+    from vbert.text.tokenization import load_vocab
+
+    vocab = load_vocab(bert_tokenizer_dir / "vocab.txt")
+    words = [t for t in vocab.tokens[2000:2400] if t.isalpha()][:60]
+    lines = []
+    for word in words:
+        lines += [f"{word} {word} {word} .", f"the {word} {word} .", ""]
+    corpus = write_lines(tmp_path / "corpus.txt", lines)
+    phase = google_flags(max_seq_length=32, max_predictions_per_seq=2, dupe_factor=2, short_seq_prob=0.0)
+    build_tfrecords(job(tmp_path, corpus, bert_tokenizer_dir, phases=(phase,), num_shards=2, chunk_bytes=100))
+    schema = tf_schema(32, 2)
+    document_of = {vocab.ids[w]: i for i, w in enumerate(words)}
+    shard = tmp_path / "out" / "docs-wwm-x-msl32.train-00000-of-00002.tfrecord"
+    documents = []
+    for record in list(tf.data.TFRecordDataset(str(shard)))[:12]:
+        ids = tf.io.parse_single_example(record, schema)["input_ids"].numpy().tolist()
+        documents.append(next(document_of[i] for i in ids if i in document_of))
+    assert min(documents) < 20 and max(documents) >= 40, documents  # not the corpus's first dozen documents

@@ -2,11 +2,11 @@
 
 Documents stream through in chunks of about `chunk_bytes` of text; each chunk is tokenised and turned into
 instances by Google's algorithm in a worker process (random next-sentence segments come from other documents
-of the same chunk, and shuffling is within the chunk, which is what keeps memory bounded). The worker deals the
-chunk's examples round-robin over the shards, as Google's script does (starting at shard `chunk mod shards`),
-and frames them as TFRecords; the main process only appends those bytes to the files, in chunk order, so the
-output is the same for any number of workers. The first chunk is seeded with `random_seed` itself: a corpus
-that fits in one chunk, written to one shard with `exact_google_rng`, gives exactly Google's examples.
+of the same chunk, which is what keeps memory bounded). The worker frames the chunk's examples as TFRecords and
+deals each to a bucket drawn at random; the main process appends those bytes to bucket files in chunk order, then
+shuffles each bucket into its shard: a global shuffle in bounded memory, the same for any number of workers. The
+first chunk is seeded with `random_seed` itself: a corpus that fits in one chunk, written to one shard with
+`exact_google_rng` (which keeps Google's order and skips the buckets), gives exactly Google's examples.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import random
+import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -40,11 +41,13 @@ from vbert.data.instances import (
     create_training_instances,
 )
 from vbert.data.masking import create_training_batch
-from vbert.data.tfrecord_format import TFRecordWriter
+from vbert.data.tfrecord_format import TFRecordWriter, read_records
 from vbert.text.corpus import CorpusReader, is_heldout
 from vbert.text.tokenization import FullTokenizer, load_tokenizer
 
 log = logging.getLogger(__name__)
+
+BUCKETS_PER_SHARD = 16  # the global shuffle holds one bucket (1 / (16 x num_shards) of a phase's data) in memory
 
 
 @dataclass(frozen=True)
@@ -168,6 +171,19 @@ def deal_round_robin(records: list[bytes], num_shards: int, first_shard: int) ->
     return Shards([b.getvalue() for b in buffers], [w.records for w in writers])
 
 
+def deal_to_buckets(records: list[bytes], num_buckets: int, rng: np.random.Generator) -> Shards:
+    """Frame `records` as TFRecords, each into a bucket drawn at random (the first half of the global shuffle)."""
+    buffers = [io.BytesIO() for _ in range(num_buckets)]
+    writers = [TFRecordWriter(buffer) for buffer in buffers]
+    for record, bucket in zip(records, rng.integers(0, num_buckets, len(records)).tolist(), strict=True):
+        writers[bucket].write(record)
+    return Shards([b.getvalue() for b in buffers], [w.records for w in writers])
+
+
+def _generator(seed: int | str) -> np.random.Generator:
+    return np.random.default_rng(int.from_bytes(hashlib.blake2b(str(seed).encode()).digest()[:8]))
+
+
 def chunk_seed(seed: int, split: str, index: int) -> int | str:
     return seed if (split, index) == ("train", 0) else f"{seed}:{split}:{index}"
 
@@ -196,13 +212,16 @@ def _process_chunk(chunk: Chunk) -> ChunkResult:
             masked = sum(len(i.masked_lm_positions) for i in instances)
             records = encoder.encode_batch(instances)
         else:
-            generator = np.random.default_rng(int.from_bytes(hashlib.blake2b(str(seed).encode()).digest()[:8]))
-            batch = create_training_batch(documents, phase, _worker["special"], rng, generator)
+            batch = create_training_batch(documents, phase, _worker["special"], rng, _generator(seed))
             random_next, masked = int(batch.is_random_next.sum()), int(batch.masked_counts.sum())
             records = encoder.encode_arrays(batch)
         stats[f"random_next_msl{phase.max_seq_length}"] = random_next
         stats[f"masked_msl{phase.max_seq_length}"] = masked
-        shards.append(deal_round_robin(records, num_shards, chunk.index % num_shards))
+        if chunk.split == "train" and not phase.exact_google_rng:
+            buckets = _generator(f"{seed}:buckets:{phase.max_seq_length}")
+            shards.append(deal_to_buckets(records, num_shards * BUCKETS_PER_SHARD, buckets))
+        else:
+            shards.append(deal_round_robin(records, num_shards, chunk.index % num_shards))
     return ChunkResult(chunk.split, shards, stats)
 
 
@@ -210,23 +229,58 @@ def _process_chunk(chunk: Chunk) -> ChunkResult:
 
 
 class ShardWriters:
-    """The open train shards and eval file of every phase; appends framed records in chunk order."""
+    """The train shards and eval file of every phase. Records arrive in chunk order. Train records go to bucket
+    files first (each record to a bucket drawn at random, in the worker), and `finish` shuffles every bucket in
+    memory into its shard: together a global shuffle in bounded memory, so that any prefix of a shard, which is all
+    a short pretraining reads, is a uniform sample of the whole corpus (Google's script shuffles everything in
+    memory). With `exact_google_rng` records go to the shards directly, in Google's order."""
 
     def __init__(self, out_dir: Path, job: TFRecordsJob):
+        self.out_dir, self.job = out_dir, job
+        self.shuffle = not any(phase.exact_google_rng for phase in job.phases)
         self._files = contextlib.ExitStack()
         self.handles: dict[tuple[str, int], list[BinaryIO]] = {}
         self.records: dict[tuple[str, int], list[int]] = {}
+        self.buckets = out_dir / ".buckets"
         for phase in job.phases:
             for split, count in (("train", job.num_shards), ("eval", 1)):
-                names = [shard_name(job.dataset_name, phase, split, s, job.num_shards) for s in range(count)]
                 key = (split, phase.max_seq_length)
-                self.handles[key] = [self._files.enter_context(open(out_dir / n, "wb")) for n in names]  # noqa: SIM115
+                if split == "train" and self.shuffle:
+                    self.buckets.mkdir(exist_ok=True)
+                    paths = [self._bucket(phase, b) for b in range(count * BUCKETS_PER_SHARD)]
+                else:
+                    names = [shard_name(job.dataset_name, phase, split, s, job.num_shards) for s in range(count)]
+                    paths = [out_dir / name for name in names]
+                self.handles[key] = [self._files.enter_context(open(p, "wb")) for p in paths]  # noqa: SIM115
                 self.records[key] = [0] * count
 
+    def _bucket(self, phase: InstanceConfig, index: int) -> Path:
+        return self.buckets / f"msl{phase.max_seq_length}-{index:05d}.tfrecord"
+
     def write(self, split: str, msl: int, shards: Shards) -> None:
+        handles, records = self.handles[(split, msl)], self.records[(split, msl)]
         for index, (blob, count) in enumerate(zip(shards.blobs, shards.counts, strict=True)):
-            self.handles[(split, msl)][index].write(blob)
-            self.records[(split, msl)][index] += count
+            handles[index].write(blob)
+            records[index % len(records)] += count  # bucket b goes to shard b mod num_shards
+
+    def finish(self) -> None:
+        """Close the files; shuffle each bucket into its shard (bucket b goes to shard b mod num_shards)."""
+        self._files.close()
+        if not self.shuffle:
+            return
+        job = self.job
+        for phase in job.phases:
+            names = [shard_name(job.dataset_name, phase, "train", s, job.num_shards) for s in range(job.num_shards)]
+            with contextlib.ExitStack() as files:
+                writers = [TFRecordWriter(files.enter_context(open(self.out_dir / n, "wb"))) for n in names]
+                for bucket in range(job.num_shards * BUCKETS_PER_SHARD):
+                    path = self._bucket(phase, bucket)
+                    records = list(read_records(path))
+                    seed = f"{job.random_seed}:shuffle:{phase.max_seq_length}:{bucket}"
+                    for index in _generator(seed).permutation(len(records)).tolist():
+                        writers[bucket % job.num_shards].write(records[index])
+                    path.unlink()
+        shutil.rmtree(self.buckets)
 
     def counts(self) -> dict[str, int]:
         return {
@@ -262,7 +316,7 @@ def build_tfrecords(job: TFRecordsJob) -> dict:
                 for key, value in result.stats.items():
                     totals[result.split][key] = totals[result.split].get(key, 0) + value
                 progress.update(reader.bytes_read - progress.n)
-        writers.close()
+        writers.finish()
         reader.require_documents(2)
         if totals["train"].get("documents", 0) < 2:
             raise InputError(

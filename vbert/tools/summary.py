@@ -1,0 +1,81 @@
+"""What a pipeline run produced, in a few lines a person reads at a glance (the end of `make demo`).
+
+    python -m vbert.tools.summary [metrics folder]     # default: metrics/
+
+Only the stages that have metrics are summarised; `dvc metrics show` has every number.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+
+def _load(folder: Path, stage: str) -> dict | None:
+    path = folder / f"{stage}.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+
+
+def _f1(value: float, spread: float | None = None) -> str:
+    return f"{value:.3f}" + (f" ± {spread:.3f}" if spread is not None else "")
+
+
+def lines(folder: Path) -> list[str]:
+    """The summary of the metrics in `folder`, one finding per line."""
+    out = []
+    if vnlp := _load(folder, "vnlp"):
+        out.append(
+            f"corpus       {vnlp['documents']:,} documents, {vnlp['words']:,} words; "
+            f"{vnlp['corrections']} spelling fixes, {vnlp['splits']} compound splits"
+        )
+    if vocab := _load(folder, "vocab"):
+        out.append(
+            f"vocabulary   {vocab['variant']}: {vocab['tokens_added']:,} domain tokens added; word pieces per word "
+            f"{vocab['pieces_per_word_before']} -> {vocab['pieces_per_word_after']}"
+        )
+    if pretrain := _load(folder, "pretrain"):
+        out.append(
+            f"pretraining  {pretrain['final_step']} steps ({pretrain.get('mixed_precision', 'fp32')}): masked-LM "
+            f"accuracy {pretrain['initial']['masked_lm_accuracy']:.3f} -> {pretrain['masked_lm_accuracy']:.3f}"
+        )
+    if finetune := _load(folder, "finetune"):
+        seeds = len(finetune["seeds"])
+        out.append(
+            f"fine-tuning  best {finetune['best_cell']}: test F1 {_f1(finetune['test_f1'], finetune['test_f1_std'])}"
+            f" over {seeds} seed{'s' * (seeds > 1)}"
+        )
+        baselines = finetune["baselines"]
+        reference = finetune["no_domain_pretraining"]
+        out.append(
+            f"  against    no domain pretraining {_f1(reference['test_f1_mean'])}, TF-IDF + LR "
+            f"{_f1(baselines['tfidf_lr']['test_f1'])}, majority class {_f1(baselines['majority']['f1'])}"
+        )
+        if difference := finetune.get("difference"):
+            low, high = difference["ci95"]
+            verdict = "beyond noise" if difference["beyond_noise"] else "within noise"
+            out.append(
+                f"  pretrained {finetune['domain_pretraining']['cell']} minus none: {difference['difference']:+.3f} "
+                f"F1 (95% interval {low:+.3f} .. {high:+.3f}: {verdict})"
+            )
+    if ir := _load(folder, "ir"):
+        chosen = ir["variants"][ir["chosen"]]
+        out.append(
+            f"serving      OpenVINO {ir['chosen']}: {chosen['ms_per_request']:.1f} ms per request, test F1 "
+            f"{chosen['test_f1']:.3f} (TensorFlow {ir['tensorflow_test_f1']:.3f})"
+        )
+        name = (_load(folder, "freeze") or {}).get("model_name", "vbert")
+        query = f'curl -d \'{{"texts": ["..."]}}\' localhost:8501/v1/models/{name}:classify_text'
+        out.append(f"serve it     make serve-openvino, then: {query}")
+    return out
+
+
+def main(argv: list[str]) -> int:
+    folder = Path(argv[0]) if argv else Path("metrics")
+    found = lines(folder)
+    print("\n".join(found) if found else f"{folder}: no metrics yet; run `make demo`")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
