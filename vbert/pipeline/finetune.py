@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import time
 from dataclasses import dataclass
@@ -175,7 +176,14 @@ _state: dict = {}
 
 
 def _prepare(job: FinetuneJob) -> None:
-    """Per process: the job, the task's digest and its encodings (by tokenizer, made when first needed)."""
+    """Per process: the job, the task's digest and its encodings (by tokenizer, made when first needed). With
+    several processes each gets its share of the cores (TensorFlow would give every process all of them)."""
+    if job.jobs > 1:
+        import tensorflow as tf
+
+        threads = max(1, len(os.sched_getaffinity(0)) // job.jobs)
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
     _state.update(job=job, task_digest=digest(job.task_dir), encoded={})
 
 

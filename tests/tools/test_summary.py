@@ -1,0 +1,68 @@
+"""The demo's closing summary: a few lines from the metrics files, only for the stages that ran."""
+
+from __future__ import annotations
+
+import json
+
+from vbert.tools.summary import lines
+
+
+def write(folder, stage, data):
+    (folder / f"{stage}.json").write_text(json.dumps(data))
+
+
+def test_a_line_per_finding_from_the_metrics(tmp_path):
+    write(tmp_path, "vnlp", {"documents": 1200, "words": 345678, "corrections": 12, "splits": 3})
+    write(
+        tmp_path,
+        "vocab",
+        {"variant": "unused", "tokens_added": 994, "pieces_per_word_before": 1.15, "pieces_per_word_after": 1.08},
+    )
+    write(
+        tmp_path,
+        "pretrain",
+        {
+            "final_step": 40,
+            "mixed_precision": "bf16",
+            "masked_lm_accuracy": 0.21,
+            "initial": {"masked_lm_accuracy": 0.0},
+        },
+    )
+    write(
+        tmp_path,
+        "finetune",
+        {
+            "best_cell": "msl128-step-000040",
+            "test_f1": 0.7012,
+            "test_f1_std": 0.004,
+            "seeds": [1, 2, 3],
+            "baselines": {"tfidf_lr": {"test_f1": 0.65}, "majority": {"f1": 0.05}},
+            "no_domain_pretraining": {"test_f1_mean": 0.69},
+            "domain_pretraining": {"cell": "msl128-step-000040"},
+            "difference": {"difference": 0.0112, "ci95": [0.002, 0.02], "beyond_noise": True},
+        },
+    )
+    write(tmp_path, "freeze", {"model_name": "docs"})
+    write(
+        tmp_path,
+        "ir",
+        {
+            "chosen": "bf16",
+            "tensorflow_test_f1": 0.7,
+            "variants": {"bf16": {"ms_per_request": 12.34, "test_f1": 0.699}},
+        },
+    )
+    text = "\n".join(lines(tmp_path))
+    assert "1,200 documents, 345,678 words" in text
+    assert "994 domain tokens added; word pieces per word 1.15 -> 1.08" in text
+    assert "40 steps (bf16): masked-LM accuracy 0.000 -> 0.210" in text
+    assert "test F1 0.701 ± 0.004 over 3 seeds" in text
+    assert "no domain pretraining 0.690, TF-IDF + LR 0.650, majority class 0.050" in text
+    assert "+0.011 F1 (95% interval +0.002 .. +0.020: beyond noise)" in text
+    assert "OpenVINO bf16: 12.3 ms per request" in text and "/v1/models/docs:classify_text" in text
+
+
+def test_only_the_stages_that_ran(tmp_path):
+    write(tmp_path, "vnlp", {"documents": 2, "words": 10, "corrections": 0, "splits": 0})
+    assert len(lines(tmp_path)) == 1
+    assert lines(tmp_path / "nothing") == []
