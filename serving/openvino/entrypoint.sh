@@ -18,4 +18,4 @@ cpu_limit() {
 THREADS="${VBERT_THREADS:-$(cpu_limit)}"
 export OMP_NUM_THREADS="$THREADS"
 exec python -m vbert.serving --backend openvino --model-dir "$MODEL_DIR" --host 0.0.0.0 --port "$PORT" \
-    --threads "$THREADS" "$@"
+    --grpc-port "${GRPC_PORT:-8500}" --threads "$THREADS" "$@"

@@ -15,7 +15,7 @@ from vbert.bench import report
 from vbert.bench.load import run_load
 from vbert.bench.models import BenchModel, pipeline_model, server_folder
 from vbert.bench.runners import encoding
-from vbert.bench.server import running_server
+from vbert.serving.launcher import running_server
 from vbert.core.resources import resolve_vocab
 from vbert.pipeline.bench import (
     add_ceiling_shares,
@@ -207,7 +207,7 @@ def test_bench_stage_on_tiny_models(tmp_path):
     )
     out = tmp_path / "out"
     # Our server speaks TF-Serving's REST API: it stands in for a TF-Serving serving the freeze stage's model.
-    with running_server(root / "ir" / "vbert", tmp_path / "tfserving.log") as tfserving:
+    with running_server(["--model-dir", str(root / "ir" / "vbert")], tmp_path / "tfserving.log") as tfserving:
         params["bench"]["tfserving_rest_url"] = tfserving.url
         (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
         done = run_stage(

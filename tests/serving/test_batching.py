@@ -1,18 +1,41 @@
-"""Dynamic batching, exactly: padding to a bucket, merging concurrent requests, splitting the results back."""
+"""Dynamic batching, exactly: padding to a bucket, merging concurrent requests, fair chunks, deadlines, the queue."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 
 import numpy as np
 import pytest
 
-from vbert.serving.batching import Batcher, BatchingParameters, QueueFull, pad_rows, padded_length
+from vbert.serving.batching import Batcher, BatchingParameters, pad_rows, padded_length
+from vbert.serving.errors import Code, ServingError
 
 
 def request(ids: list[list[int]]) -> dict[str, np.ndarray]:
     array = np.array(ids, np.int32)
     return {"input_ids": array, "input_mask": (array > 0).astype(np.int32), "segment_ids": np.zeros_like(array)}
+
+
+def parameters(**changes) -> BatchingParameters:
+    settings = dict(
+        max_batch_size=4, batch_timeout_micros=0, max_enqueued_batches=16, bucket=16, enabled=True, split_by_bucket=True
+    )
+    return BatchingParameters(**{**settings, **changes})
+
+
+class Recorder:
+    """A stand-in model: row sums identify the rows; every inference is recorded (a real model: test_server.py)."""
+
+    def __init__(self, seconds: float = 0.0):
+        self.calls: list[tuple[int, ...]] = []
+        self.seconds = seconds
+
+    def __call__(self, batch):
+        self.calls.append(tuple(batch["input_ids"][:, 0].tolist()))
+        time.sleep(self.seconds)
+        sums = batch["input_ids"].sum(axis=1, keepdims=True).astype(np.float32)
+        return {"probabilities": sums, "logits": -sums}
 
 
 def test_padded_length_rounds_up_to_the_bucket_and_never_past_the_limit():
@@ -30,46 +53,109 @@ def test_pad_rows_stacks_and_zero_pads():
 
 @pytest.mark.parametrize(
     ("split_by_bucket", "inferences"),
-    [(False, [(4, 32)]), (True, [(3, 16), (1, 32)])],
+    [(False, [(1, 10, 40, 5)]), (True, [(1, 10, 40), (5,)])],
     ids=["padded-to-the-longest", "one-inference-per-bucket"],
 )
 def test_concurrent_requests_are_merged_and_get_their_own_rows_back(split_by_bucket, inferences):
-    calls = []
-
-    def predict(batch):  # row sums identify the rows; a real model is tested in test_serving.py
-        calls.append(batch["input_ids"].shape)
-        sums = batch["input_ids"].sum(axis=1, keepdims=True).astype(np.float32)
-        return {"probabilities": sums, "logits": -sums}
+    model = Recorder()
 
     async def scenario():
-        batcher = Batcher(
-            predict,
-            BatchingParameters(max_batch_size=4, batch_timeout_micros=200_000, split_by_bucket=split_by_bucket),
-            64,
-        )
+        batcher = Batcher(model, parameters(batch_timeout_micros=200_000, split_by_bucket=split_by_bucket), 64)
         batcher.start()
         results = await asyncio.gather(
-            batcher.submit(request([[1, 2]])),
-            batcher.submit(request([[10, 20, 30], [40, 0, 0]])),
-            batcher.submit(request([[5] * 17])),
+            batcher.submit(request([[1, 2]]), 5),
+            batcher.submit(request([[10, 20, 30], [40, 0, 0]]), 5),
+            batcher.submit(request([[5] * 17]), 5),
         )
         await batcher.stop()
         return results
 
     first, second, third = asyncio.run(scenario())
     # 1 + 2 + 1 rows: lengths 2, 3 and 17 pad to 16, 16 and 32 (multiples of 16)
-    assert calls == inferences
+    assert model.calls == inferences
     assert first["probabilities"].tolist() == [[3.0]]
     assert second["probabilities"].tolist() == [[60.0], [40.0]]
     assert third["logits"].tolist() == [[-85.0]]
 
 
-def test_a_full_queue_refuses_at_once():
-    async def scenario():
-        batcher = Batcher(lambda b: b, BatchingParameters(max_batch_size=2, max_enqueued_batches=1), 64)
-        try:
-            await batcher.submit(request([[1], [2], [3]]))
-        except QueueFull as error:
-            return str(error)
+def test_a_large_request_goes_in_chunks_and_a_small_one_rides_in_the_next_batch():
+    model = Recorder(seconds=0.02)
 
-    assert asyncio.run(scenario()) == "0 rows queued, the limit is 2"
+    async def scenario():
+        batcher = Batcher(model, parameters(), 64)
+        batcher.start()
+        large = asyncio.ensure_future(batcher.submit(request([[100 + i] for i in range(12)]), 5))
+        await asyncio.sleep(0.005)  # the first chunk of the large request is computing
+        small = await batcher.submit(request([[7]]), 5)
+        done_when_small_came_back = large.done()
+        results = await large
+        await batcher.stop()
+        return small, results, done_when_small_came_back
+
+    small, large, large_was_done = asyncio.run(scenario())
+    # max_batch_size 4: 12 rows in chunks of 4; the small request joins the next batch, not the end of the queue
+    assert model.calls[0] == (100, 101, 102, 103)
+    assert model.calls[1] == (7, 104, 105, 106)
+    assert not large_was_done and small["probabilities"].tolist() == [[7.0]]
+    assert large["probabilities"][:, 0].tolist() == [100.0 + i for i in range(12)]  # every row, in order
+
+
+def test_work_not_started_by_its_deadline_is_refused_uncomputed():
+    model = Recorder(seconds=0.2)
+
+    async def scenario():
+        batcher = Batcher(model, parameters(max_batch_size=1), 64)
+        batcher.start()
+        first = asyncio.ensure_future(batcher.submit(request([[1]]), 5))
+        await asyncio.sleep(0.01)
+        with pytest.raises(ServingError) as late:
+            await batcher.submit(request([[2]]), 0.05)  # waits behind a 0.2 s inference
+        await first
+        await batcher.stop()
+        return late.value
+
+    error = asyncio.run(scenario())
+    assert error.code is Code.DEADLINE_EXCEEDED and "deadline of 50 ms" in error.message and error.retry_after
+    assert model.calls == [(1,)]  # the late request was never computed
+
+
+def test_a_cancelled_request_leaves_the_queue_uncomputed():
+    model = Recorder(seconds=0.1)
+
+    async def scenario():
+        batcher = Batcher(model, parameters(max_batch_size=1), 64)
+        batcher.start()
+        first = asyncio.ensure_future(batcher.submit(request([[1]]), 5))
+        await asyncio.sleep(0.01)
+        gone = asyncio.ensure_future(batcher.submit(request([[2]]), 5))
+        await asyncio.sleep(0.01)
+        gone.cancel()  # the client left
+        await first
+        await asyncio.sleep(0.15)
+        await batcher.stop()
+
+    asyncio.run(scenario())
+    assert model.calls == [(1,)]
+
+
+def test_a_full_queue_refuses_at_once_with_retry_after():
+    async def scenario():
+        batcher = Batcher(Recorder(), parameters(max_batch_size=2, max_enqueued_batches=1), 64)
+        with pytest.raises(ServingError) as full:
+            await batcher.submit(request([[1], [2], [3]]), 5)
+        return full.value
+
+    error = asyncio.run(scenario())
+    assert error.code is Code.UNAVAILABLE and error.retry_after >= 1
+    assert "0 rows queued, 3 more would exceed the queue's 2 (max_enqueued_batches x max_batch_size)" in error.message
+
+
+def test_batching_off_runs_each_request_whole_and_alone():
+    model = Recorder(seconds=0.01)
+
+    async def scenario():
+        batcher = Batcher(model, parameters(enabled=False, max_batch_size=2), 64)
+        await asyncio.gather(*(batcher.submit(request([[i], [i + 1], [i + 2]]), 5) for i in (10, 20)))
+
+    asyncio.run(scenario())
+    assert sorted(model.calls) == [(10, 11, 12), (20, 21, 22)]  # whole, not chunked, never merged

@@ -1,12 +1,16 @@
-"""The server for real: uvicorn on 127.0.0.1 with a tiny model, TF-Serving's REST formats, batching, bad requests."""
+"""The server for real: uvicorn and gRPC on 127.0.0.1 with a tiny model; TF-Serving's REST and gRPC APIs, limits,
+versions and several models, the access log, timeouts and a graceful stop."""
 
 from __future__ import annotations
 
+import contextlib
+import gzip
 import json
-import os
 import re
-import subprocess
-import sys
+import shutil
+import signal
+import socket
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -15,52 +19,32 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from tests.helpers import REPO, free_ports, tiny_pipeline_models
+from tests.helpers import tiny_pipeline_models
 from vbert.model.export import random_inputs
+from vbert.serving.launcher import running_server
 
 pytestmark = pytest.mark.xdist_group("heavy")
 LABELS = ["games", "science", "utils"]
 
 
-def call(url: str, body: bytes | dict | None = None, timeout: float = 60) -> tuple[int, dict | str]:
+def call(url: str, body: bytes | dict | None = None, timeout: float = 60, headers=None, method=None):
+    """(status, JSON or text, headers) of one HTTP request."""
     data = json.dumps(body).encode() if isinstance(body, dict) else body
-    request = urllib.request.Request(url, data, {"Content-Type": "application/json"} if data is not None else {})
+    headers = {"Content-Type": "application/json", **(headers or {})} if data is not None else dict(headers or {})
+    request = urllib.request.Request(url, data, headers, method=method)
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
-            text = response.read().decode()
-            status = response.status
+            text, status, answer_headers = response.read().decode(), response.status, response.headers
     except urllib.error.HTTPError as error:
-        text, status = error.read().decode(), error.code
+        text, status, answer_headers = error.read().decode(), error.code, error.headers
     try:
-        return status, json.loads(text)
+        return status, json.loads(text), answer_headers
     except json.JSONDecodeError:
-        return status, text
+        return status, text, answer_headers
 
 
-def start_server(backend: str, model_dir, *extra: str) -> tuple[subprocess.Popen, str]:
-    (port,) = free_ports(1)
-    env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2"}
-    args = ["--backend", backend, "--model-dir", str(model_dir), "--port", str(port), *extra]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "vbert.serving", *args],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(process.stderr.read())
-        try:
-            if call(f"{url}/readyz", timeout=2)[0] == 200:
-                return process, url
-        except OSError:
-            pass
-        time.sleep(0.2)
-    process.kill()
-    raise AssertionError("server did not become ready")
+def columns(inputs: dict) -> dict:
+    return {"inputs": {k: np.asarray(v).tolist() for k, v in inputs.items()}}
 
 
 @pytest.fixture(scope="module")
@@ -69,15 +53,30 @@ def models(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def servers(models):
-    started = [
-        start_server("openvino", models / "ir" / "vbert", "--batch-timeout-micros", "50000"),
-        start_server("tensorflow", models / "serving" / "vbert"),
-    ]
-    yield {"openvino": started[0][1], "tensorflow": started[1][1]}
-    for process, _ in started:
-        process.terminate()
-        process.wait(timeout=30)
+def servers(models, tmp_path_factory):
+    logs = tmp_path_factory.mktemp("logs")
+    with contextlib.ExitStack() as stack:
+        started = {
+            "openvino": stack.enter_context(
+                running_server(
+                    [
+                        "--backend",
+                        "openvino",
+                        "--model-dir",
+                        str(models / "ir/vbert"),
+                        "--batch-timeout-micros",
+                        "50000",
+                    ],
+                    logs / "openvino.log",
+                )
+            ),
+            "tensorflow": stack.enter_context(
+                running_server(
+                    ["--backend", "tensorflow", "--model-dir", str(models / "serving/vbert")], logs / "tf.log"
+                )
+            ),
+        }
+        yield started
 
 
 def reference(models, inputs) -> np.ndarray:
@@ -87,27 +86,38 @@ def reference(models, inputs) -> np.ndarray:
     return serve(**inputs)["probabilities"].numpy()
 
 
+def metric(text: str, name: str, **labels) -> float:
+    """The sum of a Prometheus series over the lines that carry every given label."""
+    total = 0.0
+    for line in text.splitlines():
+        match = re.fullmatch(rf"{name}(?:\{{(.*)\}})? (\S+)", line)
+        if match and all(f'{k}="{v}"' in (match.group(1) or "") for k, v in labels.items()):
+            total += float(match.group(2))
+    return total
+
+
+# ---- TF-Serving's REST API ---------------------------------------------------------------------------------
+
+
 def test_row_and_columnar_formats_give_the_models_predictions(models, servers):
     inputs = random_inputs(3, 16, 30522, seed=7)
     expected = reference(models, inputs)
-    for backend, url in servers.items():
-        status, rows = call(
-            f"{url}/v1/models/vbert:predict",
-            {"instances": [{k: v[i].tolist() for k, v in inputs.items()} for i in range(3)]},
+    for backend, server in servers.items():
+        rows = [{k: v[i].tolist() for k, v in inputs.items()} for i in range(3)]
+        status, body, _ = call(
+            f"{server.url}/v1/models/vbert:predict", {"signature_name": "serving_default", "instances": rows}
         )
-        assert status == 200, rows
-        np.testing.assert_allclose([r["probabilities"] for r in rows["predictions"]], expected, atol=1e-4)
-        status, columns = call(
-            f"{url}/v1/models/vbert/versions/1:predict", {"inputs": {k: v.tolist() for k, v in inputs.items()}}
-        )
-        assert status == 200, columns
-        np.testing.assert_allclose(columns["outputs"]["probabilities"], expected, atol=1e-4, err_msg=backend)
-        assert np.asarray(columns["outputs"]["logits"]).shape == (3, 3)
+        assert status == 200, body
+        np.testing.assert_allclose([r["probabilities"] for r in body["predictions"]], expected, atol=1e-4)
+        status, body, _ = call(f"{server.url}/v1/models/vbert/versions/1:predict", columns(inputs))
+        assert status == 200, body
+        np.testing.assert_allclose(body["outputs"]["probabilities"], expected, atol=1e-4, err_msg=backend)
+        assert np.asarray(body["outputs"]["logits"]).shape == (3, 3)
 
 
-def test_status_health_and_text_endpoint(servers):
-    url = servers["openvino"]
-    assert call(f"{url}/v1/models/vbert") == (
+def test_status_metadata_health_and_the_text_endpoint(servers):
+    url = servers["openvino"].url
+    assert call(f"{url}/v1/models/vbert")[:2] == (
         200,
         {
             "model_version_status": [
@@ -115,75 +125,208 @@ def test_status_health_and_text_endpoint(servers):
             ]
         },
     )
-    assert call(f"{url}/healthz")[0] == 200 and call(f"{url}/readyz")[1]["precision"] == "fp32"
-    status, body = call(f"{url}/v1/models/vbert:classify_text", {"texts": ["A puzzle game.", "word " * 100]})
+    status, body, _ = call(f"{url}/v1/models/vbert/metadata")
+    assert status == 200 and body["model_spec"] == {"name": "vbert", "signature_name": "", "version": "1"}
+    signature = body["metadata"]["signature_def"]["signature_def"]["serving_default"]
+    assert signature["method_name"] == "tensorflow/serving/predict"
+    assert signature["inputs"]["input_ids"]["dtype"] == "DT_INT32"
+    assert [d["size"] for d in signature["inputs"]["segment_ids"]["tensor_shape"]["dim"]] == ["-1", "-1"]
+    assert [d["size"] for d in signature["outputs"]["probabilities"]["tensor_shape"]["dim"]] == ["-1", "3"]
+    for path in ("/healthz", "/readyz"):
+        status, body, _ = call(f"{url}{path}", method="HEAD")
+        assert status == 200 and body == ""
+    assert call(f"{url}/readyz")[1]["precisions"] == {"vbert": "fp32"}
+    status, body, _ = call(f"{url}/v1/models/vbert:classify_text", {"texts": ["A puzzle game.", "word " * 100]})
     assert status == 200, body
-    assert [p["label"] in LABELS for p in body["predictions"]] == [True, True]
+    assert all(p["label"] in LABELS for p in body["predictions"])
     assert abs(sum(body["predictions"][0]["probabilities"].values()) - 1) < 1e-5
     assert body["truncated_rows"] == [1]  # 100 words do not fit max_seq_length 32
-    texts = ["Ünïcödé Café", "unicode cafe"]  # one tokenizer for training and serving: accents stripped
-    status, body = call(f"{url}/v1/models/vbert:classify_text", {"texts": texts})
-    assert body["predictions"][0] == body["predictions"][1]
+    status, body, _ = call(f"{url}/v1/models/vbert:classify_text", {"texts": ["Ünïcödé Café", "unicode cafe"]})
+    assert body["predictions"][0] == body["predictions"][1]  # the training tokenizer: accents stripped
+    status, body, _ = call(f"{url}/v1/models/vbert:classify_text", {"texts": [["a puzzle", "game"], ["b", "c"]]})
+    assert status == 200 and len(body["predictions"]) == 2  # sentence pairs
 
 
 def test_concurrent_requests_are_batched(servers):
-    url = servers["openvino"]
-    inputs = random_inputs(1, 12, 30522, seed=3)
-    body = {"inputs": {k: v.tolist() for k, v in inputs.items()}}
+    url = servers["openvino"].url
+    body = columns(random_inputs(1, 12, 30522, seed=3))
     with ThreadPoolExecutor(8) as pool:
         results = list(pool.map(lambda _: call(f"{url}/v1/models/vbert:predict", body), range(16)))
-    assert all(status == 200 for status, _ in results)
+    assert all(status == 200 for status, _, _ in results)
     first = results[0][1]["outputs"]["probabilities"]
-    assert all(np.allclose(r["outputs"]["probabilities"], first, atol=1e-6) for _, r in results)
+    assert all(np.allclose(r["outputs"]["probabilities"], first, atol=1e-6) for _, r, _ in results)
     text = call(f"{url}/metrics")[1]
-    rows = float(re.search(r"^vbert_batch_size_sum (\S+)", text, re.M).group(1))
-    batches = float(re.search(r"^vbert_batch_size_count (\S+)", text, re.M).group(1))
+    rows, batches = (
+        metric(text, "vbert_batch_size_sum", model="vbert"),
+        metric(text, "vbert_batch_size_count", model="vbert"),
+    )
     assert rows / batches > 1, text  # at least one inference merged several requests
 
 
+BOMB = b'{"inputs": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+
+
 @pytest.mark.parametrize(
-    ("body", "status", "message"),
+    ("endpoint", "body", "status", "message"),
     [
-        (b"{not json", 400, "malformed JSON"),
-        (b'{"texts": ["\xff"]}', 400, "not UTF-8"),
-        ({"instances": [{"input_ids": [1, 2]}]}, 400, "missing ['input_mask', 'segment_ids']"),
-        ({"inputs": {"input_ids": [1, 2], "input_mask": [1, 1], "segment_ids": [0, 0]}}, 400, "expected shape"),
-        ({"inputs": {"input_ids": [[1.5]], "input_mask": [[1]], "segment_ids": [[0]]}}, 400, "expected integers"),
-        ({"inputs": {"input_ids": [[99999]], "input_mask": [[1]], "segment_ids": [[0]]}}, 400, "[0, 30522)"),
+        ("predict", b"{not json", 400, "malformed JSON"),
+        ("classify_text", b'{"texts": ["\xff"]}', 400, "not UTF-8"),
+        ("predict", BOMB, 400, "nested too deeply"),
+        ("predict", b'{"inputs": {"input_ids": [[' + b"9" * 5000 + b"]]}}", 400, "malformed JSON"),
         (
+            "predict",
+            b'{"inputs": {"input_ids": [[1e999]], "input_mask": [[1]], "segment_ids": [[0]]}}',
+            400,
+            "expected integers",
+        ),
+        ("predict", {"instances": [{"input_ids": [1, 2]}]}, 400, "missing ['input_mask', 'segment_ids']"),
+        (
+            "predict",
+            {"inputs": {"input_ids": [1, 2], "input_mask": [1, 1], "segment_ids": [0, 0]}},
+            400,
+            "expected shape",
+        ),
+        (
+            "predict",
+            {"inputs": {"input_ids": [[1.5]], "input_mask": [[1]], "segment_ids": [[0]]}},
+            400,
+            "expected integers",
+        ),
+        ("predict", {"inputs": {"input_ids": [[99999]], "input_mask": [[1]], "segment_ids": [[0]]}}, 400, "[0, 30522)"),
+        (
+            "predict",
             {"inputs": {"input_ids": [[1, 2], [3]], "input_mask": [[1, 1], [1]], "segment_ids": [[0, 0], [0]]}},
             400,
             "rectangular",
         ),
-        ({"instances": [], "inputs": {}}, 400, "exactly one of"),
-        ({"texts": ["x"] * 1000}, 413, "the limit is 256"),
-        (b"[" + b"1," * 3_000_000 + b"1]", 413, "exceeds the limit"),
+        ("predict", {"instances": [], "inputs": {}}, 400, "exactly one of"),
+        ("predict", {"signature_name": "bogus", "inputs": {}}, 400, 'Serving signature name: "bogus" not found'),
+        ("classify_text", {"texts": ["x"] * 300}, 413, "300 texts in one request; the limit is 256"),
+        ("classify_text", {"texts": [1, 2]}, 400, "texts, or [text_a, text_b] pairs"),
+        ("predict", b"[" + b"1," * 3_000_000 + b"1]", 413, "exceeds the limit of 4194304 bytes"),
     ],
 )
-def test_bad_requests_get_their_4xx_and_the_server_stays_up(servers, body, status, message):
-    url = servers["openvino"]
-    texts = (b'{"texts"' in body) if isinstance(body, bytes) else "texts" in body
-    endpoint = "classify_text" if texts else "predict"
-    got, answer = call(f"{url}/v1/models/vbert:{endpoint}", body)
+def test_bad_requests_get_their_4xx_and_the_server_stays_up(servers, endpoint, body, status, message):
+    url = servers["openvino"].url
+    got, answer, _ = call(f"{url}/v1/models/vbert:{endpoint}", body)
     assert got == status and message in answer["error"], answer
-    assert call(f"{url}/v1/models/nope:predict", {"instances": [1]})[0] == 404
-    good = random_inputs(1, 8, 30522)
-    assert call(f"{url}/v1/models/vbert:predict", {"inputs": {k: v.tolist() for k, v in good.items()}})[0] == 200
+    assert call(f"{url}/v1/models/vbert:predict", columns(random_inputs(1, 8, 30522)))[0] == 200
 
 
-def test_new_versions_are_picked_up_and_broken_ones_refused(models, tmp_path):
-    import shutil
+def test_routing_errors_and_unknown_models_answer_tf_servings_error_body(servers):
+    url = servers["openvino"].url
+    assert call(f"{url}/v1/models/nope:predict", {"instances": [1]})[:2] == (
+        404,
+        {"error": "Servable not found for request: Latest(nope)"},
+    )
+    assert call(f"{url}/v1/models/vbert/versions/7:predict", columns(random_inputs(1, 4, 30522)))[0] == 404
+    status, body, _ = call(f"{url}/no/such/route")
+    assert status == 404 and body == {"error": "Not Found: GET /no/such/route"}
+    status, body, _ = call(f"{url}/healthz", method="DELETE")
+    assert status == 405 and body["error"] == "Method Not Allowed: DELETE /healthz"
 
+
+def test_gzip_bodies_are_decoded_within_the_limit_and_other_encodings_refused(servers):
+    url = servers["openvino"].url
+    body = json.dumps(columns(random_inputs(2, 8, 30522))).encode()
+    status, answer, _ = call(
+        f"{url}/v1/models/vbert:predict", gzip.compress(body), headers={"Content-Encoding": "gzip"}
+    )
+    assert status == 200 and len(answer["outputs"]["probabilities"]) == 2
+    bomb = gzip.compress(b" " * (5 << 20) + body)  # 5 MiB of spaces: a few KB compressed
+    status, answer, _ = call(f"{url}/v1/models/vbert:predict", bomb, headers={"Content-Encoding": "gzip"})
+    assert status == 413 and "after decoding" in answer["error"]
+    status, answer, _ = call(f"{url}/v1/models/vbert:predict", body, headers={"Content-Encoding": "br"})
+    assert status == 415 and "send gzip or identity" in answer["error"]
+
+
+def test_openapi_describes_every_body(servers):
+    schema = call(f"{servers['openvino'].url}/openapi.json")[1]
+    paths = schema["paths"]
+    for path in ("/v1/models/{name}:predict", "/v1/models/{name}:classify_text"):
+        operation = paths[path]["post"]
+        assert operation["requestBody"]["content"]["application/json"]["schema"]["properties"]
+        assert "$ref" in operation["responses"]["200"]["content"]["application/json"]["schema"]
+        assert "413" in operation["responses"] and "503" in operation["responses"]
+    assert (
+        "$ref"
+        in paths["/v1/models/{name}/metadata"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+    )
+    classify = paths["/v1/models/{name}:classify_text"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert classify["examples"] == [{"texts": ["simple puzzle game with falling blocks"]}]
+    assert set(schema["components"]["schemas"]) >= {"ClassifyResponse", "PredictResponse", "ErrorResponse"}
+
+
+# ---- limits, deadlines ---------------------------------------------------------------------------------------
+
+
+def test_limits_mean_what_they_say(models, tmp_path):
+    rows8 = columns(random_inputs(8, 12, 30522, seed=2))
+    options = ["--max-batch-size", "2", "--max-enqueued-batches", "4", "--max-request-rows", "8"]
+    with running_server(["--model-dir", str(models / "ir/vbert"), *options], tmp_path / "limits.log") as server:
+        url = f"{server.url}/v1/models/vbert:predict"
+        status, body, _ = call(url, columns(random_inputs(9, 12, 30522)))
+        assert status == 413 and "9 rows in one request; the limit is 8" in body["error"]
+        with ThreadPoolExecutor(12) as pool:
+            results = list(pool.map(lambda _: call(url, rows8), range(24)))  # 8 rows each; the queue holds 8
+        codes = [status for status, _, _ in results]
+        assert set(codes) <= {200, 503} and 200 in codes and 503 in codes, codes
+        busy = next((body, headers) for status, body, headers in results if status == 503)
+        assert "server busy" in busy[0]["error"] and int(busy[1]["Retry-After"]) >= 1
+    never = ["--max-batch-size", "2", "--max-enqueued-batches", "4", "--max-request-rows", "100"]
+    arguments, log = ["--model-dir", str(models / "ir/vbert"), *never], tmp_path / "never.log"
+    with pytest.raises(RuntimeError, match="could never be accepted"), running_server(arguments, log, timeout=60):
+        pass
+
+
+def test_queued_work_past_its_deadline_is_refused_uncomputed(models, tmp_path):
+    options = ["--max-batch-size", "1", "--max-request-rows", "1", "--request-timeout-ms", "1"]
+    with running_server(["--model-dir", str(models / "ir/vbert"), *options], tmp_path / "deadline.log") as server:
+        body = columns(random_inputs(1, 32, 30522))
+        with ThreadPoolExecutor(8) as pool:
+            results = list(pool.map(lambda _: call(f"{server.url}/v1/models/vbert:predict", body), range(32)))
+        codes = [status for status, _, _ in results]
+        assert set(codes) <= {200, 504} and 504 in codes, codes
+        late = next(body for status, body, _ in results if status == 504)
+        assert "could not start within its deadline of 1 ms" in late["error"]
+        text = call(f"{server.url}/metrics")[1]
+        assert metric(text, "vbert_batch_size_sum", model="vbert") == codes.count(200)  # nothing late was computed
+
+
+def test_batching_off_runs_each_request_alone(models, tmp_path):
+    small = columns(random_inputs(1, 12, 30522))
+    with running_server(
+        ["--model-dir", str(models / "ir/vbert"), "--disable-batching"], tmp_path / "off.log"
+    ) as server:
+        with ThreadPoolExecutor(8) as pool:
+            codes = list(pool.map(lambda _: call(f"{server.url}/v1/models/vbert:predict", small)[0], range(16)))
+        assert codes == [200] * 16
+        text = call(f"{server.url}/metrics")[1]
+        assert (
+            metric(text, "vbert_batch_size_sum", model="vbert")
+            == metric(text, "vbert_batch_size_count", model="vbert")
+            == 16
+        )
+
+
+# ---- versions and several models --------------------------------------------------------------------------------
+
+
+def wait_for(check, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+def test_versions_follow_the_folders_on_disk(models, tmp_path):
     model_dir = tmp_path / "vbert"
-    shutil.copytree(models / "ir" / "vbert" / "1", model_dir / "1")
-    process, url = start_server("openvino", model_dir, "--poll-seconds", "0.2")
-    try:
+    shutil.copytree(models / "ir/vbert/1", model_dir / "1")
+    with running_server(["--model-dir", str(model_dir), "--poll-seconds", "0.2"], tmp_path / "versions.log") as server:
+        url = server.url
 
-        def wait_for(check, seconds=60):
-            deadline = time.monotonic() + seconds
-            while not check():
-                assert time.monotonic() < deadline
-                time.sleep(0.1)
+        def serving() -> str:
+            return str(call(f"{url}/readyz")[1].get("versions", {}).get("vbert"))
 
         broken = tmp_path / "staging-2"
         shutil.copytree(model_dir / "1", broken)
@@ -193,110 +336,201 @@ def test_new_versions_are_picked_up_and_broken_ones_refused(models, tmp_path):
         versions = call(f"{url}/v1/models/vbert")[1]["model_version_status"]
         assert [(v["version"], v["state"]) for v in versions] == [("1", "AVAILABLE"), ("2", "END")]
         assert versions[1]["status"]["error_message"]
-        status, body = call(f"{url}/v1/models/vbert:classify_text", {"texts": ["still serving"]})
-        assert status == 200 and body["model_version"] == "1"
 
         good = tmp_path / "staging-3"
         shutil.copytree(model_dir / "1", good)
         good.rename(model_dir / "3")  # dropped in whole, as the freeze and ir stages write
-        wait_for(lambda: call(f"{url}/readyz")[1]["version"] == 3)
-        status, body = call(f"{url}/v1/models/vbert:classify_text", {"texts": ["new version"]})
-        assert status == 200 and body["model_version"] == "3"
-        assert call(f"{url}/v1/models/vbert/versions/1:predict", {"instances": []})[0] == 404
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+        wait_for(lambda: serving() == "3")
+        assert call(f"{url}/v1/models/vbert:classify_text", {"texts": ["new"]})[1]["model_version"] == "3"
+
+        answers, stop = [], threading.Event()
+
+        def keep_asking():
+            while not stop.is_set():
+                answers.append(call(f"{url}/v1/models/vbert:classify_text", {"texts": ["a game"]})[:2])
+
+        asker = threading.Thread(target=keep_asking)
+        asker.start()
+        shutil.rmtree(model_dir / "3")  # the rollback: remove the bad version
+        wait_for(lambda: serving() == "1")  # 2 is broken: the highest that loads
+        time.sleep(0.5)
+        stop.set()
+        asker.join()
+        assert answers and all(status == 200 for status, _ in answers), answers[:3]
+        assert {body["model_version"] for _, body in answers} <= {"1", "3"}
+        assert answers[-1][1]["model_version"] == "1"
 
 
-def test_rest_client_in_both_formats_and_its_errors(models, servers):
-    from vbert.serving.client import RestClient, ServerError
+def test_several_models_from_a_config_file(models, tmp_path):
+    for name in ("sections", "sections_copy"):
+        shutil.copytree(models / "ir/vbert", tmp_path / "models" / name)
+    config = tmp_path / "models.config"
+    config.write_text(
+        "model_config_list {\n"
+        '  config { name: "sections" base_path: "models/sections" model_platform: "openvino" }\n'
+        '  config { name: "other" base_path: "models/sections_copy" model_platform: "openvino" }\n'
+        "}\n"
+    )
+    with running_server(["--model-config-file", str(config)], tmp_path / "config.log") as server:
+        for name in ("sections", "other"):
+            status, body, _ = call(f"{server.url}/v1/models/{name}:classify_text", {"texts": ["a game"]})
+            assert status == 200 and body["predictions"][0]["label"] in LABELS
+            assert call(f"{server.url}/v1/models/{name}")[1]["model_version_status"][0]["state"] == "AVAILABLE"
+        assert call(f"{server.url}/v1/models/vbert:predict", {"instances": [{}]})[0] == 404
+        text = call(f"{server.url}/metrics")[1]
+        for name in ("sections", "other"):  # each model its own batcher and series
+            assert metric(text, "vbert_requests_total", model=name, endpoint="classify_text", code="200") == 1
 
-    inputs = random_inputs(2, 10, 30522, seed=11)
-    expected = reference(models, inputs)
-    client = RestClient(servers["openvino"], "vbert")
-    for columnar in (True, False):
-        np.testing.assert_allclose(client.predict(inputs, columnar)["probabilities"], expected, atol=1e-4)
-    assert client.status()["model_version_status"][0]["state"] == "AVAILABLE"
-    assert client.classify_texts(["a game"])["predictions"][0]["label"] in LABELS
-    with pytest.raises(ServerError, match="HTTP 404"):
-        RestClient(servers["openvino"], "vbert", version=9).predict(inputs)
+
+# ---- gRPC ------------------------------------------------------------------------------------------------------
 
 
-def test_grpc_client_against_a_prediction_service_on_localhost(models):
-    """TF-Serving's gRPC API, served here by a PredictionService over the SavedModel (no TF-Serving binary exists
-    on this machine); the client builds real PredictRequests through tensorflow-serving-api's stubs."""
-    from concurrent import futures
-
+def test_grpc_predict_metadata_and_status_as_tf_serving(models, servers):
     import grpc
     import tensorflow as tf
     from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
-    from vbert.serving.client import GrpcClient
+    from vbert.serving.client import GrpcClient, RestClient
 
-    serve = tf.saved_model.load(str(models / "serving" / "vbert" / "1")).signatures["serving_default"]
+    server = servers["openvino"]
+    inputs = random_inputs(3, 9, 30522, seed=5)
+    # the paper's client code, unchanged: a PredictRequest of int32 tensors through the generated stub
+    channel = grpc.insecure_channel(server.grpc_target)
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = "vbert"
+    request.model_spec.signature_name = "serving_default"
+    for name in ("input_ids", "input_mask", "segment_ids"):
+        request.inputs[name].CopyFrom(tf.make_tensor_proto(inputs[name], dtype=tf.int32))
+    response = prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(request, timeout=30)
+    by_grpc = tf.make_ndarray(response.outputs["probabilities"])
+    by_rest = RestClient(server.url, "vbert").predict(inputs)["probabilities"]
+    np.testing.assert_allclose(by_grpc, by_rest, atol=1e-6)
+    np.testing.assert_allclose(by_grpc, reference(models, inputs), atol=1e-4)
+    assert response.model_spec.version.value == 1
 
-    class Service(prediction_service_pb2_grpc.PredictionServiceServicer):
-        def Predict(self, request, context):
-            assert request.model_spec.name == "vbert" and request.model_spec.signature_name == "serving_default"
-            outputs = serve(**{k: tf.constant(tf.make_ndarray(v)) for k, v in request.inputs.items()})
-            response = predict_pb2.PredictResponse()
-            for name, value in outputs.items():
-                response.outputs[name].CopyFrom(tf.make_tensor_proto(value.numpy()))
-            return response
-
-    server = grpc.server(futures.ThreadPoolExecutor(2))
-    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(Service(), server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    try:
-        inputs = random_inputs(3, 9, 30522, seed=5)
-        client = GrpcClient(f"127.0.0.1:{port}", "vbert")
-        np.testing.assert_allclose(client.predict(inputs)["probabilities"], reference(models, inputs), atol=1e-6)
-        client.close()
-    finally:
-        server.stop(0)
+    client = GrpcClient(server.grpc_target, "vbert")
+    np.testing.assert_allclose(client.predict(inputs)["probabilities"], by_rest, atol=1e-6)
+    signature = client.metadata().signature_def["serving_default"]
+    assert sorted(signature.inputs) == ["input_ids", "input_mask", "segment_ids"]
+    assert [d.size for d in signature.outputs["logits"].tensor_shape.dim] == [-1, 3]
+    status = client.status().model_version_status[0]
+    assert (status.version, status.state) == (1, 30)  # AVAILABLE
+    for wrong, code in ((GrpcClient(server.grpc_target, "nope"), grpc.StatusCode.NOT_FOUND),):
+        with pytest.raises(grpc.RpcError) as error:
+            wrong.predict(inputs)
+        assert error.value.code() == code
+    request.model_spec.signature_name = "bogus"
+    with pytest.raises(grpc.RpcError) as error:
+        prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(request, timeout=30)
+    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "bogus" in error.value.details()
+    client.close()
+    channel.close()
 
 
-def test_tfserving_backend_forwards_to_a_rest_endpoint(models, servers):
+def test_tfserving_backend_forwards_to_a_rest_endpoint(models, servers, tmp_path):
     """`--backend tfserving` forwards to TF-Serving's REST API; here our TensorFlow server plays TF-Serving."""
-    process, url = start_server(
-        "tfserving",
-        models / "serving" / "vbert",
-        "--tfserving-url",
-        f"{servers['tensorflow']}/v1/models/vbert",
-    )
-    try:
+    arguments = ["--backend", "tfserving", "--model-dir", str(models / "serving/vbert")]
+    with running_server([*arguments, "--tfserving-url", servers["tensorflow"].url], tmp_path / "tfs.log") as server:
         inputs = random_inputs(2, 12, 30522, seed=21)
-        status, body = call(f"{url}/v1/models/vbert:predict", {"inputs": {k: v.tolist() for k, v in inputs.items()}})
+        status, body, _ = call(f"{server.url}/v1/models/vbert:predict", columns(inputs))
         assert status == 200, body
         np.testing.assert_allclose(body["outputs"]["probabilities"], reference(models, inputs), atol=1e-5)
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
-def test_queue_limit_and_batching_off(models):
-    inputs = {k: v.tolist() for k, v in random_inputs(8, 12, 30522, seed=2).items()}
-    small = {k: v[:1] for k, v in inputs.items()}
-    limited, url = start_server(
-        "openvino", models / "ir" / "vbert", "--max-batch-size", "4", "--max-enqueued-batches", "1"
-    )
-    try:
-        status, body = call(f"{url}/v1/models/vbert:predict", {"inputs": inputs})  # 8 rows; the queue holds 4
-        assert status == 503 and "server busy" in body["error"], body
-        assert call(f"{url}/v1/models/vbert:predict", {"inputs": small})[0] == 200
-    finally:
-        limited.terminate()
-        limited.wait(timeout=30)
-    unbatched, url = start_server("openvino", models / "ir" / "vbert", "--disable-batching")
-    try:
-        with ThreadPoolExecutor(8) as pool:
-            codes = list(pool.map(lambda _: call(f"{url}/v1/models/vbert:predict", {"inputs": small})[0], range(16)))
-        assert codes == [200] * 16
-        text = call(f"{url}/metrics")[1]
-        rows = float(re.search(r"^vbert_batch_size_sum (\S+)", text, re.M).group(1))
-        batches = float(re.search(r"^vbert_batch_size_count (\S+)", text, re.M).group(1))
-        assert rows == batches == 16  # one inference per one-row request: nothing merged
-    finally:
-        unbatched.terminate()
-        unbatched.wait(timeout=30)
+# ---- operations ----------------------------------------------------------------------------------------------------
+
+
+def test_access_log_request_ids_and_disconnects(models, tmp_path):
+    log = tmp_path / "access.log"
+    with running_server(["--model-dir", str(models / "ir/vbert")], log) as server:
+        status, _, headers = call(
+            f"{server.url}/v1/models/vbert:classify_text", {"texts": ["a", "b"]}, headers={"X-Request-Id": "abc-123"}
+        )
+        assert status == 200 and headers["X-Request-Id"] == "abc-123"
+        generated = call(f"{server.url}/healthz")[2]["X-Request-Id"]
+        assert re.fullmatch(r"[0-9a-f]{32}", generated)
+        host, port = server.url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port))) as client:  # a client that leaves mid-body
+            client.sendall(b'POST /v1/models/vbert:predict HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{"in')
+            time.sleep(0.3)
+        wait_for(lambda: metric(call(f"{server.url}/metrics")[1], "vbert_client_disconnects_total") == 1, 10)
+        text = call(f"{server.url}/metrics")[1]
+        assert not re.search(r'vbert_requests_total\{[^}]*code="5\d\d"', text)  # not counted as a server error
+    lines = [
+        json.loads(line.split("vbert.access: ", 1)[1])
+        for line in log.read_text().splitlines()
+        if "vbert.access: " in line
+    ]
+    mine = next(line for line in lines if line["request_id"] == "abc-123")
+    assert mine["route"] == "/v1/models/{name}:classify_text" and mine["status"] == 200 and mine["rows"] == 2
+    assert mine["method"] == "POST" and mine["model"] == "vbert" and mine["ms"] > 0
+    assert any(line["status"] == 499 for line in lines)
+
+
+def test_slow_and_idle_connections_are_timed_out(models, tmp_path):
+    options = ["--header-timeout-seconds", "1", "--body-timeout-seconds", "1", "--keep-alive-seconds", "1"]
+    with running_server(["--model-dir", str(models / "ir/vbert"), *options], tmp_path / "slow.log") as server:
+        host, port = server.url.removeprefix("http://").split(":")
+
+        def read_until_closed(client: socket.socket, seconds: float) -> tuple[bytes, bool]:
+            """What the server sent, and whether it closed the connection within `seconds`."""
+            client.settimeout(seconds)
+            received = b""
+            try:
+                while chunk := client.recv(4096):
+                    received += chunk
+            except ConnectionResetError:
+                pass
+            except TimeoutError:
+                return received, False
+            return received, True
+
+        with socket.create_connection((host, int(port))) as idle:  # says nothing
+            started = time.monotonic()
+            assert read_until_closed(idle, 5) == (b"", True) and time.monotonic() - started < 3
+        with socket.create_connection((host, int(port))) as dribbler:  # headers a byte at a time
+            started = time.monotonic()
+            for byte in b"GET /healthz HTTP/1.1\r\nHost: x\r\nUser-Agent: slow":
+                with contextlib.suppress(OSError):
+                    dribbler.sendall(bytes([byte]))
+                time.sleep(0.1)
+            assert read_until_closed(dribbler, 5) == (b"", True) and time.monotonic() - started < 8
+        with socket.create_connection((host, int(port))) as slow_body:  # headers at once, then too slow a body
+            slow_body.sendall(b"POST /v1/models/vbert:predict HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
+            answer, _ = read_until_closed(slow_body, 5)
+            assert answer.startswith(b"HTTP/1.1 408") and b"the body took over 1 s" in answer
+
+
+def test_sigterm_finishes_in_flight_work_then_exits(models, tmp_path):
+    """Requests in flight when SIGTERM arrives are answered; then the server exits 0 and accepts nothing more."""
+    with running_server(
+        ["--model-dir", str(models / "ir/vbert"), "--disable-batching"], tmp_path / "stop.log"
+    ) as server:
+        body = json.dumps(columns(random_inputs(256, 32, 30522))).encode()
+        answers, signalled = [], threading.Event()
+
+        def keep_asking():
+            while not signalled.is_set():
+                started = time.monotonic()
+                try:
+                    status = call(f"{server.url}/v1/models/vbert:predict", body)[0]
+                except OSError:
+                    status = None  # refused: the server no longer accepts
+                answers.append((started, time.monotonic(), status))
+
+        askers = [threading.Thread(target=keep_asking) for _ in range(4)]
+        for asker in askers:
+            asker.start()
+        time.sleep(1.0)
+        sent = time.monotonic()
+        server.process.send_signal(signal.SIGTERM)
+        signalled.set()
+        for asker in askers:
+            asker.join()
+        assert server.process.wait(timeout=60) in (0, -signal.SIGTERM)  # uvicorn re-raises it once it is done
+        assert {status for _, _, status in answers} <= {200, None}, answers  # no 5xx, no reset mid-answer
+        drained = [a for a in answers if a[0] < sent < a[1] and a[2] == 200]
+        assert drained, "no request was in flight at SIGTERM"
+        with pytest.raises(OSError):
+            call(f"{server.url}/healthz", timeout=2)
+    assert "stopped: in-flight work finished" in (tmp_path / "stop.log").read_text()

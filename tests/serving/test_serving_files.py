@@ -58,7 +58,7 @@ def test_image_pins_come_from_pyproject():
 def test_the_server_imports_neither_tensorflow_nor_keras():
     """The OpenVINO image installs no TensorFlow: the server's import path must not need it."""
     code = (
-        "import sys, vbert.serving.__main__, vbert.serving.app, vbert.serving.backends, vbert.text.tokenization;"
+        "import sys, vbert.serving.__main__, vbert.serving.rest, vbert.serving.grpc_api, vbert.serving.backends, vbert.text.tokenization;"
         "print(sorted(m for m in ('tensorflow', 'keras', 'keras_hub', 'nncf') if m in sys.modules))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
@@ -92,6 +92,8 @@ def test_entrypoint_takes_threads_from_the_cpu_limit(tmp_path, cpu_max, threads)
             "0.0.0.0",
             "--port",
             "9",
+            "--grpc-port",
+            "8500",
             "--threads",
         ],
         threads,

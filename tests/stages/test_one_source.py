@@ -8,9 +8,6 @@ same arrays through the finetune stage, the ir stage, the server and the bench.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import time
 import urllib.request
 from pathlib import Path
 
@@ -19,17 +16,18 @@ import pytest
 import tensorflow as tf
 import yaml
 
-from tests.helpers import REPO, free_ports, run_stage, tiny_finetuned, write_lines
+from tests.helpers import REPO, run_stage, tiny_finetuned, write_lines
 from vbert.bench.models import BenchModel
 from vbert.data.features import tf_schema
 from vbert.model.bert import BertConfig
 from vbert.model.export import ServingConfig
 from vbert.pipeline.bench import model_encoder
 from vbert.pipeline.finetune import encode_task
+from vbert.pipeline.finetune import padded as padded_batch
 from vbert.pipeline.freeze import freeze
 from vbert.pipeline.ir import encoded_split
-from vbert.serving.app import encode_texts
 from vbert.serving.backends import load_version
+from vbert.serving.launcher import running_server
 from vbert.text.tokenization import load_tokenizer
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("heavy")]
@@ -54,25 +52,26 @@ def test_one_encoder_for_finetune_ir_server_and_bench(tmp_path):
     task = write_pair_task(tmp_path / "task")
     items = [[a, b] for _, a, b in PAIRS]
 
-    by_finetune = encode_task(best, task, 32)[0]["test"][0]
+    test_rows = encode_task(best, task, 32).rows["test"]
+    by_finetune = padded_batch(test_rows, np.arange(len(test_rows)))
     by_ir = encoded_split(version, task, "test")[0]
     served = load_version("tensorflow", version)
-    by_server = encode_texts(served.encoder, items).features
+    by_server = served.encoder.encode_items(items).features
     assets = version / "assets"
     bench_model = BenchModel(
         "pipeline", version, {}, BertConfig.from_json(assets / "bert_config.json"), served.config, False
     )
     by_bench = model_encoder(bench_model).encode_items(items).features
 
-    def padded(features):  # the server and the bench pad to the longest row, the stages to max_seq_length
+    def padded(features):  # finetune, the server and the bench pad to the longest row, ir to max_seq_length
         return {k: np.pad(v, ((0, 0), (0, 32 - v.shape[1]))) for k, v in features.items()}
 
-    assert by_finetune["input_ids"].shape == (3, 32)
-    for name, features in (("ir", by_ir), ("server", padded(by_server)), ("bench", padded(by_bench))):
-        for key in by_finetune:
-            np.testing.assert_array_equal(features[key], by_finetune[key], err_msg=f"{name}: {key}")
+    assert by_ir["input_ids"].shape == (3, 32)
+    for name, features in (("finetune", by_finetune), ("server", by_server), ("bench", by_bench)):
+        for key in by_ir:
+            np.testing.assert_array_equal(padded(features)[key], by_ir[key], err_msg=f"{name}: {key}")
     assert by_server["input_ids"].shape[1] == 32  # the long pair fills max_seq_length exactly
-    tokens = served.encoder.tokenizer.vocab.convert_ids_to_tokens(by_finetune["input_ids"][0][:6].tolist())
+    tokens = served.encoder.tokenizer.vocab.convert_ids_to_tokens(by_ir["input_ids"][0][:6].tolist())
     assert tokens == ["[CLS]", "unicode", "cafe", ":", "a", "naive"]  # accents stripped: the uncased vocabulary
 
 
@@ -184,8 +183,8 @@ def test_a_cased_vocabulary_keeps_apple_and_apple_apart_in_every_stage(tmp_path)
         str(tmp_path / "4"),
         *table,
     )
-    features = encode_task(finetuned / "best", task, 16)[0]["train"][0]["input_ids"]
-    assert features[0][1] == APPLE and LOWER_APPLE in features[1].tolist()  # "Apple makes ...", "The apple ..."
+    features = [row.ids for row in encode_task(finetuned / "best", task, 16).rows["train"]]
+    assert features[0][1] == APPLE and LOWER_APPLE in features[1]  # "Apple makes ...", "The apple ..."
     stage("freeze", params, "--best", str(finetuned / "best"), "--out", str(serving), "--metrics", str(tmp_path / "5"))
 
     version = serving / "vbert" / "1"
@@ -200,23 +199,9 @@ def test_a_cased_vocabulary_keeps_apple_and_apple_apart_in_every_stage(tmp_path)
     assert encoded_split(version, task, "test")[0]["input_ids"][0][1] == APPLE  # the ir stage's
     assert load_tokenizer(version / "assets").encode("Apple apple APPLE") == [APPLE, LOWER_APPLE, 1]
 
-    port = free_ports(1)[0]
-    command = [sys.executable, "-m", "vbert.serving", "--backend", "tensorflow", "--model-dir", str(serving / "vbert")]
-    server = subprocess.Popen([*command, "--port", str(port), "--poll-seconds", "0"], stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/readyz", timeout=2)
-                break
-            except OSError:
-                assert server.poll() is None and time.monotonic() < deadline, "the server did not start"
-                time.sleep(0.3)
-        upper, lower = classify(url, ["Apple", "apple"])
+    arguments = ["--backend", "tensorflow", "--model-dir", str(serving / "vbert"), "--poll-seconds", "0"]
+    with running_server(arguments, tmp_path / "server.log") as server:
+        upper, lower = classify(server.url, ["Apple", "apple"])
         assert upper["probabilities"] != lower["probabilities"]  # different ids, different inputs to the model
-        same = classify(url, ["Apple", "Apple"])
+        same = classify(server.url, ["Apple", "Apple"])
         assert same[0]["probabilities"] == same[1]["probabilities"]
-    finally:
-        server.terminate()
-        server.wait(timeout=30)

@@ -144,3 +144,24 @@ def test_fast_tokenizer_equals_googles_code_on_the_sample_corpus(bert_vocab_path
     lines = [line for line in sample_docs.read_text(encoding="utf-8").splitlines() if line][:4000]
     lines += ["Ünïcödé naïve café", "\u2028split\u2029here", "tab\tand\u00a0nbsp", "emoji 🙂 and 𝔘𝔫𝔦"]
     assert [theirs.tokenize(line) for line in lines] == [ours.tokenize(line) for line in lines]
+
+
+def test_the_first_pieces_of_a_long_text_without_tokenising_it_all(bert_vocab_path):
+    """The encoder asks only for max_seq_length pieces: a prefix cut at ASCII white space gives exactly the first
+    pieces of the whole text (Google's tokens never span it), whatever the text holds."""
+    import random
+
+    tokenizer = FullTokenizer(load_vocab(bert_vocab_path), do_lower_case=True)
+    rng = random.Random(0)
+    words = ["puzzle", "Café", "naïve", "x", "", "\u200b", "co-op", "--flag", "ünï", "漢字", "a.b,c", "\u00a0", "1e9"]
+    texts = [
+        "".join(rng.choice(words) + rng.choice([" ", "\t", "\n", "", "  ", "\u3000"]) for _ in range(n))
+        for n in (3, 50, 400, 2000, 5000)
+    ] + ["word " * 10_000, "\u200b " * 3000 + "late words at the end", "x" * 5000]
+    for count in (1, 5, 32, 128):
+        cut = tokenizer.encode_batch(texts, max_pieces=count)
+        for text, pieces in zip(texts, cut, strict=True):
+            whole = tokenizer.encode(text)
+            assert pieces[:count] == whole[:count] and len(pieces) >= min(count, len(whole))
+    long = "word " * 100_000
+    assert len(tokenizer.encode_batch([long], max_pieces=128)[0]) < 1000  # far fewer than the 100,000 there are

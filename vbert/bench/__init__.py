@@ -3,7 +3,6 @@
 measure  timing statistics, CPU utilisation, FLOPs, this machine's matrix-multiply ceilings
 models   the models measured: the pipeline's own, and BERT-base size with random weights
 runners  one request through one backend (naive, TF, OpenVINO, our server, TF-Serving): feed-forward, end-to-end
-server   our server in a child process on 127.0.0.1
 load     many clients for a fixed time: throughput, latency percentiles, errors
 report   the markdown table, the metrics JSON, the plots, the targets
 

@@ -28,10 +28,10 @@ from vbert.bench.runners import (
     over_predict_api,
     tensorflow_predict,
 )
-from vbert.bench.server import running_server
 from vbert.core.errors import InputError
 from vbert.model.export import latest_version
 from vbert.serving.client import GrpcClient, RestClient
+from vbert.serving.launcher import running_server
 from vbert.text.encoding import Encoder, Item
 from vbert.text.tasks import read_split
 from vbert.text.tokenization import FullTokenizer, load_tokenizer
@@ -212,7 +212,9 @@ class ModelBench:
         folder = server_folder(self.model, precision, self.work / "served")
         name = f"server-{precision}-batching-{'on' if batching else 'off'}.log"
         log.info("%s: starting the server (%s, batching %s)", self.model.name, precision, "on" if batching else "off")
-        with running_server(folder, self.work / name, batching) as server:
+        arguments = ["--backend", "openvino", "--model-dir", str(folder), "--poll-seconds", "0"]
+        arguments += [] if batching else ["--disable-batching"]
+        with running_server(arguments, self.work / name) as server:
             yield server, RestClient(server.url, "vbert")
 
     def runners(self, client: RestClient, text_set: str) -> list[Runner]:

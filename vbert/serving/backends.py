@@ -12,6 +12,7 @@ import json
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -22,12 +23,21 @@ from vbert.text.encoding import Encoder
 from vbert.text.tokenization import load_tokenizer
 
 
+class Backend(Protocol):
+    """What runs a model: int32 `input_ids`, `input_mask`, `segment_ids` [batch, seq] in, float32 `probabilities`
+    and `logits` [batch, labels] out."""
+
+    precision: str
+
+    def predict(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]: ...
+
+
 @dataclass
 class LoadedModel:
     """A model version ready to serve: its backend, the encoder of its texts and its serving config."""
 
     version: int
-    backend: object
+    backend: Backend
     encoder: Encoder
     config: ServingConfig
 
@@ -40,10 +50,13 @@ def _assets(version_dir: Path) -> Path:
     return version_dir / "assets" if (version_dir / "assets" / SERVING_CONFIG).exists() else version_dir
 
 
+BACKENDS = ("openvino", "tensorflow", "tfserving")
+
+
 def load_version(kind: str, version_dir: Path, threads: int = 0, tfserving_url: str = "") -> LoadedModel:
-    """Load one version folder with the named backend (`openvino`, `tensorflow`, or `tfserving`: forward to
-    `tfserving_url`, e.g. http://host:8501/v1/models/vbert, using the folder for its vocab and labels) and run one
-    warm-up request."""
+    """Load one version folder with the named backend (`openvino`, `tensorflow`, or `tfserving`: forward to the
+    TF-Serving at `tfserving_url`, e.g. http://host:8501, under the model folder's name, using the folder for its
+    tokenizer and labels) and run one warm-up request."""
     assets = _assets(version_dir)
     if not (assets / SERVING_CONFIG).exists():
         raise InputError(f"{version_dir}: no {SERVING_CONFIG}; not a model exported by the freeze or ir stage")
@@ -53,7 +66,7 @@ def load_version(kind: str, version_dir: Path, threads: int = 0, tfserving_url: 
     elif kind == "tensorflow":
         backend = TensorFlowBackend(version_dir)
     elif kind == "tfserving" and tfserving_url:
-        backend = TFServingBackend(tfserving_url)
+        backend = TFServingBackend(f"{tfserving_url.rstrip('/')}/v1/models/{version_dir.parent.name}")
     else:
         raise InputError(f"backend {kind!r}: choose openvino, tensorflow, or tfserving with a URL")
     encoder = Encoder(load_tokenizer(assets), config.max_seq_length)

@@ -1,76 +1,97 @@
-"""Dynamic batching like TF-Serving's: concurrent requests merged into one inference.
+"""Dynamic batching like TF-Serving's, fair to small requests, with deadlines.
 
 Parameters keep TF-Serving's names (batching_parameters_file): `max_batch_size` (rows per inference),
-`batch_timeout_micros` (how long the first request of a batch waits for company), `max_enqueued_batches` (queue
-bound, in batches; beyond it requests are refused). Rows are padded to their length rounded up to a multiple of
-`bucket` (never beyond the model's max_seq_length), not to 512; with `split_by_bucket` a merged batch runs as one
-inference per bucket, so that short texts are not padded to the length of a long one that came with them (on a
-CPU, cost grows with padded tokens, and batching beyond a few rows gains little). One inference runs at a time, in
-a worker thread, so the event loop keeps accepting requests.
+`batch_timeout_micros` (how long a batch waits for company; 0: never, what arrives during an inference forms the
+next batch), `max_enqueued_batches` (the queue holds that many batches' rows; beyond it requests get 503).
+
+Each batch takes rows from the requests that have been served least so far (then the oldest): a one-row request
+always rides in the next batch, and a large request is computed in chunks of up to `max_batch_size` rows between
+the other clients' work, not ahead of it. A request that has not started by its deadline fails without being
+computed. Rows are padded to their length rounded up to `bucket` (at most max_seq_length); with `split_by_bucket` a
+batch runs as one inference per bucket, so short rows are not padded to a long neighbour's length. One inference runs
+at a time, in a worker thread, so the event loop stays free.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from vbert.model.export import INPUT_NAMES
+from vbert.serving.errors import Code, ServingError
+from vbert.text.encoding import INPUT_NAMES
+
+log = logging.getLogger(__name__)
+
+Arrays = dict[str, np.ndarray]
 
 
 @dataclass(frozen=True)
 class BatchingParameters:
-    max_batch_size: int = 32
-    batch_timeout_micros: int = 0  # 0: never wait; what arrives during an inference forms the next batch
-    max_enqueued_batches: int = 16
-    bucket: int = 16
-    enabled: bool = True
-    split_by_bucket: bool = True
+    max_batch_size: int
+    batch_timeout_micros: int
+    max_enqueued_batches: int
+    bucket: int
+    enabled: bool
+    split_by_bucket: bool
 
-
-class QueueFull(Exception):
-    """More rows are waiting than `max_enqueued_batches` batches hold."""
+    @property
+    def queue_rows(self) -> int:
+        """The most rows that may wait: `max_enqueued_batches` batches."""
+        return self.max_enqueued_batches * self.max_batch_size
 
 
 def padded_length(lengths: list[int], bucket: int, limit: int) -> int:
     """The longest length rounded up to a multiple of `bucket`, at most `limit`."""
-    longest = max(lengths)
-    return min(limit, -(-longest // bucket) * bucket)
+    return min(limit, -(-max(lengths) // bucket) * bucket)
 
 
-def pad_rows(rows: list[dict[str, np.ndarray]], length: int) -> dict[str, np.ndarray]:
-    """Stack requests (each [rows, own length]) into one [all rows, length] batch, zero-padded."""
-    total = sum(len(r["input_ids"]) for r in rows)
+def pad_rows(parts: list[Arrays], length: int) -> Arrays:
+    """Stack inputs (each [rows, own length]) into one [all rows, length] batch, zero-padded."""
+    total = sum(len(p["input_ids"]) for p in parts)
     batch = {name: np.zeros((total, length), np.int32) for name in INPUT_NAMES}
     start = 0
-    for r in rows:
-        n, width = r["input_ids"].shape
+    for part in parts:
+        n, width = part["input_ids"].shape
         for name in INPUT_NAMES:
-            batch[name][start : start + n, :width] = r[name]
+            batch[name][start : start + n, :width] = part[name]
         start += n
     return batch
 
 
-@dataclass
-class _Pending:
-    inputs: dict[str, np.ndarray]
+@dataclass(eq=False)  # a job is itself: list membership and removal go by identity
+class _Job:
+    inputs: Arrays
     future: asyncio.Future
-    enqueued: float = field(default_factory=time.perf_counter)
+    timeout: float  # seconds it may wait to start
+    arrived: float = field(default_factory=time.monotonic)
+    served: int = 0  # rows computed so far
+    outputs: list[Arrays] = field(default_factory=list)
 
     @property
     def rows(self) -> int:
         return len(self.inputs["input_ids"])
 
+    @property
+    def deadline(self) -> float:
+        return self.arrived + self.timeout
+
+    @property
+    def remaining(self) -> int:
+        return self.rows - self.served
+
 
 class Batcher:
-    """Queue requests; a single worker merges them into batches and runs `predict` on each."""
+    """Queue requests; one worker forms batches (fairly) and runs `predict` on each."""
 
     def __init__(
         self,
-        predict: Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]],
+        predict: Callable[[Arrays], Arrays],
         parameters: BatchingParameters,
         max_seq_length: int,
         on_batch: Callable[[int, int, float], None] | None = None,
@@ -79,12 +100,16 @@ class Batcher:
         self.parameters = parameters
         self.max_seq_length = max_seq_length
         self.on_batch = on_batch or (lambda rows, length, seconds: None)
-        self.queue: asyncio.Queue[_Pending] = asyncio.Queue()
-        self.queued_rows = 0
+        self.jobs: list[_Job] = []
+        self.arrived = asyncio.Event()
         self.worker: asyncio.Task | None = None
-        self.carried: _Pending | None = None
         self.busy = False
-        self.lock = asyncio.Lock()
+        self.lock = asyncio.Lock()  # batching off: one request at a time
+        self.rows_per_second = 0.0  # recent throughput, for Retry-After
+
+    @property
+    def queued_rows(self) -> int:
+        return sum(job.remaining for job in self.jobs)
 
     def start(self) -> None:
         if self.parameters.enabled and self.worker is None:
@@ -94,90 +119,166 @@ class Batcher:
         """Finish what is queued or running (up to `drain_seconds`), then end the worker."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + drain_seconds
-        while (self.queued_rows or self.carried or self.busy) and loop.time() < deadline:
+        while (self.jobs or self.busy) and loop.time() < deadline:
             await asyncio.sleep(0.01)
         if self.worker is not None:
             self.worker.cancel()
             self.worker = None
 
-    async def submit(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """The model's outputs for `inputs` ([rows, seq]; seq at most max_seq_length)."""
-        if not self.parameters.enabled:
-            async with self.lock:  # one inference at a time, no merging
-                return (await self._infer([inputs]))[0]
+    def retry_after(self) -> float:
+        """Seconds until the queue has likely drained (at least 1)."""
+        return max(1.0, math.ceil(self.queued_rows / self.rows_per_second)) if self.rows_per_second else 1.0
+
+    async def submit(self, inputs: Arrays, timeout: float) -> Arrays:
+        """The model's outputs for `inputs` ([rows, seq]; seq at most max_seq_length), started within `timeout`
+        seconds or refused."""
         rows = len(inputs["input_ids"])
-        capacity = self.parameters.max_enqueued_batches * self.parameters.max_batch_size
-        if self.queued_rows + rows > capacity:
-            raise QueueFull(f"{self.queued_rows} rows queued, the limit is {capacity}")
-        pending = _Pending(inputs, asyncio.get_running_loop().create_future())
-        self.queued_rows += rows
-        await self.queue.put(pending)
-        return await pending.future
+        if self.queued_rows + rows > self.parameters.queue_rows:
+            raise ServingError(
+                Code.UNAVAILABLE,
+                f"server busy: {self.queued_rows} rows queued, {rows} more would exceed the queue's "
+                f"{self.parameters.queue_rows} (max_enqueued_batches x max_batch_size); retry later",
+                self.retry_after(),
+            )
+        if not self.parameters.enabled:
+            return await self._alone(inputs, timeout)
+        job = _Job(inputs, asyncio.get_running_loop().create_future(), timeout)
+        self.jobs.append(job)
+        self.arrived.set()
+        try:
+            return await job.future
+        except asyncio.CancelledError:  # the caller went away: a request not started yet is not computed
+            if job.served == 0 and job in self.jobs:
+                self.jobs.remove(job)
+            raise
 
-    async def _infer(self, requests: list[dict[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
-        """Each request's outputs, in order."""
-        return await asyncio.to_thread(self._infer_now, requests)
+    async def _alone(self, inputs: Arrays, timeout: float) -> Arrays:
+        """Batching off: the whole request in one inference, one request at a time."""
+        job = _Job(inputs, asyncio.get_running_loop().create_future(), timeout)
+        self.jobs.append(job)  # counted as queued while it waits
+        try:
+            await asyncio.wait_for(self.lock.acquire(), timeout)
+        except TimeoutError:
+            raise self._expired(timeout) from None
+        finally:
+            self.jobs.remove(job)
+        try:
+            self.busy = True
+            return (await asyncio.to_thread(self._infer, [inputs]))[0]
+        finally:
+            self.busy = False
+            self.lock.release()
 
-    def _groups(self, requests: list[dict[str, np.ndarray]]) -> dict[int, list[int]]:
-        """Padded length -> the requests padded to it (all to the longest unless `split_by_bucket`)."""
-        lengths = [int(r["input_ids"].shape[1]) for r in requests]
+    @staticmethod
+    def _expired(timeout: float) -> ServingError:
+        return ServingError(
+            Code.DEADLINE_EXCEEDED,
+            f"the request could not start within its deadline of {timeout * 1000:.0f} ms: the server is overloaded; "
+            "retry later",
+            1.0,
+        )
+
+    def _groups(self, parts: list[Arrays]) -> dict[int, list[int]]:
+        """Padded length -> the parts padded to it (all to the longest unless `split_by_bucket`)."""
+        lengths = [int(p["input_ids"].shape[1]) for p in parts]
         if not self.parameters.split_by_bucket:
-            return {padded_length(lengths, self.parameters.bucket, self.max_seq_length): list(range(len(requests)))}
+            return {padded_length(lengths, self.parameters.bucket, self.max_seq_length): list(range(len(parts)))}
         groups: dict[int, list[int]] = {}
         for index, length in enumerate(lengths):
             groups.setdefault(padded_length([length], self.parameters.bucket, self.max_seq_length), []).append(index)
         return dict(sorted(groups.items()))
 
-    def _infer_now(self, requests: list[dict[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
-        results: list[dict[str, np.ndarray]] = [{} for _ in requests]
-        for length, indices in self._groups(requests).items():
-            batch = pad_rows([requests[i] for i in indices], length)
+    def _infer(self, parts: list[Arrays]) -> list[Arrays]:
+        """Each part's outputs, in order (one inference per length bucket)."""
+        results: list[Arrays] = [{} for _ in parts]
+        started_all = time.perf_counter()
+        for length, indices in self._groups(parts).items():
+            batch = pad_rows([parts[i] for i in indices], length)
             started = time.perf_counter()
             outputs = self.predict(batch)
             self.on_batch(len(batch["input_ids"]), length, time.perf_counter() - started)
             start = 0
             for i in indices:
-                rows = len(requests[i]["input_ids"])
+                rows = len(parts[i]["input_ids"])
                 results[i] = {k: v[start : start + rows] for k, v in outputs.items()}
                 start += rows
+        rows = sum(len(p["input_ids"]) for p in parts)
+        rate = rows / max(time.perf_counter() - started_all, 1e-6)
+        self.rows_per_second = rate if not self.rows_per_second else 0.8 * self.rows_per_second + 0.2 * rate
         return results
 
-    async def _collect(self) -> list[_Pending]:
-        """The next batch: the request carried over (or the next queued), then whatever arrives before the
-        first one's timeout, up to `max_batch_size` rows; a request that would overflow opens the next batch."""
-        first, self.carried = self.carried or await self.queue.get(), None
-        group, rows = [first], first.rows
-        deadline = first.enqueued + self.parameters.batch_timeout_micros / 1e6
-        while rows < self.parameters.max_batch_size:
-            remaining = deadline - time.perf_counter()
+    def _next_batch(self) -> list[tuple[_Job, int, int]]:
+        """(job, first row, end row) slices of up to max_batch_size rows, least-served requests first; requests
+        that have not started by their deadline are failed here."""
+        now = time.monotonic()
+        for job in [j for j in self.jobs if j.served == 0 and now > j.deadline]:
+            self._finish(job, self._expired(job.timeout))
+        room, batch = self.parameters.max_batch_size, []
+        for job in sorted(self.jobs, key=lambda j: (j.served, j.arrived)):
+            take = min(job.remaining, room)
+            if take:
+                batch.append((job, job.served, job.served + take))
+                room -= take
+            if not room:
+                break
+        return batch
+
+    async def _wait_for_company(self) -> None:
+        """Up to batch_timeout_micros after the oldest request, while the next batch is not full."""
+        if not self.parameters.batch_timeout_micros or not self.jobs:
+            return
+        until = min(j.arrived for j in self.jobs) + self.parameters.batch_timeout_micros / 1e6
+        while self.queued_rows < self.parameters.max_batch_size and time.monotonic() < until:
+            self.arrived.clear()
             try:
-                if remaining <= 0:
-                    following = self.queue.get_nowait()
-                else:
-                    following = await asyncio.wait_for(self.queue.get(), remaining)
-            except (asyncio.QueueEmpty, TimeoutError):
+                await asyncio.wait_for(self.arrived.wait(), until - time.monotonic())
+            except TimeoutError:
                 break
-            if rows + following.rows > self.parameters.max_batch_size:
-                self.carried = following
-                break
-            group.append(following)
-            rows += following.rows
-        return group
 
     async def _run(self) -> None:
         while True:
-            group = await self._collect()
-            self.busy = True
-            self.queued_rows -= sum(p.rows for p in group)
             try:
-                results = await self._infer([p.inputs for p in group])
-            except Exception as error:  # the model failed: every request of the batch hears why
-                for p in group:
-                    if not p.future.done():
-                        p.future.set_exception(error)
-                continue
-            finally:
-                self.busy = False
-            for p, outputs in zip(group, results, strict=True):
-                if not p.future.done():
-                    p.future.set_result(outputs)
+                await self._step()
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:  # a bug here must not leave every queued request waiting forever
+                log.exception("batching failed")
+                for job in list(self.jobs):
+                    self._finish(job, ServingError(Code.INTERNAL, f"batching failed: {error}"))
+
+    async def _step(self) -> None:
+        """Form one batch, run it, hand out the rows."""
+        if not self.jobs:
+            self.arrived.clear()
+            await self.arrived.wait()
+        await self._wait_for_company()
+        batch = self._next_batch()
+        if batch:
+            await self._compute(batch)
+
+    async def _compute(self, batch: list[tuple[_Job, int, int]]) -> None:
+        parts = [{k: v[start:end] for k, v in job.inputs.items()} for job, start, end in batch]
+        self.busy = True
+        try:
+            results = await asyncio.to_thread(self._infer, parts)
+        except Exception as error:  # the model failed: every request in the batch hears why
+            for job, _, _ in batch:
+                self._finish(job, error)
+            return
+        finally:
+            self.busy = False
+        for (job, _, end), outputs in zip(batch, results, strict=True):
+            job.outputs.append(outputs)
+            job.served = end
+            if job.remaining == 0:
+                self._finish(job)
+
+    def _finish(self, job: _Job, error: Exception | None = None) -> None:
+        if job in self.jobs:
+            self.jobs.remove(job)
+        if job.future.done():
+            return
+        if error is not None:
+            job.future.set_exception(error)
+        else:
+            job.future.set_result({k: np.concatenate([o[k] for o in job.outputs]) for k in job.outputs[0]})

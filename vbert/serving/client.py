@@ -66,31 +66,50 @@ class RestClient:
 
 
 class GrpcClient:
-    """TF-Serving's gRPC PredictionService (port 8500), through tensorflow-serving-api's generated stubs."""
+    """TF-Serving's gRPC API (port 8500), through tensorflow-serving-api's generated stubs (no TensorFlow needed)."""
 
     def __init__(self, target: str, model_name: str, version: int | None = None, timeout: float = 120.0):
         import grpc
-        from tensorflow_serving.apis import prediction_service_pb2_grpc
 
+        from vbert.serving.protos import serving_api
+
+        self.api = serving_api()
         self.channel = grpc.insecure_channel(
             target, options=[("grpc.max_send_message_length", 1 << 28), ("grpc.max_receive_message_length", 1 << 28)]
         )
-        self.stub = prediction_service_pb2_grpc.PredictionServiceStub(self.channel)
+        self.stub = self.api.prediction_service_pb2_grpc.PredictionServiceStub(self.channel)
+        self.models = self.api.model_service_pb2_grpc.ModelServiceStub(self.channel)
         self.model_name, self.version, self.timeout = model_name, version, timeout
 
-    def predict(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        import tensorflow as tf
-        from tensorflow_serving.apis import predict_pb2
-
-        request = predict_pb2.PredictRequest()
-        request.model_spec.name = self.model_name
-        request.model_spec.signature_name = "serving_default"
+    def _spec(self, spec) -> None:
+        spec.name = self.model_name
         if self.version is not None:
-            request.model_spec.version.value = self.version
+            spec.version.value = self.version
+
+    def predict(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        from vbert.serving.protos import to_array, to_tensor
+
+        request = self.api.predict_pb2.PredictRequest()
+        self._spec(request.model_spec)
+        request.model_spec.signature_name = "serving_default"
         for name, value in inputs.items():
-            request.inputs[name].CopyFrom(tf.make_tensor_proto(np.asarray(value, np.int32)))
+            request.inputs[name].CopyFrom(to_tensor(np.asarray(value, np.int32)))
         response = self.stub.Predict(request, timeout=self.timeout)
-        return {k: tf.make_ndarray(response.outputs[k]) for k in OUTPUTS}
+        return {k: to_array(response.outputs[k]) for k in OUTPUTS}
+
+    def metadata(self):
+        """The served version's SignatureDefMap (a protobuf message)."""
+        request = self.api.get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"])
+        self._spec(request.model_spec)
+        response = self.stub.GetModelMetadata(request, timeout=self.timeout)
+        signatures = self.api.get_model_metadata_pb2.SignatureDefMap()
+        response.metadata["signature_def"].Unpack(signatures)
+        return signatures
+
+    def status(self):
+        request = self.api.get_model_status_pb2.GetModelStatusRequest()
+        self._spec(request.model_spec)
+        return self.models.GetModelStatus(request, timeout=self.timeout)
 
     def close(self) -> None:
         self.channel.close()

@@ -62,7 +62,8 @@ class Encoder:
 
     def rows(self, texts_a: Sequence[str], texts_b: Sequence[str] | None = None) -> tuple[list[Row], list[int]]:
         """Each text (pair) as a row of ids, cut to fit; and the indices of the rows that were cut."""
-        pieces_a = self.tokenizer.encode_batch(texts_a)
+        # the first max_seq_length pieces of each text settle its row (and whether it was cut): no more are made
+        pieces_a = self.tokenizer.encode_batch(texts_a, self.max_seq_length)
         if texts_b is None:
             limit = self.max_seq_length - 2
             truncated = [i for i, a in enumerate(pieces_a) if len(a) > limit]
@@ -71,7 +72,8 @@ class Encoder:
             raise ValueError(f"{len(texts_a)} first texts but {len(texts_b)} second texts")
         limit = self.max_seq_length - 3
         rows, truncated = [], []
-        for index, (a, b) in enumerate(zip(pieces_a, self.tokenizer.encode_batch(texts_b), strict=True)):
+        pieces_b = self.tokenizer.encode_batch(texts_b, self.max_seq_length)
+        for index, (a, b) in enumerate(zip(pieces_a, pieces_b, strict=True)):
             if len(a) + len(b) > limit:
                 truncated.append(index)
                 truncate_pair(a, b, limit)

@@ -222,6 +222,19 @@ _ASCII_CLEAN = str.maketrans(
 _ASCII_WORD = re.compile(r"[A-Za-z0-9]+|[!-/:-@\[-`{-~]")
 
 
+_WORDS = re.compile(r"[ \t\n\r]*[^ \t\n\r]+")
+
+
+def _first_words(text: str, count: int) -> str:
+    """`text` up to the end of its `count`-th run of characters other than ASCII white space."""
+    end = 0
+    for index, match in enumerate(_WORDS.finditer(text)):
+        if index == count:
+            return text[:end]
+        end = match.end()
+    return text
+
+
 def _needs_reference(text: str) -> bool:
     return _OUTSIDE_AGREED_BLOCKS.search(text) is not None
 
@@ -255,8 +268,13 @@ class FullTokenizer:
         )
         self._fast.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
 
-    def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
-        """Token ids of each text (no [CLS]/[SEP])."""
+    def encode_batch(self, texts: Sequence[str], max_pieces: int | None = None) -> list[list[int]]:
+        """Token ids of each text (no [CLS]/[SEP]); with `max_pieces`, at least the first `max_pieces` of them
+        (exactly those of the whole text) without tokenising all of a long text."""
+        if max_pieces is not None:  # short texts all at once; long ones (10+ characters a piece) by prefixes
+            long = {i for i, text in enumerate(texts) if len(text) > 10 * max_pieces}
+            short = iter(self.encode_batch([t for i, t in enumerate(texts) if i not in long]))
+            return [self._first_pieces(t, max_pieces) if i in long else next(short) for i, t in enumerate(texts)]
         ids: list[list[int]] = [[] for _ in texts]
         unicode: list[int] = []
         for index, text in enumerate(texts):
@@ -291,6 +309,17 @@ class FullTokenizer:
 
     def encode(self, text: str) -> list[int]:
         return self.encode_batch([text])[0]
+
+    def _first_pieces(self, text: str, count: int) -> list[int]:
+        """The pieces of a prefix of `text` cut at ASCII white space, grown until it has `count` pieces or is the
+        whole text: no token spans ASCII white space, so they are the first pieces of the whole text."""
+        words = count
+        while True:
+            prefix = _first_words(text, words)
+            pieces = self.encode(prefix)
+            if len(pieces) >= count or len(prefix) == len(text):
+                return pieces
+            words *= 2
 
     def tokenize(self, text: str) -> list[str]:
         return self.vocab.convert_ids_to_tokens(self.encode(text))
