@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -21,6 +20,9 @@ from pathlib import Path
 import click
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from vbert.bench.measure import machine  # noqa: E402
 
 OVERRIDES = {  # the recipe: everything else is params.yaml as committed
     "vnlp.input_dir": "data/full",
@@ -71,7 +73,7 @@ def result(metrics: dict, minutes: float) -> dict:
         "difference_ci95": metrics["difference"]["ci95"],
         "beyond_noise": metrics["difference"]["beyond_noise"],
         "params": OVERRIDES,
-        "machine": {"cpus": len(os.sched_getaffinity(0)), "processor": platform.processor() or platform.machine()},
+        "machine": machine(),
     }
 
 

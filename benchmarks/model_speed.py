@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -31,6 +30,7 @@ import click
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from vbert.bench.measure import machine  # noqa: E402
 from vbert.core.atomic import write_json  # noqa: E402
 
 log = logging.getLogger("benchmark")
@@ -147,7 +147,7 @@ def main(out: Path, steps: int, rounds: int, one: str | None) -> None:
     write_json(
         out,
         {
-            "machine": {"processor": platform.processor() or platform.machine(), "cpus": len(os.sched_getaffinity(0))},
+            "machine": machine(),
             "batch": BATCH,
             "max_seq_length": MSL,
             "steps": steps,

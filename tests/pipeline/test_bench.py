@@ -15,7 +15,6 @@ from vbert.bench import report
 from vbert.bench.load import run_load
 from vbert.bench.models import BenchModel, pipeline_model, server_folder
 from vbert.bench.runners import encoding
-from vbert.serving.launcher import running_server
 from vbert.core.resources import resolve_vocab
 from vbert.pipeline.bench import (
     add_ceiling_shares,
@@ -26,6 +25,7 @@ from vbert.pipeline.bench import (
     request_windows,
     server_precision,
 )
+from vbert.serving.launcher import running_server
 from vbert.text.encoding import Encoder
 from vbert.text.tokenization import FullTokenizer, load_vocab
 
@@ -107,7 +107,7 @@ def test_load_counts_failures_and_keeps_the_first():
     assert result.sequences_per_second == pytest.approx(result.requests / result.seconds)
 
 
-def fake_results(http_batch_1=0.11, http_batch_100=10.4, soak_growth=2.0, errors=0) -> dict:
+def fake_results(http_batch_1=0.11, http_batch_100=10.4, soak_growth=2.0, errors=0, mixed_p99=5.0, health_ms=20.0):
     """A result in run_bench's shape, small enough to check the targets by hand."""
 
     def cell(backend, precision, batch, ff, e2e, gflops=100.0, ceiling=50.0):
@@ -141,8 +141,18 @@ def fake_results(http_batch_1=0.11, http_batch_100=10.4, soak_growth=2.0, errors
         "rss_at_end_mb": 100 + soak_growth,
         "rss_growth_percent": soak_growth,
     }
+    mixed = {
+        "short_alone": {**load, "p99_ms": 2.0},
+        "short_beside_large": {**load, "p99_ms": mixed_p99},
+        "large": load,
+        "short_p99_ratio": mixed_p99 / 2.0,
+        "errors": 0,
+        "busy_503": 3,
+        "healthz": {"probes": 100, "failures": 0, "p99_ms": 5.0, "max_ms": health_ms},
+    }
     model = {
         "server_precision": "fp32",
+        "mixed_load": mixed,
         "table3": {"fixed": cells},
         "real_texts": {"paper_way_fp32": {**load, "sequences_per_second": 10.0}, "served_fp32": load},
         "soak": soak,
@@ -159,8 +169,11 @@ def test_targets_from_hand_made_numbers():
         "http_overhead_percent_batch_1": (10.0, True),  # 0.11 s over 0.1 s
         "served_over_paper_way": (3.0, True),  # 30 over 10 sequences per second
         "speedup_over_naive_batch_1": (30.0, True),  # 3.3 s over 0.11 s
+        "short_p99_beside_max_size": (2.5, True),  # 5 ms over 2 ms; /healthz 20 ms; 503s are not errors
         "soak": (2.0, True),
     }
+    assert not report.targets(fake_results(mixed_p99=7.0))["short_p99_beside_max_size"]["met"]  # 3.5x
+    assert not report.targets(fake_results(health_ms=150.0))["short_p99_beside_max_size"]["met"]
     missed = report.targets(fake_results(http_batch_1=0.2, soak_growth=12.0))
     assert not missed["http_overhead_percent_batch_1"]["met"] and not missed["soak"]["met"]
     assert not report.targets(fake_results(errors=1))["soak"]["met"]
@@ -243,6 +256,9 @@ def test_bench_stage_on_tiny_models(tmp_path):
         assert all(r["errors"] == 0 and r["requests"] > 0 for r in model["load"])
         assert [(r["batching"], r["clients"]) for r in model["load"]] == [(True, 1), (True, 4), (False, 1), (False, 4)]
         assert model["soak"]["errors"] == 0 and model["soak"]["rss_at_end_mb"] > 0
+        mixed = model["mixed_load"]
+        assert mixed["errors"] == 0 and mixed["large"]["requests"] + mixed["large"]["busy"] > 0
+        assert mixed["short_beside_large"]["requests"] > 0 and mixed["healthz"]["probes"] > 0
         assert set(model["real_texts"]) >= {"paper_way_fp32", f"served_{model['server_precision']}"}
     metrics = json.loads((out / "m.json").read_text())
     assert set(metrics["targets"]) == {
@@ -251,6 +267,7 @@ def test_bench_stage_on_tiny_models(tmp_path):
         "http_overhead_percent_batch_1",
         "served_over_paper_way",
         "speedup_over_naive_batch_1",
+        "short_p99_beside_max_size",
         "soak",
     }
     assert "fixed.naive-fp32.batch_1" in metrics["models"]["tiny"]["table3"]

@@ -4,9 +4,11 @@ this machine's matrix-multiply ceiling, so that achieved GFLOP/s can be read aga
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -152,3 +154,18 @@ class CpuSampler:
     @property
     def peak(self) -> float:
         return float(max(self.samples)) if self.samples else 0.0
+
+
+def machine(cpuinfo: Path = Path("/proc/cpuinfo")) -> dict:
+    """What a number was measured on: the CPU model, the cores this process may use, memory, the vector ISA."""
+    info = cpuinfo.read_text() if cpuinfo.exists() else ""
+    model = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "")
+    flags = next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), [])
+    wanted = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16")
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return {
+        "cpu": model,
+        "cpus": len(os.sched_getaffinity(0)),
+        "memory_gb": round(memory / 2**30, 1),
+        "isa": [f for f in wanted if f in flags],
+    }

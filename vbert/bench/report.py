@@ -8,6 +8,8 @@ CEILING_SHARE = 85.0  # percent of the matrix-multiply ceiling, BERT-base, the l
 HTTP_OVERHEAD = {"largest": 5.0, "smallest": 15.0}  # percent, end-to-end over HTTP vs feed-forward in process
 SERVED_OVER_PAPER = 2.0
 SOAK_MEMORY_GROWTH = 10.0  # percent
+SHORT_P99_RATIO = 3.0  # short requests' p99 beside max-size ones, over their p99 alone (issue #11)
+HEALTH_MS = 100.0  # the slowest /healthz answer under load: under a kubelet's 1 s probe timeout, with margin
 
 
 def target_model(results: dict) -> str:
@@ -60,6 +62,7 @@ def targets(results: dict) -> dict[str, dict]:
         f"paper's way (fp32, padded, one at a time) {paper['sequences_per_second']:.2f} seq/s; "
         f"served in fp32 alone: {fp32_ratio:.2f}x",
     )
+    out["short_p99_beside_max_size"] = mixed_load_target(name, model["mixed_load"])
     if not any(c["backend"] == "naive" for c in cells):
         return out | {"soak": soak_target(name, model["soak"])}
     naive = _cell(cells, "naive", "fp32", batches[0])["end_to_end"]["trimmed_mean"]
@@ -72,6 +75,18 @@ def targets(results: dict) -> dict[str, dict]:
     )
     out["soak"] = soak_target(name, model["soak"])
     return out
+
+
+def mixed_load_target(name: str, mixed: dict) -> dict:
+    ratio, health = mixed["short_p99_ratio"] or 0.0, mixed["healthz"]
+    return _target(
+        ratio,
+        f"<= {SHORT_P99_RATIO:g}x alone, 0 errors, /healthz < {HEALTH_MS:g} ms",
+        ratio <= SHORT_P99_RATIO and mixed["errors"] == 0 and health["max_ms"] < HEALTH_MS and not health["failures"],
+        f"{name}: short requests' p99 {mixed['short_beside_large']['p99_ms']:.1f} ms beside max-size requests vs "
+        f"{mixed['short_alone']['p99_ms']:.1f} ms alone; {mixed['errors']} errors, {mixed['busy_503']} 503s with "
+        f"Retry-After; /healthz slowest {health['max_ms']} ms",
+    )
 
 
 def soak_target(name: str, soak: dict) -> dict:
@@ -237,6 +252,24 @@ def markdown(results: dict, goals: dict[str, dict]) -> str:
         ]
         for way, r in model["real_texts"].items():
             lines.append(f"| {way} | {r['sequences_per_second']:.2f} | {r['p50_ms']} | {r['p99_ms']} | {r['errors']} |")
+        m = model["mixed_load"]
+        lines += [
+            "",
+            "### Mixed sizes: 16 short clients, alone and beside 2 clients sending 256 long texts per request",
+            "",
+            "| run | requests | p50 ms | p99 ms | errors | 503 + Retry-After |",
+            "|---|---|---|---|---|---|",
+        ]
+        for run, r in (
+            ("short alone", m["short_alone"]),
+            ("short beside large", m["short_beside_large"]),
+            ("large", m["large"]),
+        ):
+            lines.append(f"| {run} | {r['requests']} | {r['p50_ms']} | {r['p99_ms']} | {r['errors']} | {r['busy']} |")
+        lines.append(
+            f"\nShort p99 ratio {m['short_p99_ratio']}x; /healthz slowest {m['healthz']['max_ms']} ms "
+            f"over {m['healthz']['probes']} probes."
+        )
         s = model["soak"]
         lines += [
             "",

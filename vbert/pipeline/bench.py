@@ -15,7 +15,8 @@ from pathlib import Path
 import psutil
 from tqdm import tqdm
 
-from vbert.bench.load import run_load
+from vbert.bench import measure
+from vbert.bench.load import max_size_texts, run_load, run_mixed_load
 from vbert.bench.measure import bert_classifier_flops, ceilings_gflops, cpu_seconds, resident_bytes, summarise
 from vbert.bench.models import BenchModel, pipeline_model, random_model, server_folder
 from vbert.bench.runners import (
@@ -284,6 +285,21 @@ class ModelBench:
         """The served path: raw texts, 16 clients (the most of `clients`), dynamic shapes and batching."""
         return run_load(client.classify_texts, self.texts.real, max(self.job.clients), self.job.load_seconds).as_dict()
 
+    def mixed_load(self, server, client: RestClient) -> dict:
+        """16 clients with one real text per request, alone and beside 2 clients sending max-size requests (256
+        texts of 14.5k characters), /healthz probed throughout: head-of-line blocking, if any, shows here."""
+        texts = [item if isinstance(item, str) else " ".join(item) for item in self.texts.real]
+        result = run_mixed_load(
+            client.classify_texts,
+            self.texts.real,
+            client.classify_texts,
+            max_size_texts(texts, 512),
+            f"{server.url}/healthz",
+            self.job.load_seconds,
+        )
+        log.info("%s: mixed-size load: %s", self.model.name, result)
+        return result
+
     def soak(self, client: RestClient, pid: int) -> dict:
         warm = run_load(client.classify_texts, self.texts.real, max(self.job.clients), min(10.0, self.job.soak_seconds))
         after_warm_up = resident_bytes(pid)
@@ -315,6 +331,7 @@ class ModelBench:
             result["table3"] = self.table3(client)
             result["load"] = self.load_grid(client, True)
             served = {f"served_{self.precision}": max(result["load"], key=lambda row: row["clients"])}
+            result["mixed_load"] = self.mixed_load(server, client)
             result["soak"] = self.soak(client, server.pid)
         with self.server(self.precision, batching=False) as (server, client):
             result["load"] += self.load_grid(client, False)
@@ -366,24 +383,11 @@ def skipped(job: BenchJob) -> list[str]:
 
 
 def machine() -> dict:
-    """What the numbers were measured on."""
+    """What the numbers were measured on, with the runtimes' versions."""
     import openvino
     import tensorflow as tf
 
-    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    model = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "")
-    flags = next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), [])
-    wanted = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16")
-    return {
-        "cpu": model,
-        "cpus": len(psutil.Process().cpu_affinity())
-        if hasattr(psutil.Process(), "cpu_affinity")
-        else psutil.cpu_count(),
-        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
-        "isa": [f for f in wanted if f in flags],
-        "openvino": openvino.__version__,
-        "tensorflow": tf.__version__,
-    }
+    return {**measure.machine(), "openvino": openvino.__version__, "tensorflow": tf.__version__}
 
 
 def check_inputs(job: BenchJob) -> None:

@@ -20,11 +20,17 @@ from vbert.model.export import OUTPUT_NAMES as OUTPUTS
 
 
 class ServerError(Exception):
-    """The server answered with an error status; `status` and the server's message are kept."""
+    """The server answered with an error status; `status`, the server's message and `Retry-After` are kept."""
 
-    def __init__(self, status: int, message: str):
+    def __init__(self, status: int, message: str, retry_after: str | None = None):
         super().__init__(f"HTTP {status}: {message}")
         self.status = status
+        self.retry_after = retry_after
+
+    @property
+    def is_well_formed_busy(self) -> bool:
+        """A 503 that tells the client when to retry (transient overload, not a failure of the server)."""
+        return self.status == 503 and bool(self.retry_after)
 
 
 class RestClient:
@@ -44,7 +50,7 @@ class RestClient:
             text = error.read().decode("utf-8", "replace")
             with contextlib.suppress(json.JSONDecodeError):
                 text = json.loads(text).get("error", text)
-            raise ServerError(error.code, text) from error
+            raise ServerError(error.code, text, error.headers.get("Retry-After")) from error
 
     def predict(self, inputs: dict[str, np.ndarray], columnar: bool = True) -> dict[str, np.ndarray]:
         """`probabilities` and `logits` for int32 [batch, seq] inputs, in TF-Serving's columnar or row format."""
