@@ -2,7 +2,8 @@
 
 The import closure is read from the source (`vbert.tools.deps`, ast, nothing executed). Then, in a scratch DVC
 project whose stages are all recorded as up to date, editing one module per stage makes `dvc status` report the
-stages that run it, and only those.
+stages that run it, and only those, and `dvc repro --dry --force-downstream` lists them and everything downstream
+(plain `dvc repro` re-runs a downstream stage when the edited stage's outputs change, which it cannot know before).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -120,6 +122,20 @@ def recorded(tmp_path_factory) -> Path:
     return root
 
 
+def downstream(name: str) -> set[str]:
+    """Every stage that reads, directly or through others, what stage `name` writes (from dvc.yaml)."""
+    found, frontier = set(), {name}
+    while frontier:
+        outs = set().union(*(declared(STAGES[n].get("outs")) for n in frontier))
+        frontier = {
+            n
+            for n, s in STAGES.items()
+            if n not in found and any(d == o or d.startswith(o + "/") for d in declared(s.get("deps")) for o in outs)
+        }
+        found |= frontier
+    return found
+
+
 EDITED = {  # one module per stage; the edit must be reported for every stage whose deps cover it
     "vnlp": "vbert/text/spelling.py",
     "vocab": "vbert/text/vocabulary.py",
@@ -143,6 +159,8 @@ def test_editing_a_module_makes_dvc_status_report_the_stages_that_run_it(recorde
     (recorded / module).write_text(original + "\n# edited\n")
     try:
         status = json.loads(sh("dvc", "status", "--json", cwd=recorded))
+        # what `dvc repro` would run if the edit changes the stage's outputs (it does not run them otherwise)
+        dry = sh("dvc", "repro", "--dry", "--force-downstream", cwd=recorded)
     finally:
         (recorded / module).write_text(original)
     assert runs_it <= set(status), f"editing {module}: dvc status reports {sorted(status)}, not all of {runs_it}"
@@ -150,4 +168,6 @@ def test_editing_a_module_makes_dvc_status_report_the_stages_that_run_it(recorde
     assert set(status) == covering
     changed = status[stage][0]["changed deps"]
     assert any(module.startswith(dep) and state == "modified" for dep, state in changed.items()), changed
+    would_run = set(re.findall(r"Running stage '(\w+)'", dry))
+    assert would_run == covering | set().union(*(downstream(name) for name in covering)), dry
     assert json.loads(sh("dvc", "status", "--json", cwd=recorded)) == {}
