@@ -57,11 +57,12 @@ data-full: setup  ## bring the full corpora and the pkg_section task from $(SHAR
 	cp $(SHARED)/corpus/docs.txt.gz $(SHARED)/corpus/informal.txt.gz data/full/
 	cp -r $(SHARED)/tasks/pkg_section data/full/
 	$(BIN)/dvc add data/full
+	git add data/full.dvc data/.gitignore   # staged, so `dvc exp run` (benchmarks/domain_adaptation.py) sees it
 
 plots/vega/node_modules: plots/vega/package.json plots/vega/package-lock.json
 	cd plots/vega && npm ci --no-audit --no-fund --silent
 
-.cache/vega-offline.html: plots/vega/node_modules vbert/plots.py
+.cache/vega-offline.html: plots/vega/node_modules vbert/tools/plots.py
 	$(BIN)/python -m vbert.tools.plots plots/vega/node_modules $@
 
 plots: setup .cache/vega-offline.html  ## render `dvc plots` to reports/plots/index.html, viewable offline
