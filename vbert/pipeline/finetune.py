@@ -176,15 +176,20 @@ _state: dict = {}
 
 
 def _prepare(job: FinetuneJob) -> None:
-    """Per process: the job, the task's digest and its encodings (by tokenizer, made when first needed). With
-    several processes each gets its share of the cores (TensorFlow would give every process all of them)."""
+    """Per process: the job, the task's digest and its encodings (by tokenizer, made when first needed)."""
+    _state.update(job=job, task_digest=digest(job.task_dir), encoded={})
+
+
+def _prepare_worker(job: FinetuneJob) -> None:
+    """A worker process: `_prepare`, and its share of the cores (TensorFlow would give every process all of them).
+    Runs before the worker's TensorFlow starts; in-process (jobs 1) TensorFlow keeps its defaults."""
     if job.jobs > 1:
         import tensorflow as tf
 
         threads = max(1, len(os.sched_getaffinity(0)) // job.jobs)
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(threads)
-    _state.update(job=job, task_digest=digest(job.task_dir), encoded={})
+    _prepare(job)
 
 
 def _task(tokenizer_dir: Path) -> TaskData:
@@ -221,6 +226,27 @@ def finetune_run(run: tuple[Cell, int]) -> list[dict]:
     return rows
 
 
+def _progress(desc: str, batch_sizes: list[int], enabled: bool):
+    """A Keras callback: a progress bar over the epoch's examples, with the running loss (one process only: bars
+    of parallel processes would overwrite each other; those log each epoch's line)."""
+    import keras
+    from tqdm import tqdm
+
+    class Progress(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.bar = tqdm(total=sum(batch_sizes), unit="ex", desc=desc, disable=not enabled, dynamic_ncols=True)
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.bar.update(batch_sizes[batch])
+            if logs:
+                self.bar.set_postfix(loss=f"{logs['loss']:.3f}")
+
+        def on_train_end(self, logs=None):
+            self.bar.close()
+
+    return Progress()
+
+
 def _train(job: FinetuneJob, cell: Cell, seed: int, out: Path) -> list[dict]:
     """Epochs until `patience` runs out; the best epoch's weights and test predictions are written to `out`."""
     import keras
@@ -244,7 +270,10 @@ def _train(job: FinetuneJob, cell: Cell, seed: int, out: Path) -> list[dict]:
     for epoch in range(1, job.epochs + 1):
         started = time.perf_counter()
         batches = length_grouped_batches(lengths, job.train_batch_size, rng)
-        model.fit(_dataset([(padded(train_rows, b), train_y[b]) for b in batches]), epochs=1, verbose=0)
+        progress = _progress(f"{cell.name} seed {seed} epoch {epoch}", [len(b) for b in batches], job.jobs == 1)
+        model.fit(
+            _dataset([(padded(train_rows, b), train_y[b]) for b in batches]), epochs=1, verbose=0, callbacks=[progress]
+        )
         train_seconds = time.perf_counter() - started
         row = {
             "cell": cell.name,
@@ -335,7 +364,7 @@ def run_sweep(job: FinetuneJob) -> dict:
     _prepare(job)
     _remove_stale(job, cells)
     runs = [(cell, seed) for cell in cells for seed in job.seeds]
-    rows = [row for run_rows in ordered_map(finetune_run, runs, job.jobs, _prepare, (job,)) for row in run_rows]
+    rows = [row for run_rows in ordered_map(finetune_run, runs, job.jobs, _prepare_worker, (job,)) for row in run_rows]
     summary = cell_summary(rows)
     best_cell = max(summary, key=lambda s: (s["eval_f1_mean"], -s["pretrain_total_step"]))
     kept = best_epochs(rows)
