@@ -218,16 +218,3 @@ def pretrain_stage_args(inputs: Path, params: str, out: Path, metrics: Path) -> 
         *("--params", params, "--tfrecords", str(inputs / "tf"), "--vocab", str(inputs / "vocab")),
         *("--out", str(out), "--metrics", str(metrics), "--plots", str(metrics.with_suffix(".csv"))),
     ]
-
-
-def free_ports(count: int) -> list[int]:
-    """Ports free on 127.0.0.1 right now (all bound at once, so they differ)."""
-    import socket
-
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports

@@ -12,12 +12,12 @@ import pytest
 
 from tests.helpers import (
     REPO,
-    free_ports,
     google_flags,
     pretrain_stage_args,
     tiny_pretrain_params,
     tiny_pretraining_inputs,
 )
+from vbert.serving.launcher import free_ports
 
 pytestmark = pytest.mark.xdist_group("heavy")
 

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from tests.helpers import REPO, from_params, google_flags, tiny_pretrain_job, tiny_pretraining_inputs, write_lines
-from vbert.pipeline.finetune import FinetuneJob, best_epochs, pretraining_cells, run_sweep
+from vbert.model.checkpoints import pretraining_cells
+from vbert.pipeline.finetune import FinetuneJob, best_epochs, run_sweep
 from vbert.pipeline.pretrain import run_pretraining
 
 pytestmark = pytest.mark.xdist_group("heavy")

@@ -46,7 +46,15 @@ def test_saved_model_layout_signature_and_outputs(tmp_path):
 
 
 def test_freeze_stage_names_what_is_missing(tmp_path):
-    paths = ("--best", str(tmp_path / "nothing"), "--out", str(tmp_path / "out"), "--metrics", str(tmp_path / "m.json"))
+    paths = (
+        "--best",
+        str(tmp_path / "nothing"),
+        "--pretrain",
+        str(tmp_path / "nothing"),
+        "--out",
+        str(tmp_path / "out"),
+    )
+    paths += ("--hf", str(tmp_path / "hf"), "--metrics", str(tmp_path / "m.json"))
     result = run_stage("freeze", *paths)
     assert result.returncode == 2 and "variables.npz: missing; run the finetune stage first" in result.stderr
-    assert not (tmp_path / "out").exists() and not (tmp_path / "m.json").exists()
+    assert not any((tmp_path / name).exists() for name in ("out", "hf", "m.json"))

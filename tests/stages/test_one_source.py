@@ -185,7 +185,16 @@ def test_a_cased_vocabulary_keeps_apple_and_apple_apart_in_every_stage(tmp_path)
     )
     features = [row.ids for row in encode_task(finetuned / "best", task, 16).rows["train"]]
     assert features[0][1] == APPLE and LOWER_APPLE in features[1]  # "Apple makes ...", "The apple ..."
-    stage("freeze", params, "--best", str(finetuned / "best"), "--out", str(serving), "--metrics", str(tmp_path / "5"))
+    hf = tmp_path / "hf"
+    stage(
+        "freeze",
+        params,
+        *("--best", str(finetuned / "best"), "--pretrain", str(pretrain), "--out", str(serving), "--hf", str(hf)),
+        *("--metrics", str(tmp_path / "5")),
+    )
+    for folder in ("classifier", "masked_lm"):  # the Hugging Face folders carry the casing too
+        assert json.loads((hf / folder / "tokenizer_config.json").read_text())["do_lower_case"] is False
+        assert load_tokenizer(hf / folder).encode("Apple apple") == [APPLE, LOWER_APPLE]
 
     version = serving / "vbert" / "1"
     assert json.loads((version / "assets" / "tokenizer_config.json").read_text())["do_lower_case"] is False

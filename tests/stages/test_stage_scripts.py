@@ -161,7 +161,7 @@ STAGE_PATHS = {  # each stage's path options, its inputs pointing at folders tha
     "tfrecords": ("--clean", "none", "--vocab", "none", "--out", "out", "--metrics", "m.json"),
     "pretrain": ("--tfrecords", "none", "--vocab", "none", "--out", "out", "--metrics", "m.json", "--plots", "p.csv"),
     "finetune": ("--pretrain", "none", "--out", "out", "--metrics", "m.json", "--plots", "p.csv", "--table", "t.csv"),
-    "freeze": ("--best", "none", "--out", "out", "--metrics", "m.json"),
+    "freeze": ("--best", "none", "--pretrain", "none", "--out", "out", "--hf", "hf", "--metrics", "m.json"),
     "ir": ("--model", "none", "--task-dir", "none", "--out", "out", "--metrics", "m.json"),
     "bench": (
         *("--model", "none", "--ir", "none", "--test-tsv", "none", "--report", "r.md", "--results", "r.json"),

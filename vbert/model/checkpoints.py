@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -96,3 +97,54 @@ def restore_checkpoint(path: str | os.PathLike, model, optimizer=None) -> None:
             raise InputError(f"{path}: checkpoint does not fit the model:\n  " + "\n  ".join(problems[:30]))
         for name, variable in targets.items():
             variable.assign(saved[name])
+
+
+# ---- the pretrain stage's checkpoints, as the cells later stages fine-tune and export ----------------------
+
+REFERENCE = "reference"  # the starting weights with the default vocabulary (pretrain writes it, finetune reads it)
+
+
+class Cell(NamedTuple):
+    name: str  # reference, msl128-step-000020, msl512-from-step-000020-step-000004
+    phase: str
+    step: int  # in its phase
+    total_step: int  # pretraining steps in all: an MSL-512 phase counts on from its MSL-128 start
+    checkpoint: Path  # a folder with variables.npz
+    folder: Path  # its tokenizer (vocab.txt, tokenizer_config.json) and bert_config.json
+
+
+def _phase_cells(pretrain_dir: Path) -> list[Cell]:
+    cells = []
+    for phase_dir in sorted(pretrain_dir.glob("msl*")):
+        if phase_dir.name == "msl512":
+            for start in sorted(phase_dir.glob("from-step-*")):
+                offset, phase = int(start.name.rsplit("-", 1)[1]), f"msl512-{start.name}"
+                cells += [
+                    Cell(f"{phase}-step-{step:06d}", phase, step, offset + step, path, pretrain_dir)
+                    for step, path in list_checkpoints(start)
+                    if step > 0
+                ]
+        else:
+            cells += [
+                Cell(f"{phase_dir.name}-step-{step:06d}", phase_dir.name, step, step, path, pretrain_dir)
+                for step, path in list_checkpoints(phase_dir)
+            ]
+    return cells
+
+
+def pretraining_cells(pretrain_dir: Path, checkpoints: str) -> list[Cell]:
+    """The reference cell first, then the pretraining checkpoints (all of them, or each phase's last). Without a
+    `reference/` folder (the vocabulary kept every token) the first MSL-128 checkpoint is the reference."""
+    cells = _phase_cells(pretrain_dir)
+    if not cells:
+        raise InputError(f"{pretrain_dir}: no pretraining checkpoints; run the pretrain stage first")
+    reference_dir = pretrain_dir / REFERENCE
+    if (reference_dir / "variables.npz").exists():
+        reference = Cell(REFERENCE, REFERENCE, 0, 0, reference_dir, reference_dir)
+    else:
+        first = cells.pop(0)
+        reference = Cell(REFERENCE, REFERENCE, 0, 0, first.checkpoint, first.folder)
+    if checkpoints == "last":
+        last = {cell.phase: cell for cell in cells}
+        cells = [cell for cell in cells if last[cell.phase] is cell]
+    return [reference, *cells]

@@ -43,7 +43,7 @@ def use_exact_gelu(backbone, num_layers: int) -> None:
         backbone.get_layer(f"transformer_layer_{i}")._feedforward_intermediate_dense.activation = exact
 
 
-HEAD_PREFIX = "cls/"
+HEADS = {"cls/predictions/": "masked-LM", "cls/seq_relationship/": "next-sentence"}
 
 
 def google_variable_map(config: BertConfig, backbone, heads=None) -> dict[str, object]:
@@ -195,12 +195,14 @@ def assign_weights(
             continue
         variable.assign(np.reshape(value, shape).astype(variable.dtype))
         assigned.add(name)
-    head_gap = [m for m in missing if m.startswith(HEAD_PREFIX)]
-    if heads_optional and head_gap and not any(n.startswith(HEAD_PREFIX) for n in tensors):
-        missing = [m for m in missing if not m.startswith(HEAD_PREFIX)]
-        log.warning("%s has no pretraining heads (MLM, next sentence): they start from a fresh initialisation", source)
-    else:
-        head_gap = []
+    head_gap = []
+    if heads_optional:  # a head the source lacks entirely (MiniLM: both; HF's BertForMaskedLM: next sentence)
+        for head, what in HEADS.items():
+            absent = [m for m in missing if m.startswith(head)]
+            if absent and not any(n.startswith(head) for n in tensors):
+                head_gap += absent
+                log.warning("%s has no %s head: it starts from a fresh initialisation", source, what)
+        missing = [m for m in missing if m not in head_gap]
     problems += [f"{name}: missing from the checkpoint" for name in missing]
     problems += [
         f"{name}: in the checkpoint but not in the model {tuple(tensors[name].shape)}"

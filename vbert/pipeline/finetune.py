@@ -27,12 +27,11 @@ from typing import NamedTuple
 import numpy as np
 
 from vbert.core.atomic import atomic_dir, write_json
-from vbert.core.errors import InputError
 from vbert.core.parallel import ordered_map
 from vbert.core.provenance import SETTINGS_FILE, digest, job_settings, same_settings
 from vbert.evaluation.scores import classification_scores, positive_index
 from vbert.model.bert import BertConfig
-from vbert.model.checkpoints import list_checkpoints, restore_checkpoint, save_weights
+from vbert.model.checkpoints import REFERENCE, Cell, pretraining_cells, restore_checkpoint, save_weights
 from vbert.model.export import SERVING_CONFIG, ServingConfig
 from vbert.text.encoding import Encoder, Row, length_grouped_batches, pad_rows, sorted_batches
 from vbert.text.tasks import read_task
@@ -41,7 +40,6 @@ from vbert.text.tokenization import copy_tokenizer, load_tokenizer
 log = logging.getLogger(__name__)
 
 CHECKPOINTS = ("all", "last")
-REFERENCE = "reference"
 
 
 @dataclass(frozen=True)
@@ -62,55 +60,6 @@ class FinetuneJob:
     mixed_precision: str
     jobs: int
     jit_compile: bool
-
-
-class Cell(NamedTuple):
-    name: str  # reference, msl128-step-000020, msl512-from-step-000020-step-000004
-    phase: str
-    step: int  # in its phase
-    total_step: int  # pretraining steps in all: an MSL-512 phase counts on from its MSL-128 start
-    checkpoint: Path  # a folder with variables.npz
-    folder: Path  # its tokenizer (vocab.txt, tokenizer_config.json) and bert_config.json
-
-
-# ---- which checkpoints -------------------------------------------------------------------------------------
-
-
-def _phase_cells(pretrain_dir: Path) -> list[Cell]:
-    cells = []
-    for phase_dir in sorted(pretrain_dir.glob("msl*")):
-        if phase_dir.name == "msl512":
-            for start in sorted(phase_dir.glob("from-step-*")):
-                offset, phase = int(start.name.rsplit("-", 1)[1]), f"msl512-{start.name}"
-                cells += [
-                    Cell(f"{phase}-step-{step:06d}", phase, step, offset + step, path, pretrain_dir)
-                    for step, path in list_checkpoints(start)
-                    if step > 0
-                ]
-        else:
-            cells += [
-                Cell(f"{phase_dir.name}-step-{step:06d}", phase_dir.name, step, step, path, pretrain_dir)
-                for step, path in list_checkpoints(phase_dir)
-            ]
-    return cells
-
-
-def pretraining_cells(pretrain_dir: Path, checkpoints: str) -> list[Cell]:
-    """The reference cell first, then the pretraining checkpoints (all of them, or each phase's last). Without a
-    `reference/` folder (the vocabulary kept every token) the first MSL-128 checkpoint is the reference."""
-    cells = _phase_cells(pretrain_dir)
-    if not cells:
-        raise InputError(f"{pretrain_dir}: no pretraining checkpoints; run the pretrain stage first")
-    reference_dir = pretrain_dir / REFERENCE
-    if (reference_dir / "variables.npz").exists():
-        reference = Cell(REFERENCE, REFERENCE, 0, 0, reference_dir, reference_dir)
-    else:
-        first = cells.pop(0)
-        reference = Cell(REFERENCE, REFERENCE, 0, 0, first.checkpoint, first.folder)
-    if checkpoints == "last":
-        last = {cell.phase: cell for cell in cells}
-        cells = [cell for cell in cells if last[cell.phase] is cell]
-    return [reference, *cells]
 
 
 # ---- data --------------------------------------------------------------------------------------------------

@@ -1,8 +1,11 @@
 """The freeze stage: the finetune stage's best model as a TF SavedModel in TF-Serving's layout (`vbert.model.export`),
-checked against the Keras model it came from."""
+checked against the Keras model it came from; and both models as Hugging Face folders (`vbert.model.huggingface`):
+the fine-tuned classifier, and the domain-adapted encoder with its MLM head from the pretraining checkpoint it was
+fine-tuned from."""
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -41,11 +44,34 @@ def max_difference_to_keras(model, loaded, seq: int, vocab_size: int) -> float:
     return float(np.abs(served["logits"].numpy() - expected).max())
 
 
-def freeze(best_dir: Path, model_dir: Path, version: int) -> dict:
-    """Write `model_dir/<version>/` from the finetune stage's best model; returns the stage metrics."""
+def export_hugging_face(model, config, serving, best_dir: Path, pretrain_dir: Path, hf_dir: Path) -> dict:
+    """`hf_dir/classifier` (BertForSequenceClassification) and `hf_dir/masked_lm` (BertForMaskedLM, from the
+    pretraining checkpoint the best model was fine-tuned from)."""
+    from vbert.model.bert import build_pretrainer
+    from vbert.model.checkpoints import pretraining_cells, restore_checkpoint
+    from vbert.model.huggingface import export_classifier, export_masked_lm
+
+    chosen = json.loads((best_dir / "selection.json").read_text(encoding="utf-8"))["cell"]
+    cells = {cell.name: cell for cell in pretraining_cells(pretrain_dir, "all")}
+    if chosen not in cells:
+        raise InputError(f"{pretrain_dir}: no checkpoint {chosen!r}, which {best_dir} was fine-tuned from")
+    pretrainer = build_pretrainer(config)
+    restore_checkpoint(cells[chosen].checkpoint, pretrainer)
+    export_masked_lm(pretrainer, config, cells[chosen].folder, hf_dir / "masked_lm")
+    export_classifier(model, config, serving.labels, best_dir, hf_dir / "classifier")
+    log.info("Hugging Face folders: %s/masked_lm (from %s), %s/classifier", hf_dir, chosen, hf_dir)
+    return {"hugging_face": {"masked_lm_from": chosen, "folders": ["masked_lm", "classifier"]}}
+
+
+def freeze(
+    best_dir: Path, model_dir: Path, version: int, pretrain_dir: Path | None = None, hf_dir: Path | None = None
+) -> dict:
+    """Write `model_dir/<version>/` from the finetune stage's best model (and the Hugging Face folders when
+    `hf_dir` is given); returns the stage metrics."""
     import tensorflow as tf
 
     model, config, serving = load_finetuned(best_dir)
+    exported = export_hugging_face(model, config, serving, best_dir, pretrain_dir, hf_dir) if hf_dir else {}
     version_dir = model_dir / str(version)
     export_saved_model(model, config, serving, best_dir, version_dir)
     weight_bytes = sum(int(np.prod(v.shape)) * 4 for v in model.weights)
@@ -68,4 +94,5 @@ def freeze(best_dir: Path, model_dir: Path, version: int) -> dict:
         "weights_mb": round(weight_bytes / 1e6, 2),
         "variables_mb": round(saved_bytes / 1e6, 2),
         "max_logit_difference_to_keras": float(check),
+        **exported,
     }

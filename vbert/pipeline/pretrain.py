@@ -34,7 +34,14 @@ from vbert.core.atomic import atomic_dir, write_text
 from vbert.core.errors import InputError
 from vbert.core.provenance import claim, digest, job_settings, same_settings
 from vbert.model.bert import BertConfig, named_config
-from vbert.model.checkpoints import list_checkpoints, restore_checkpoint, save_checkpoint, save_weights, step_dir
+from vbert.model.checkpoints import (
+    REFERENCE,
+    list_checkpoints,
+    restore_checkpoint,
+    save_checkpoint,
+    save_weights,
+    step_dir,
+)
 from vbert.text.tokenization import (
     Vocab,
     copy_tokenizer,
@@ -302,7 +309,7 @@ def write_reference(model, job: PretrainJob, replaced: list[dict]) -> None:
     tokens = list(vocab.tokens)
     for entry in replaced:
         tokens[entry["id"]] = entry["old_token"]
-    with atomic_dir(job.out_dir / "reference") as tmp:
+    with atomic_dir(job.out_dir / REFERENCE) as tmp:
         save_weights(tmp, model)
         save_tokenizer(tmp, Vocab(tokens, "<default vocabulary>"), read_do_lower_case(job.vocab_dir))
         write_text(tmp / "bert_config.json", model.bert_config.to_json())
