@@ -117,10 +117,11 @@ def tiny_pretraining_inputs(
 
 
 def run_stage(script: str, *args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
-    """Run stages/<script>.py as DVC would; returns the finished process (never raises)."""
+    """Run stages/<script>.py as DVC would (`python -m stages.<script>`); returns the finished process (never
+    raises)."""
     env = {**os.environ, "PYTHONPATH": str(REPO), "TOKENIZERS_PARALLELISM": "false"}
     return subprocess.run(
-        [sys.executable, str(REPO / "stages" / f"{script}.py"), *args],
+        [sys.executable, "-m", f"stages.{script}", *args],
         cwd=cwd,
         env=env,
         capture_output=True,

@@ -171,3 +171,25 @@ def test_editing_a_module_makes_dvc_status_report_the_stages_that_run_it(recorde
     would_run = set(re.findall(r"Running stage '(\w+)'", dry))
     assert would_run == covering | set().union(*(downstream(name) for name in covering)), dry
     assert json.loads(sh("dvc", "status", "--json", cwd=recorded)) == {}
+
+
+@pytest.mark.xdist_group("dvc")
+def test_a_stage_runs_the_package_of_its_own_workspace(recorded):
+    """dvc.yaml's `python -m stages.<name>` imports `vbert` from the workspace the command runs in (a `dvc exp run
+    --temp` copy, a queued experiment's), not from wherever `pip install -e` pointed; `python stages/<name>.py`
+    would not (the control)."""
+    cli = recorded / "vbert/core/cli.py"
+    original = cli.read_text()
+    cli.write_text(original + '\nprint("the workspace copy")\n')
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    try:
+        command = [sys.executable, *shlex.split(STAGES["freeze"]["cmd"])[1:3], "--help"]
+        as_dvc_runs_it = subprocess.run(command, cwd=recorded, env=env, capture_output=True, text=True)
+        by_path = subprocess.run(
+            [sys.executable, "stages/freeze.py", "--help"], cwd=recorded, env=env, capture_output=True, text=True
+        )
+    finally:
+        cli.write_text(original)
+    assert shlex.split(STAGES["freeze"]["cmd"])[:3] == ["python", "-m", "stages.freeze"]
+    assert as_dvc_runs_it.returncode == 0 and "the workspace copy" in as_dvc_runs_it.stdout
+    assert "the workspace copy" not in by_path.stdout  # the installed package, not this copy

@@ -1,6 +1,6 @@
 """Which project modules each pipeline stage runs, found by reading imports, against its deps in dvc.yaml.
 
-A stage runs its script (`python stages/<name>.py`) and every `vbert` module that script imports, directly or
+A stage runs its script (`python -m stages.<name>`) and every `vbert` module that script imports, directly or
 through other modules, wherever the import statement stands (module top or inside a function), plus any module it
 starts as `[..., "-m", "vbert.x"]`. Nothing is executed: the source is read with `ast`. Package `__init__.py` files
 that hold only a docstring run no code and are not counted.
