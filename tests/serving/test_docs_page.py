@@ -53,7 +53,9 @@ def test_try_it_out_classifies_a_text_offline(tmp_path):
             name.send_keys("vbert")
             driver.find_element(By.CSS_SELECTOR, f"#{OPERATION} .execute").click()
             shown = wait.until(
-                ready.visibility_of_element_located((By.CSS_SELECTOR, f"#{OPERATION} .responses-table .microlight"))
+                ready.visibility_of_element_located(
+                    (By.CSS_SELECTOR, f"#{OPERATION} .live-responses-table .microlight")
+                )
             )
             answer = json.loads(shown.text)
             scripts = [s.get_attribute("src") for s in driver.find_elements(By.TAG_NAME, "script")]

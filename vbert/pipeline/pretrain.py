@@ -25,7 +25,9 @@ import json
 import logging
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -110,19 +112,24 @@ def build_trainer(
     with (strategy or tf.distribute.get_strategy()).scope():
         model = BertPretrainer(config, next_sentence=next_sentence)
         model(dummy_features(max_seq_length, max_predictions))
-    optimizer = make_optimizer(
-        learning_rate, num_train_steps, num_warmup_steps, gradient_accumulation_steps=gradient_accumulation_steps
+    optimizer = partial(
+        make_optimizer,
+        learning_rate,
+        num_train_steps,
+        num_warmup_steps,
+        gradient_accumulation_steps=gradient_accumulation_steps,
     )
     compile_with(model, optimizer, jit_compile, strategy)
     return model
 
 
-def compile_with(model, optimizer, jit_compile: bool, strategy=None) -> None:
-    """Compile `model` with `optimizer`, its slots built for the variables training updates."""
+def compile_with(model, make_optimizer: Callable, jit_compile: bool, strategy=None) -> None:
+    """Compile `model` with the optimizer `make_optimizer()` returns, made in `strategy`'s scope (Keras ties an
+    optimizer to the strategy it was made under), its slots built for the variables training updates."""
     import tensorflow as tf
 
     with (strategy or tf.distribute.get_strategy()).scope():
-        model.compile(optimizer=optimizer, jit_compile=jit_compile)
+        model.compile(optimizer=make_optimizer(), jit_compile=jit_compile)
         updated = model.updated_variables if model.updated_variables is not None else model.trainable_variables
         model.optimizer.build(updated)
 
@@ -333,8 +340,13 @@ def warm_up_heads(model, job: PretrainJob, phase: dict, chief: bool, strategy=No
         "head warm-up: %d steps on the heads%s, the encoder frozen", steps, f" and {len(rows)} new rows" * bool(rows)
     )
     # the word embeddings are shared with the frozen encoder: no weight decay on them (it would move every row)
-    optimizer = make_optimizer(
-        job.learning_rate, steps, max(1, steps // 10), gradient_accumulation_steps=accumulate, no_decay=("embeddings",)
+    optimizer = partial(
+        make_optimizer,
+        job.learning_rate,
+        steps,
+        max(1, steps // 10),
+        gradient_accumulation_steps=accumulate,
+        no_decay=("embeddings",),
     )
     compile_with(model, optimizer, job.jit_compile, strategy)
     train, _, _ = _datasets(job, job.tfrecords, phase)
@@ -440,7 +452,8 @@ def _run(job: PretrainJob) -> dict | None:
         fresh_heads = initialise(model, job, config)
         if job.head_warmup_steps and fresh_heads:
             warm_up_heads(model, job, phase128, chief, strategy)
-            optimizer = make_optimizer(
+            optimizer = partial(
+                make_optimizer,
                 job.learning_rate,
                 job.num_train_steps,
                 job.num_warmup_steps,
