@@ -52,10 +52,9 @@ OVERRIDES = {  # the recipe: everything else is params.yaml as committed
 
 
 def dvc(*args: str) -> str:
-    env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
-    done = subprocess.run(
-        [str(Path(sys.executable).parent / "dvc"), *args], cwd=REPO, env=env, capture_output=True, text=True
-    )
+    bin_dir = str(Path(sys.executable).parent)  # the stages' `python` is this environment's, as under `make`
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    done = subprocess.run([f"{bin_dir}/dvc", *args], cwd=REPO, env=env, capture_output=True, text=True)
     if done.returncode:
         raise click.ClickException(f"dvc {' '.join(args)} failed:\n{done.stdout[-3000:]}{done.stderr[-3000:]}")
     return done.stdout

@@ -157,6 +157,7 @@ def test_vocab_stage_is_deterministic_across_processes(tmp_path, sample_docs):
 
 
 STAGE_PATHS = {  # each stage's path options, its inputs pointing at folders that do not exist
+    "ingest": ("--input", "none", "--out", "out", "--metrics", "m.json"),
     "vocab": ("--clean", "none", "--out", "out", "--metrics", "m.json"),
     "tfrecords": ("--clean", "none", "--vocab", "none", "--out", "out", "--metrics", "m.json"),
     "pretrain": ("--tfrecords", "none", "--vocab", "none", "--out", "out", "--metrics", "m.json", "--plots", "p.csv"),

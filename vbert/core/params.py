@@ -146,6 +146,16 @@ class Section:
             raise self.error(key, "every entry must be an integer" + (f" >= {min}" if min is not None else ""))
         return tuple(value)
 
+    def strings(self, key: str, *, empty: bool = False) -> tuple[str, ...]:
+        """A list of non-empty strings; `empty` allows []."""
+        value = self[key]
+        value = [] if value is None else value
+        if not isinstance(value, list) or (not value and not empty):
+            raise self.error(key, "must be a non-empty list of strings" if not empty else "must be a list of strings")
+        if any(not isinstance(v, str) or not v for v in value):
+            raise self.error(key, "every entry must be a non-empty string")
+        return tuple(value)
+
     def choices(self, key: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
         """A non-empty list of names from `allowed`, without repeats."""
         value = self[key]

@@ -20,7 +20,8 @@ from tqdm import tqdm
 from vbert.core.atomic import atomic_dir
 from vbert.core.errors import InputError
 from vbert.core.parallel import default_workers, ordered_map
-from vbert.text.corpus import CORPUS_FILE, CorpusReader, split_sentences, write_documents
+from vbert.text.corpus import CORPUS_FILE, CorpusReader, write_documents
+from vbert.text.sentences import split_sentences
 from vbert.text.spelling import CorpusCounts, SpellConfig, SpellFixer, count_words
 from vbert.text.tasks import read_split
 

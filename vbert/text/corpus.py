@@ -9,7 +9,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
-import re
 import struct
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -113,11 +112,3 @@ def is_heldout(document_index: int, fraction: float, seed: int) -> bool:
         return False
     digest = hashlib.blake2b(f"{seed}:{document_index}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big") / 2**64 < fraction
-
-
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
-
-
-def split_sentences(text: str) -> list[str]:
-    """A text's sentences: a cut after `.`, `!` or `?` and white space, before a capital, digit or opening mark."""
-    return [sentence.strip() for sentence in _SENTENCE_END.split(text) if sentence.strip()]

@@ -1,0 +1,91 @@
+"""The ingest stage end to end: folders of mixed documents into the corpus format, duplicates and boilerplate
+dropped and counted, unreadable files reported, the same output for any number of workers."""
+
+from __future__ import annotations
+
+import json
+
+import yaml
+
+from tests.helpers import REPO, run_stage
+
+FOOTER = "Copyright the Example project. All rights reserved."
+
+
+def write(path, text: str | bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(text.encode() if isinstance(text, str) else text)
+
+
+def make_input(root, broken: int = 1):
+    docs = root / "docs"
+    for i in range(6):  # six pages sharing a footer line: boilerplate
+        write(
+            docs / f"guide/page{i}.md", f"# Page {i}\n\nTopic {i} is explained here. It has detail {i}.\n\n{FOOTER}\n"
+        )
+    write(docs / "guide/copy.md", (docs / "guide/page0.md").read_text())  # an exact duplicate document
+    write(docs / "notes.rst", "Notes\n=====\n\nThe daemon restarts itself. Logs go to /var/log/x.log.\n")
+    write(docs / "skip/old.md", "# Old\n\nExcluded by a glob.\n")
+    for i in range(broken):
+        write(docs / f"broken{i}.pdf", b"%PDF-1.4 truncated")
+    write(root / "informal" / "chat.jsonl", json.dumps({"text": "lol that build broke again. fixed now"}) + "\n")
+    return root
+
+
+def params(tmp_path, **changes) -> str:
+    section = yaml.safe_load((REPO / "params.yaml").read_text())["ingest"]
+    section.update({"exclude": ["skip/*"], "workers": 1, **changes})
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump({"ingest": section}))
+    return str(path)
+
+
+def ingest(tmp_path, source, out, **changes):
+    return run_stage(
+        "ingest",
+        *("--params", params(tmp_path, **changes), "--input", str(source)),
+        *("--out", str(out), "--metrics", str(out.parent / f"{out.name}.json")),
+    )
+
+
+def test_documents_into_the_corpus_format(tmp_path):
+    source = make_input(tmp_path / "raw")
+    done = ingest(tmp_path, source, tmp_path / "out", max_failed_fraction=0.2)  # 1 of 9 files is broken
+    assert done.returncode == 0, done.stderr[-3000:]
+    documents = (tmp_path / "out/docs.txt").read_text().split("\n\n")
+    assert documents[0].splitlines() == ["Page 0", "Topic 0 is explained here.", "It has detail 0."]
+    assert FOOTER not in (tmp_path / "out/docs.txt").read_text()
+    assert "Notes\nThe daemon restarts itself.\nLogs go to /var/log/x.log." in (tmp_path / "out/docs.txt").read_text()
+    assert "Excluded" not in (tmp_path / "out/docs.txt").read_text()
+    assert (tmp_path / "out/informal.txt").read_text() == "lol that build broke again.\nfixed now\n\n"
+
+    metrics = json.loads((tmp_path / "out.json").read_text())["docs"]
+    assert metrics["documents"] == 7 and metrics["duplicate_documents"] == 1
+    assert metrics["boilerplate_lines"] == 12  # the footer's two sentences in each of the six kept pages
+    assert metrics["files"]["failed"] == 1 and metrics["files"]["skipped"][0]["path"] == "broken0.pdf"
+    assert "not a readable PDF" in metrics["files"]["skipped"][0]["reason"]
+    manifest = [json.loads(line) for line in (tmp_path / "out/manifest.jsonl").read_text().splitlines()]
+    broken = next(r for r in manifest if r["path"] == "broken0.pdf")
+    assert broken["status"] == "skipped" and broken["kind"] == "pdf" and len(broken["sha256"]) == 64
+    assert {r["status"] for r in manifest if r["path"] != "broken0.pdf"} == {"read"}
+    assert "skipped" in done.stderr and "broken0.pdf" in done.stderr
+
+
+def test_too_many_unreadable_files_stop_the_stage_with_nothing_written(tmp_path):
+    source = make_input(tmp_path / "raw", broken=3)
+    done = ingest(tmp_path, source, tmp_path / "out", max_failed_fraction=0.2)
+    assert done.returncode == 2
+    assert "3 of 11 files could not be read (27%), more than ingest.max_failed_fraction = 0.2" in done.stderr
+    assert not (tmp_path / "out").exists() and not (tmp_path / "out.json").exists()
+
+
+INCLUDE = ["md/*", "rst/*", "html/libffi/*", "*.jsonl"]
+
+
+def test_the_output_does_not_depend_on_the_number_of_workers(tmp_path):
+    source = REPO / "data/sample/raw"
+    one = ingest(tmp_path, source, tmp_path / "one", workers=1, include=INCLUDE)
+    two = ingest(tmp_path, source, tmp_path / "two", workers=2, include=INCLUDE)
+    assert one.returncode == 0 and two.returncode == 0, one.stderr[-2000:] + two.stderr[-2000:]
+    for name in ("docs.txt", "informal.txt", "manifest.jsonl"):
+        assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes()

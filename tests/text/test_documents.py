@@ -1,0 +1,150 @@
+"""Each kind of file read into prose and code blocks, then into corpus lines; bad files named with the reason."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import pytest
+
+from tests.helpers import REPO
+from vbert.core.errors import InputError
+from vbert.text.documents import Block, kind_of, read_documents
+from vbert.text.sentences import document_lines, split_sentences
+
+MARKDOWN = """# Install
+
+Run the tool, e.g. `zstd -19 file`. It writes file.zst next to it.
+
+```sh
+zstd -d file.zst -o out. # one line. never split
+```
+
+- first item
+- second item with [a link](https://example.org)
+"""
+
+RST = """Title
+=====
+
+A paragraph with *emphasis* and ``code``. A second sentence.
+
+.. code-block:: python
+
+    print("a. b")
+    x = 1
+
+.. unknowndirective:: is reported by docutils, not taken as text
+"""
+
+HTML = """<html><head><title>t</title></head><body>
+<nav><a href="/">Home</a> <a href="/docs">Docs</a></nav>
+<main><h1>Thread safety</h1>
+<p>libffi is not completely thread-safe. However, many parts are, e.g. the closure API.</p>
+<pre>int x = 1;
+int y = 2;</pre>
+<p>Use a lock around <code>ffi_prep_cif</code> calls.</p></main>
+<footer>Copyright 2022</footer></body></html>"""
+
+
+def write(path, data: bytes | str):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data.encode() if isinstance(data, str) else data)
+    return path
+
+
+def test_kinds_by_name():
+    assert [kind_of(REPO / n) for n in ("a.md", "a.MD.gz", "b.htm", "c.rst.gz", "d.pdf", "e.jsonl", "f.doc")] == [
+        "md",
+        "md",
+        "html",
+        "rst",
+        "pdf",
+        "jsonl",
+        None,
+    ]
+
+
+def test_markdown_prose_and_code(tmp_path):
+    [document] = read_documents(write(tmp_path / "a.md.gz", gzip.compress(MARKDOWN.encode())))
+    assert document == [
+        Block("Install"),
+        Block("Run the tool, e.g. zstd -19 file. It writes file.zst next to it."),
+        Block("zstd -d file.zst -o out. # one line. never split", code=True),
+        Block("first item"),
+        Block("second item with a link"),
+    ]
+    assert document_lines(document) == [
+        "Install",
+        "Run the tool, e.g. zstd -19 file.",
+        "It writes file.zst next to it.",
+        "zstd -d file.zst -o out. # one line. never split",  # code stays one whole line
+        "first item",
+        "second item with a link",
+    ]
+
+
+def test_restructuredtext_prose_and_literal_blocks(tmp_path):
+    [document] = read_documents(write(tmp_path / "a.rst", RST))
+    assert document == [
+        Block("Title"),
+        Block("A paragraph with emphasis and code. A second sentence."),
+        Block('print("a. b")', code=True),
+        Block("x = 1", code=True),
+    ]
+
+
+def test_html_main_text_without_navigation_and_code_as_lines(tmp_path):
+    [document] = read_documents(write(tmp_path / "a.html", HTML))
+    texts = [(b.text, b.code) for b in document]
+    assert ("int x = 1;", True) in texts and ("int y = 2;", True) in texts
+    assert ("Use a lock around ffi_prep_cif calls.", False) in texts
+    assert not any("Home" in t or "Copyright" in t for t, _ in texts)
+
+
+def test_plain_text_paragraphs_indented_code_and_terminal_escapes(tmp_path):
+    text = "\x1b[1mman-db\x1b[0m keeps an index.\nIt is fast.\n\n    $ mandb -c\n    $ man -k foo\n"
+    [document] = read_documents(write(tmp_path / "a.txt", text))
+    assert document == [
+        Block("man-db keeps an index. It is fast."),
+        Block("$ mandb -c", code=True),
+        Block("$ man -k foo", code=True),
+    ]
+
+
+def test_jsonl_one_document_per_line(tmp_path):
+    lines = [json.dumps({"body": "First doc. Two sentences."}), "", json.dumps({"body": "Second doc."})]
+    documents = read_documents(write(tmp_path / "a.jsonl", "\n".join(lines)), jsonl_text_field="body")
+    assert [document_lines(d) for d in documents] == [["First doc.", "Two sentences."], ["Second doc."]]
+    with pytest.raises(InputError, match=r"a.jsonl:2: no string field 'text'"):
+        read_documents(write(tmp_path / "a.jsonl", '{"text": "ok"}\n{"body": "x"}\n'))
+
+
+def test_a_real_pdf_gives_its_text_with_hyphenation_joined():
+    [document] = read_documents(REPO / "data/sample/raw/docs/pdf/libtasn1.pdf")
+    text = " ".join(document_lines(document))
+    assert "Distinguished Encoding Rules (DER, as per X.690) encoding and decoding functions." in text
+    assert "structures management" in text  # "man-\nagement" at a line end in the PDF
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "reason"),
+    [
+        ("empty.md", b"  \n", "empty"),
+        ("latin1.txt", "caf\xe9\nna\xefve".encode("latin-1"), r"latin1.txt:1: not UTF-8 \(byte 0xe9\)"),
+        ("broken.pdf", b"%PDF-1.4 this is not a pdf", "not a readable PDF"),
+        ("broken.md.gz", b"not gzip", "not a readable gzip file"),
+        ("bad.jsonl", b'{"text": "ok"}\n{oops\n', r"bad.jsonl:2: not valid JSON"),
+    ],
+)
+def test_unreadable_files_are_named_with_the_reason(tmp_path, name, data, reason):
+    with pytest.raises(InputError, match=reason):
+        read_documents(write(tmp_path / name, data))
+
+
+def test_sentences_of_technical_text():
+    assert split_sentences("Install it, e.g. with pip. Version v2.3.1 works. See /usr/share/doc for more.") == [
+        "Install it, e.g. with pip.",
+        "Version v2.3.1 works.",
+        "See /usr/share/doc for more.",
+    ]

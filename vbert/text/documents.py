@@ -1,0 +1,263 @@
+"""Documents out of the files a team has: plain text, Markdown, reStructuredText, HTML, PDF, JSON lines, and any of
+them gzipped. Each kind is read by a library made for it (chosen by trying them on Debian's documentation; the
+README says why):
+
+    .txt                  paragraphs at blank lines (terminal escapes, as in man-db's manual, removed)
+    .md                   markdown-it-py (CommonMark + tables): paragraphs, headings, list items; fenced code
+    .rst                  docutils: paragraphs, titles, list items; literal blocks as code
+    .html .htm            trafilatura: the main text without navigation, boilerplate or comments; <pre> as code
+    .pdf                  pdfminer.six: text with its layout's paragraph breaks, words hyphenated at line ends joined
+    .jsonl                one document per line, its text in a configurable field
+
+A document is a list of blocks; a block is prose (to be cut into sentences) or code (kept as whole lines).
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from vbert.core.errors import InputError
+
+KINDS = {".txt": "txt", ".md": "md", ".markdown": "md", ".rst": "rst", ".html": "html", ".htm": "html"}
+KINDS |= {".pdf": "pdf", ".jsonl": "jsonl"}
+
+
+@dataclass(frozen=True)
+class Block:
+    text: str
+    code: bool = False
+
+
+Document = list[Block]
+
+
+def kind_of(path: Path) -> str | None:
+    """The kind of a file by its name (`notes.md.gz` is Markdown), or None for a kind we do not read."""
+    suffixes = [s.lower() for s in path.suffixes]
+    if suffixes and suffixes[-1] == ".gz":
+        suffixes = suffixes[:-1]
+    return KINDS.get(suffixes[-1]) if suffixes else None
+
+
+def read_bytes(path: Path) -> bytes:
+    raw = path.read_bytes()
+    if path.suffix.lower() == ".gz":
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError) as error:
+            raise InputError(f"{path}: not a readable gzip file ({error})") from error
+    return raw
+
+
+def decode(raw: bytes, path: Path) -> str:
+    """UTF-8 (a BOM allowed); anything else is refused, naming the first bad byte's line."""
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = raw[: error.start].count(b"\n") + 1
+        raise InputError(f"{path}:{line}: not UTF-8 (byte 0x{raw[error.start]:02x})") from error
+
+
+def _prose(text: str) -> str:
+    return " ".join(text.split())
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]|.\x08")  # terminal colours, and nroff's overstrike (x BS x)
+
+
+def _indent(line: str) -> int:
+    return len(line.expandtabs(8)) - len(line.expandtabs(8).lstrip())
+
+
+_WORDS = re.compile(r"[A-Za-z][A-Za-z'-]*")
+
+
+def _reads_as_prose(lines: list[str]) -> bool:
+    """Mostly words, and sentences that end: indented prose (an abstract, a quotation), not code."""
+    text = " ".join(lines)
+    letters = sum(len(w) for w in _WORDS.findall(text))
+    return letters >= 0.75 * len(text.replace(" ", "")) and bool(re.search(r"[.!?]$", text.rstrip()))
+
+
+def _paragraph_blocks(text: str) -> Document:
+    """Blocks of a plain text: paragraphs at blank lines. A paragraph indented 4 or more columns beyond the text's
+    usual indentation (its most common one: a formatted manual indents all its prose) is code, a block per line,
+    unless it reads as prose."""
+    text = _ANSI.sub("", text)
+    indents = [_indent(line) for line in text.splitlines() if line.strip()]
+    usual = max(set(indents), key=indents.count) if indents else 0
+    blocks: Document = []
+    for paragraph in re.split(r"\n\s*\n", text):
+        lines = [line for line in paragraph.splitlines() if line.strip()]
+        if not lines:
+            continue
+        if min(_indent(line) for line in lines) >= usual + 4 and not _reads_as_prose(lines):
+            blocks += [Block(line.strip(), code=True) for line in lines]
+        else:
+            blocks.append(Block(_prose(paragraph)))
+    return blocks
+
+
+def read_txt(raw: bytes, path: Path) -> list[Document]:
+    return [_paragraph_blocks(decode(raw, path))]
+
+
+def _inline_text(token) -> str:
+    """An inline token's text without Markdown syntax: link and image text kept, code spans' content kept."""
+    parts = []
+    for child in token.children or []:
+        if child.type in ("text", "code_inline"):
+            parts.append(child.content)
+        elif child.type in ("softbreak", "hardbreak"):
+            parts.append(" ")
+        elif child.type == "image":
+            parts.append(child.content)
+    return _prose("".join(parts))
+
+
+def read_md(raw: bytes, path: Path) -> list[Document]:
+    from markdown_it import MarkdownIt
+
+    tokens = MarkdownIt("commonmark").enable("table").parse(decode(raw, path))
+    blocks: Document = []
+    for token in tokens:
+        if token.type == "inline":
+            text = _inline_text(token)
+            if text:
+                blocks.append(Block(text))
+        elif token.type in ("fence", "code_block"):
+            blocks += [Block(line.rstrip(), code=True) for line in token.content.splitlines() if line.strip()]
+    return [blocks]
+
+
+def read_rst(raw: bytes, path: Path) -> list[Document]:
+    from docutils import nodes
+    from docutils.core import publish_doctree
+
+    settings = {"report_level": 5, "halt_level": 5, "file_insertion_enabled": False, "raw_enabled": False}
+    tree = publish_doctree(decode(raw, path), source_path=str(path), settings_overrides=settings)
+    blocks: Document = []
+    for node in tree.findall(lambda n: isinstance(n, (nodes.paragraph, nodes.title, nodes.literal_block))):
+        if node.next_node(nodes.system_message) is not None or isinstance(node.parent, nodes.system_message):
+            continue  # docutils' own messages about markup it could not handle
+        if isinstance(node, nodes.literal_block):
+            blocks += [Block(line.rstrip(), code=True) for line in node.astext().splitlines() if line.strip()]
+        elif text := _prose(node.astext()):
+            blocks.append(Block(text))
+    return [blocks]
+
+
+def _pre_as_code(html: str) -> str:
+    """Every <pre> with its content inside a <code>: trafilatura keeps the lines of `<pre><code>` but joins those of
+    a bare <pre> into one line."""
+    import lxml.html
+
+    try:
+        tree = lxml.html.document_fromstring(html)
+    except (ValueError, lxml.etree.ParserError):
+        return html
+    for pre in tree.iter("pre"):
+        if pre.find("code") is None:
+            code = lxml.html.Element("code")
+            code.text, pre.text = pre.text, None
+            for child in list(pre):
+                code.append(child)  # moves the child, with its tail
+            pre.append(code)
+    return lxml.html.tostring(tree, encoding="unicode")
+
+
+def read_html(raw: bytes, path: Path) -> list[Document]:
+    import trafilatura
+    from lxml import etree
+
+    extracted = trafilatura.extract(
+        _pre_as_code(decode(raw, path)),
+        output_format="xml",
+        include_comments=False,
+        include_tables=True,
+        favor_recall=True,
+    )
+    if not extracted:
+        return [[]]
+    blocks: Document = []
+    wanted = ("p", "head", "item", "code", "quote", "cell")
+    for element in etree.fromstring(extracted.encode()).iter(*wanted):
+        if not any(ancestor.tag in wanted for ancestor in element.iterancestors()):
+            blocks += _html_blocks(element)  # nested ones are part of their block (inline code in a paragraph)
+    return [blocks]
+
+
+def _code_lines(text: str) -> Document:
+    return [Block(line.rstrip(), code=True) for line in text.splitlines() if line.strip()]
+
+
+def _html_blocks(element) -> Document:
+    """One extracted element's blocks in order: its prose, with any multi-line code inside it (a <pre> that the
+    extractor put in a paragraph) as code lines."""
+    text = "".join(element.itertext())
+    if element.tag == "code":
+        return _code_lines(text) if "\n" in text.strip() else ([Block(_prose(text))] if text.strip() else [])
+    blocks: Document = []
+    prose = [element.text or ""]
+    for child in element:
+        child_text = "".join(child.itertext())
+        if child.tag == "code" and "\n" in child_text.strip():
+            if _prose("".join(prose)):
+                blocks.append(Block(_prose("".join(prose))))
+            blocks += _code_lines(child_text)
+            prose = []
+        else:
+            prose.append(child_text)
+        prose.append(child.tail or "")
+    if _prose("".join(prose)):
+        blocks.append(Block(_prose("".join(prose))))
+    return blocks
+
+
+_HYPHENATED = re.compile(r"(\w)-\n(?=[a-z])")
+
+
+def read_pdf(raw: bytes, path: Path) -> list[Document]:
+    from pdfminer.high_level import extract_text
+    from pdfminer.pdfparser import PDFSyntaxError
+
+    try:
+        text = extract_text(io.BytesIO(raw))
+    except (PDFSyntaxError, ValueError, TypeError, KeyError) as error:
+        raise InputError(f"{path}: not a readable PDF ({type(error).__name__}: {error})") from error
+    text = _HYPHENATED.sub(r"\1", text.replace("\x0c", "\n\n"))  # page breaks; "man-\nagement" -> "management"
+    return [[block for block in _paragraph_blocks(text) if not re.fullmatch(r"[\d\s.]+", block.text)]]
+
+
+def read_jsonl(raw: bytes, path: Path, text_field: str) -> list[Document]:
+    documents = []
+    for number, line in enumerate(decode(raw, path).splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise InputError(f"{path}:{number}: not valid JSON: {error.msg}") from error
+        text = record.get(text_field) if isinstance(record, dict) else None
+        if not isinstance(text, str):
+            raise InputError(f"{path}:{number}: no string field {text_field!r}")
+        documents.append(_paragraph_blocks(text))
+    return documents
+
+
+def read_documents(path: Path, jsonl_text_field: str = "text") -> list[Document]:
+    """The documents of one file (one, or one per line of a .jsonl); InputError, naming the file, if unreadable."""
+    kind = kind_of(path)
+    if kind is None:
+        raise InputError(f"{path}: not a kind this stage reads ({', '.join(sorted(KINDS))}, or those .gz)")
+    raw = read_bytes(path)
+    if not raw.strip():
+        raise InputError(f"{path}: empty")
+    if kind == "jsonl":
+        return read_jsonl(raw, path, jsonl_text_field)
+    return {"txt": read_txt, "md": read_md, "rst": read_rst, "html": read_html, "pdf": read_pdf}[kind](raw, path)
