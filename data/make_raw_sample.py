@@ -34,7 +34,17 @@ FILES = {  # target under raw/docs -> source under /usr/share/doc (package in th
     "txt/man-db-manual.txt.gz": "man-db/man-db-manual.txt.gz",
     "txt/users-and-groups.txt.gz": "base-passwd/users-and-groups.txt.gz",
 }
-CHANGELOG_PACKAGES = ("zstd", "man-db", "procps", "libffi8", "python3-setuptools", "yq", "libjansson4", "git-man", "curl")
+CHANGELOG_PACKAGES = (
+    "zstd",
+    "man-db",
+    "procps",
+    "libffi8",
+    "python3-setuptools",
+    "yq",
+    "libjansson4",
+    "git-man",
+    "curl",
+)
 ENTRY = re.compile(r"^(\S+) \(([^)]+)\) [^;]+;.*$")
 
 
