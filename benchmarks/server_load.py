@@ -65,15 +65,17 @@ def markdown(result: dict) -> str:
 @click.command()
 @click.option("--model-dir", type=click.Path(path_type=Path), default=REPO / "models/ir/vbert", show_default=True)
 @click.option("--backend", type=click.Choice(["openvino", "tensorflow"]), default="openvino", show_default=True)
-@click.option("--test-tsv", type=click.Path(path_type=Path), default=REPO / "data/task/test.tsv", show_default=True)
+@click.option(
+    "--test-file", type=click.Path(path_type=Path), default=REPO / "data/sample/pkg_section/test.tsv", show_default=True
+)
 @click.option("--seconds", default=60.0, show_default=True, help="length of each run")
 @click.option("--out", type=click.Path(path_type=Path), default=REPO / "benchmarks/results/server_load.json")
-def main(model_dir: Path, backend: str, test_tsv: Path, seconds: float, out: Path) -> None:
+def main(model_dir: Path, backend: str, test_file: Path, seconds: float, out: Path) -> None:
     """Short requests' latency with and without max-size requests beside them, and /healthz's."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not model_dir.is_dir():
         raise click.UsageError(f"{model_dir}: no served model there; run `make demo` first or pass --model-dir")
-    texts = read_split(test_tsv).texts_a
+    texts = read_split(test_file).texts_a
     arguments = ["--backend", backend, "--model-dir", str(model_dir)]
     with running_server(arguments, out.with_suffix(".server.log")) as server:
         client = RestClient(server.url, model_dir.name, timeout=60)

@@ -17,14 +17,14 @@ log = logging.getLogger("vbert.bench")
 @click.option("--params", "params_file", default="params.yaml", show_default=True)
 @click.option("--model", required=True, type=click.Path(path_type=Path), help="the freeze stage's <base>/<model_name>")
 @click.option("--ir", "ir_dir", required=True, type=click.Path(path_type=Path), help="the ir stage's folder")
-@click.option("--test-tsv", required=True, type=click.Path(path_type=Path), help="real texts: the task's test split")
+@click.option("--task-dir", required=True, type=click.Path(path_type=Path), help="real texts: the task's test split")
 @click.option("--report", required=True, type=click.Path(path_type=Path))
 @click.option("--results", required=True, type=click.Path(path_type=Path))
 @click.option("--metrics", required=True, type=click.Path(path_type=Path))
 @click.option("--plots", required=True, type=click.Path(path_type=Path))
 @click.option("--load-plots", required=True, type=click.Path(path_type=Path))
 @stage("bench")
-def main(params_file, model, ir_dir, test_tsv, report, results, metrics, plots, load_plots) -> None:
+def main(params_file, model, ir_dir, task_dir, report, results, metrics, plots, load_plots) -> None:
     from vbert.bench import report as reporting
     from vbert.bench.models import MODELS
     from vbert.pipeline.bench import BenchJob, check_inputs, run_bench
@@ -34,7 +34,7 @@ def main(params_file, model, ir_dir, test_tsv, report, results, metrics, plots, 
             job = BenchJob(
                 serving_dir=model,
                 ir_dir=ir_dir,
-                test_tsv=test_tsv,
+                task_dir=task_dir,
                 work_dir=Path(work),
                 models=p.choices("models", MODELS),
                 batch_sizes=p.integers("batch_sizes", min=1),

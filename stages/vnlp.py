@@ -14,12 +14,12 @@ from vbert.text.spelling import SpellConfig
 @click.command()
 @click.option("--params", "params_file", default="params.yaml", show_default=True)
 @click.option(
-    "--task-train", required=True, type=click.Path(path_type=Path), help="the finetune task's train.tsv (task text)"
+    "--task-dir", required=True, type=click.Path(path_type=Path), help="the finetune task (its train split's texts)"
 )
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="the cleaned corpus folder")
 @click.option("--metrics", required=True, type=click.Path(path_type=Path))
 @stage("vnlp")
-def main(params_file: str, task_train: Path, out: Path, metrics: Path) -> None:
+def main(params_file: str, task_dir: Path, out: Path, metrics: Path) -> None:
     with load_section("vnlp", params_file) as p:
         corpus = p.choice("corpus", tuple(CORPORA))
         lexicon = p.text("lexicon")
@@ -38,7 +38,7 @@ def main(params_file: str, task_train: Path, out: Path, metrics: Path) -> None:
             lexicon=Path(lexicon) if lexicon else None,
             chunk_documents=p.integer("chunk_documents", min=1),
             workers=p.integer("workers", min=0),
-            task_train=task_train,
+            task_dir=task_dir,
             task_text_repeat=p.integer("task_text_repeat", min=0),
         )
     write_json(metrics, run_vnlp(job))

@@ -227,7 +227,7 @@ def test_bench_stage_on_tiny_models(tmp_path):
             "bench",
             *("--params", str(tmp_path / "params.yaml"), "--model", str(root / "serving" / "vbert")),
             *("--ir", str(root / "ir")),
-            *("--test-tsv", str(root / "task" / "test.tsv"), "--report", str(out / "bench.md")),
+            *("--task-dir", str(root / "task"), "--report", str(out / "bench.md")),
             *("--results", str(out / "b.json")),
             *("--metrics", str(out / "m.json"), "--plots", str(out / "p.csv"), "--load-plots", str(out / "l.csv")),
         )

@@ -26,7 +26,7 @@ def test_vnlp_keeps_the_corpus_format(tmp_path, sample_docs):
             lexicon=None,
             workers=2,
             chunk_documents=5,
-            task_train=REPO / "data/sample/pkg_section/train.tsv",
+            task_dir=REPO / "data/sample/pkg_section",
             task_text_repeat=0,
         )
     )
@@ -61,7 +61,7 @@ def test_not_utf8_is_refused_without_output(tmp_path):
                 lexicon=None,
                 chunk_documents=200,
                 workers=1,
-                task_train=REPO / "data/sample/pkg_section/train.tsv",
+                task_dir=REPO / "data/sample/pkg_section",
                 task_text_repeat=0,
             )
         )
@@ -82,7 +82,7 @@ def test_task_text_joins_the_corpus_train_split_only_repeated(tmp_path, sample_d
         lexicon=None,
         chunk_documents=2,
         workers=1,
-        task_train=task / "train.tsv",
+        task_dir=task,
         task_text_repeat=2,
     )
     metrics = run_vnlp(job)
@@ -91,4 +91,4 @@ def test_task_text_joins_the_corpus_train_split_only_repeated(tmp_path, sample_d
     assert documents[3:] == [["A puzzle game .", "Blocks fall!", "Clear 3 rows."], ["A proxy."]] * 2
     assert "EVAL" not in (tmp_path / "clean" / "corpus.txt").read_text()
     info = json.loads((tmp_path / "clean" / "info.json").read_text())
-    assert info["task_text"] == {"file": str(task / "train.tsv"), "repeat": 2, "documents": 4}
+    assert info["task_text"] == {"task_dir": str(task), "repeat": 2, "documents": 4}

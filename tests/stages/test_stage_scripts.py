@@ -82,7 +82,7 @@ def test_vnlp_not_utf8(tmp_path):
     params = params_file(tmp_path, "vnlp", input_dir=str(tmp_path / "in"), lexicon="")
     result = run_stage(
         "vnlp",
-        *("--params", params, "--task-train", str(REPO / "data/sample/pkg_section/train.tsv")),
+        *("--params", params, "--task-dir", str(REPO / "data/sample/pkg_section")),
         *("--out", str(tmp_path / "clean"), "--metrics", str(tmp_path / "m.json")),
     )
     assert result.returncode == 2
@@ -92,7 +92,7 @@ def test_vnlp_not_utf8(tmp_path):
 
 def test_bench_says_which_input_is_missing_and_which_param_is_wrong(tmp_path):
     paths = ("--model", str(tmp_path / "serving" / "vbert"), "--ir", str(tmp_path / "ir"))
-    paths += ("--test-tsv", str(tmp_path / "test.tsv"))
+    paths += ("--task-dir", str(tmp_path / "task"))
     outputs = ("--report", "r.md", "--results", "r.json", "--metrics", "m.json", "--plots", "p.csv")
     paths += (*outputs, "--load-plots", "l.csv")
     result = run_stage("bench", "--params", str(REPO / "params.yaml"), *paths, cwd=tmp_path)
@@ -116,7 +116,7 @@ def test_vnlp_empty_or_single_document_corpus(tmp_path, text, message):
     params = params_file(tmp_path, "vnlp", input_dir=str(tmp_path / "in"), lexicon="")
     result = run_stage(
         "vnlp",
-        *("--params", params, "--task-train", str(REPO / "data/sample/pkg_section/train.tsv")),
+        *("--params", params, "--task-dir", str(REPO / "data/sample/pkg_section")),
         *("--out", str(tmp_path / "clean"), "--metrics", str(tmp_path / "m.json")),
     )
     assert result.returncode == 2
@@ -165,7 +165,7 @@ STAGE_PATHS = {  # each stage's path options, its inputs pointing at folders tha
     "freeze": ("--best", "none", "--pretrain", "none", "--out", "out", "--hf", "hf", "--metrics", "m.json"),
     "ir": ("--model", "none", "--task-dir", "none", "--out", "out", "--metrics", "m.json"),
     "bench": (
-        *("--model", "none", "--ir", "none", "--test-tsv", "none", "--report", "r.md", "--results", "r.json"),
+        *("--model", "none", "--ir", "none", "--task-dir", "none", "--report", "r.md", "--results", "r.json"),
         *("--metrics", "m.json", "--plots", "p.csv", "--load-plots", "l.csv"),
     ),
 }

@@ -34,7 +34,7 @@ from vbert.model.export import latest_version
 from vbert.serving.client import GrpcClient, RestClient
 from vbert.serving.launcher import running_server
 from vbert.text.encoding import Encoder, Item
-from vbert.text.tasks import read_split
+from vbert.text.tasks import read_split, split_file
 from vbert.text.tokenization import FullTokenizer, load_tokenizer
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 class BenchJob:
     serving_dir: Path  # the freeze stage's <base>/<model_name>
     ir_dir: Path  # the ir stage's output (variants/, <model_name>/<version>/ir.json)
-    test_tsv: Path  # real texts: the task's test split
+    task_dir: Path  # real texts: the task's test split
     work_dir: Path  # scratch: random models, server folders and logs
     models: tuple[str, ...]
     batch_sizes: tuple[int, ...]
@@ -350,7 +350,7 @@ def run_bench(job: BenchJob) -> dict:
     """Measure every model of `job.models`; returns everything measured (the report is made from it)."""
     pipeline = pipeline_model(job.serving_dir, job.ir_dir)
     precision = chosen_precision(job, job.serving_dir.name)
-    real = read_split(job.test_tsv).items()
+    real = read_split(split_file(job.task_dir, "test")).items()
     measurements = [measured_ceilings()]
     results: dict = {"machine": machine(), "skipped": skipped(job), "models": {}}
     for name in job.models:
@@ -391,6 +391,6 @@ def machine() -> dict:
 
 
 def check_inputs(job: BenchJob) -> None:
-    for path in (job.serving_dir, job.ir_dir, job.test_tsv):
+    for path in (job.serving_dir, job.ir_dir, job.task_dir):
         if not path.exists():
             raise InputError(f"{path}: missing; `dvc repro ir` makes the bench's inputs")

@@ -32,7 +32,7 @@ from vbert.core.errors import InputError
 from vbert.evaluation.scores import classification_scores, positive_index
 from vbert.model.export import ASSET_FILES, SERVING_CONFIG, ServingConfig, latest_version
 from vbert.text.encoding import INPUT_NAMES, Encoder
-from vbert.text.tasks import read_task
+from vbert.text.tasks import read_task, split_file
 from vbert.text.tokenization import load_tokenizer
 
 log = logging.getLogger(__name__)
@@ -63,7 +63,7 @@ def encoded_split(version_dir: Path, task_dir: Path, split: str) -> tuple[dict, 
     splits, _ = read_task(task_dir)
     unknown = sorted(set(splits[split].labels) - set(serving.labels))
     if unknown:
-        raise InputError(f"{task_dir / (split + '.tsv')}: labels the model does not know: {', '.join(unknown)}")
+        raise InputError(f"{split_file(task_dir, split)}: labels the model does not know: {', '.join(unknown)}")
     encoder = Encoder(load_tokenizer(assets), serving.max_seq_length)
     features = encoder.encode_items(splits[split].items(), pad_to=serving.max_seq_length).features
     labels = np.array([serving.labels.index(label) for label in splits[split].labels], np.int32)

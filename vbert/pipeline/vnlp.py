@@ -23,7 +23,7 @@ from vbert.core.parallel import default_workers, ordered_map
 from vbert.text.corpus import CORPUS_FILE, CorpusReader, write_documents
 from vbert.text.sentences import split_sentences
 from vbert.text.spelling import CorpusCounts, SpellConfig, SpellFixer, count_words
-from vbert.text.tasks import read_split
+from vbert.text.tasks import read_split, split_file
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ class VnlpJob:
     lexicon: Path | None
     chunk_documents: int
     workers: int
-    task_train: Path  # the finetune task's train.tsv: its texts join the corpus when task_text_repeat > 0
+    task_dir: Path  # the finetune task: its train texts join the corpus when task_text_repeat > 0
     task_text_repeat: int
 
 
@@ -72,12 +72,12 @@ def read_lexicon(path: Path | None) -> set[str]:
     return terms
 
 
-def task_documents(train_tsv: Path, repeat: int) -> list[list[str]]:
+def task_documents(task_dir: Path, repeat: int) -> list[list[str]]:
     """The task's training texts as documents (a text's sentences, a pair's two texts in turn), `repeat` times
     over: task-adaptive pretraining text. Never the eval or test split."""
     if repeat == 0:
         return []
-    split = read_split(train_tsv)
+    split = read_split(split_file(task_dir, "train"))
     texts = zip(split.texts_a, split.texts_b or [""] * len(split.texts_a), strict=True)
     documents = [split_sentences(a) + split_sentences(b) for a, b in texts]
     return [document for _ in range(repeat) for document in documents if document]
@@ -121,7 +121,7 @@ def run_vnlp(job: VnlpJob) -> dict:
     lexicon = read_lexicon(job.lexicon)
     workers = default_workers(job.workers)
     started = time.perf_counter()
-    task = task_documents(job.task_train, job.task_text_repeat)
+    task = task_documents(job.task_dir, job.task_text_repeat)
 
     reader, progress = _progress_pass(job, "vnlp count")
     counts = CorpusCounts(Counter(), set())
@@ -160,7 +160,7 @@ def run_vnlp(job: VnlpJob) -> dict:
             "lexicon_terms": len(lexicon),
         }
         if task:  # only then: without task text the output does not depend on the task
-            info["task_text"] = {"file": str(job.task_train), "repeat": job.task_text_repeat, "documents": len(task)}
+            info["task_text"] = {"task_dir": str(job.task_dir), "repeat": job.task_text_repeat, "documents": len(task)}
         (out_dir / "info.json").write_text(json.dumps(info, indent=2) + "\n")
     log.info(
         "vnlp: %d corrections, %d splits, %d protected tokens in %.1fs",
