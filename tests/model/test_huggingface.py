@@ -4,6 +4,7 @@ pipeline reads back (`pretrain.init_checkpoint`) as the same weights."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 import transformers
 
@@ -78,9 +79,16 @@ def random_pretrainer(config: BertConfig, seed: int):
     return pretrainer
 
 
-def test_the_masked_lm_loads_in_transformers_and_reads_back_as_the_same_weights(tmp_path):
+NEW_TOKENS = ["kubectl", "vsphere", "##ctl"]  # what the `extend` vocabulary appends after Google's 30,522
+
+
+@pytest.mark.parametrize("appended", [[], NEW_TOKENS], ids=["google-vocab", "extended-vocab"])
+def test_the_masked_lm_loads_in_transformers_and_reads_back_as_the_same_weights(tmp_path, appended):
     tokenizer_dir = tiny_finetuned(tmp_path / "tok", LABELS)  # Google's uncased vocabulary
-    config = BertConfig(vocab_size=30522, max_position_embeddings=128, gelu_approximate=False, **TINY_BERT)
+    vocab_file = tokenizer_dir / "vocab.txt"
+    vocab_file.write_text(vocab_file.read_text() + "".join(f"{token}\n" for token in appended))
+    vocab_size = 30522 + len(appended)
+    config = BertConfig(vocab_size=vocab_size, max_position_embeddings=128, gelu_approximate=False, **TINY_BERT)
     pretrainer = random_pretrainer(config, seed=3)
     folder = export_masked_lm(pretrainer, config, tokenizer_dir, tmp_path / "hf" / "masked_lm")
 
@@ -88,10 +96,15 @@ def test_the_masked_lm_loads_in_transformers_and_reads_back_as_the_same_weights(
         folder, local_files_only=True, output_loading_info=True
     )
     assert not info["missing_keys"], info
-    assert type(hf_model).__name__ == "BertForMaskedLM"
-    features = Encoder(load_tokenizer(tokenizer_dir), 32).encode_items(PAIRS).features
+    assert type(hf_model).__name__ == "BertForMaskedLM" and hf_model.config.vocab_size == vocab_size
+    pairs = [*PAIRS, ["kubectl apply", "vsphere cluster, minikubectl"]]
+    features = Encoder(load_tokenizer(tokenizer_dir), 32).encode_items(pairs).features
+    tokenizer = transformers.AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    theirs = tokenizer(*zip(*pairs, strict=True), truncation="longest_first", max_length=32, padding="longest")
+    np.testing.assert_array_equal(np.asarray(theirs["input_ids"]), features["input_ids"])
+    assert (features["input_ids"].max() >= 30522) == bool(appended)
     width = features["input_ids"].shape[1]
-    positions = np.tile(np.arange(width, dtype=np.int32), (len(PAIRS), 1))
+    positions = np.tile(np.arange(width, dtype=np.int32), (len(pairs), 1))
     outputs = pretrainer.backbone(
         {
             "token_ids": features["input_ids"],

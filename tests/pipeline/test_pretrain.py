@@ -177,3 +177,47 @@ def test_bf16_training_keeps_float32_weights_and_the_policy_is_restored(inputs, 
     with np.load(tmp_path / "pre" / "msl32" / "step-000006" / "variables.npz") as saved:
         floats = {saved[k].dtype for k in saved.files if saved[k].dtype.kind == "f"}
     assert floats == {np.dtype("float32")}
+
+
+def hf_folder_with_heads(folder):
+    """An HF folder with the `tiny` size's encoder and both pretraining heads (a BertForPreTraining)."""
+    from safetensors.numpy import save_file
+
+    from tests.model.test_weights import google_weights, to_hf
+    from vbert.model.bert import MODEL_SIZES
+
+    config = {**MODEL_SIZES["tiny"], "vocab_size": 30522, "max_position_embeddings": 512, "type_vocab_size": 2}
+    folder.mkdir()
+    weights = to_hf(google_weights(config))
+    weights["cls.predictions.bias"] = np.random.default_rng(0).normal(0, 1, 30522).astype(np.float32)
+    save_file(weights, str(folder / "model.safetensors"))
+    (folder / "config.json").write_text(json.dumps({**config, "model_type": "bert"}))
+    return folder, weights
+
+
+def test_an_extended_vocabulary_grows_the_rows_from_their_pieces_and_the_reference_keeps_google_s(inputs, tmp_path):
+    vocab = tmp_path / "vocab"
+    shutil.copytree(inputs / "vocab", vocab)
+    pieces = {"kubectl": [13970, 4783, 6593, 2140], "vsphere": [5443, 27921, 2063]}  # ku ##be ##ct ##l; vs ##pher ##e
+    replaced = [
+        {"id": 30522 + i, "old_token": None, "new_token": token, "old_piece_ids": ids}
+        for i, (token, ids) in enumerate(pieces.items())
+    ]
+    (vocab / "replaced.json").write_text(json.dumps(replaced))
+    (vocab / "vocab.txt").write_text((vocab / "vocab.txt").read_text() + "kubectl\nvsphere\n")
+    folder, source = hf_folder_with_heads(tmp_path / "hf")
+    out = tmp_path / "pre"
+    run_pretraining(tiny_pretrain_job(inputs, out, vocab_dir=vocab, init_checkpoint=str(folder)))
+
+    assert json.loads((out / "bert_config.json").read_text())["vocab_size"] == 30524
+    with np.load(out / "msl32" / "step-000000" / "variables.npz") as saved:
+        embeddings = next(saved[k] for k in saved.files if k.endswith("token_embedding/embeddings"))
+        bias = next(saved[k] for k in saved.files if k.endswith("pretraining_heads/output_bias"))
+    assert embeddings.shape == (30524, 128) and bias.shape == (30524,)
+    old_rows, old_bias = source["bert.embeddings.word_embeddings.weight"], source["cls.predictions.bias"]
+    np.testing.assert_allclose(embeddings[:30522], old_rows)
+    for entry in replaced:
+        np.testing.assert_allclose(embeddings[entry["id"]], old_rows[entry["old_piece_ids"]].mean(0), rtol=1e-6)
+        np.testing.assert_allclose(bias[entry["id"]], old_bias[entry["old_piece_ids"]].mean(), rtol=1e-5)
+    reference = (out / "reference" / "vocab.txt").read_text().splitlines()
+    assert len(reference) == 30522 and (out / "vocab.txt").read_text().splitlines()[-2:] == ["kubectl", "vsphere"]

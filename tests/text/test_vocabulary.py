@@ -1,4 +1,4 @@
-"""The three vocabularies on a hand-written base vocabulary, with exact ids and word-piece savings."""
+"""The four vocabularies on a hand-written base vocabulary, with exact ids and word-piece savings."""
 
 from __future__ import annotations
 
@@ -87,6 +87,7 @@ def test_free_slots(base):
     assert free_slots(base, "unused", used, 100) == [1, 2, 3]
     assert free_slots(base, "unused-nonascii", used, 100) == [1, 2, 3, 8]  # ü is never produced (accents strip)
     assert free_slots(base, "unused-nonascii", used, 2) == [1, 2]
+    assert free_slots(base, "extend", used, 3) == [len(base), len(base) + 1, len(base) + 2]
 
 
 @pytest.mark.parametrize("variant", ["default", "unused", "unused-nonascii"])
@@ -120,3 +121,25 @@ def test_tokenization_stats_exact(base):
     stats = tokenization_stats(Counter({"the": 3, "vs": 1, "v€": 1}), base)
     # pieces: the=1 x3, vs=2, v€=[UNK]; 6 pieces over 5 words, one word of five is [UNK]
     assert stats == {"pieces_per_word": 1.2, "unk_rate": 0.2}
+
+
+def test_extend_keeps_every_base_token_and_appends_the_best_candidates(base):
+    counts = WordCounts(train=WORDS, heldout=Counter({"vsphere": 1, "kubectl": 1, "the": 2}))
+    config = from_params(VocabConfig, "vocab", variant="extend", min_frequency=1, max_new_tokens=2)
+    vocab, replaced, metrics = build_vocab(base, counts, config)
+    assert vocab.tokens[: len(base)] == base.tokens and len(vocab) == len(base) + 2
+    assert vocab.tokens[len(base)] == "vsphere" and vocab.ids["vsphere"] == len(base)
+    assert [(r["id"], r["old_token"]) for r in replaced] == [(len(base), None), (len(base) + 1, None)]
+    assert replaced[0]["old_piece_ids"] == [base.ids[p] for p in ["v", "##s", "##p", "##h", "##e", "##r", "##e"]]
+    assert metrics["vocab_size"] == len(base) + 2 and metrics["tokens_added"] == 2
+
+
+def test_metrics_compare_all_four_variants_on_the_heldout_words(base):
+    counts = WordCounts(train=WORDS, heldout=Counter({"vsphere": 1, "kubectl": 1, "the": 2}))
+    config = from_params(VocabConfig, "vocab", variant="default", min_frequency=1)
+    _, _, metrics = build_vocab(base, counts, config)
+    variants = metrics["variants"]
+    assert list(variants) == ["default", "unused", "unused-nonascii", "extend"]
+    assert variants["default"] == {"tokens_added": 0, "pieces_per_word": (7 + 7 + 1 + 1) / 4, "unk_rate": 0.0}
+    assert variants["unused"]["tokens_added"] == 3 and variants["unused-nonascii"]["tokens_added"] == 4
+    assert variants["extend"]["pieces_per_word"] < variants["unused"]["pieces_per_word"] < 4.0

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 import keras
@@ -110,13 +110,16 @@ MODEL_NAMES = (*PACKAGED_MODELS, *MODEL_SIZES)
 
 
 def named_config(model: str, vocab_size: int) -> BertConfig:
-    """The config of a model by name: a packaged model (`minilm`), or a size (`tiny`, `base`) over `vocab_size`."""
+    """The config of a model by name: a packaged model (`minilm`), or a size (`tiny`, `base`) over `vocab_size`.
+    A vocabulary larger than a packaged model's (the `extend` variant) grows its embedding rows to fit."""
     if model in PACKAGED_MODELS:
         config = BertConfig.from_json(packaged_model_dir(model) / "config.json")
     elif model in MODEL_SIZES:
         config = BertConfig(vocab_size=vocab_size, **MODEL_SIZES[model])
     else:
         raise InputError(f"unknown model {model!r}: choose {', '.join(MODEL_NAMES)}")
+    if config.vocab_size < vocab_size:
+        config = replace(config, vocab_size=vocab_size)
     if config.vocab_size != vocab_size:
         raise InputError(f"model {model!r} has vocab_size {config.vocab_size}, the vocabulary has {vocab_size}")
     return config

@@ -235,6 +235,24 @@ def initial_tensors(init_checkpoint: str) -> tuple[dict | None, str]:
     )
 
 
+GROWN_BY_VOCABULARY = ("bert/embeddings/word_embeddings", "cls/predictions/output_bias")
+
+
+def grow_vocabulary_rows(tensors: dict, vocab_size: int, source: str) -> dict:
+    """The word embeddings and masked-LM bias of `tensors` with zero rows appended up to `vocab_size` (the
+    `extend` vocabulary; the new rows are set from their pieces afterwards)."""
+    grown = dict(tensors)
+    for name in GROWN_BY_VOCABULARY:
+        if name not in tensors:
+            continue
+        rows = tensors[name].shape[0]
+        if rows > vocab_size:
+            raise InputError(f"{source}: {name} has {rows} rows, more than the vocabulary's {vocab_size} tokens")
+        padding = np.zeros((vocab_size - rows, *tensors[name].shape[1:]), tensors[name].dtype)
+        grown[name] = np.concatenate([tensors[name], padding])
+    return grown
+
+
 def reinitialise_replaced_rows(
     embeddings: np.ndarray,
     replaced: Sequence[dict],
@@ -242,11 +260,17 @@ def reinitialise_replaced_rows(
     initializer_range: float = 0.02,
     seed: int = 12345,
 ) -> np.ndarray:
-    """Rows of replaced tokens: the mean of the old rows of the new token's pieces (`mean`) or `random`."""
+    """Rows of new tokens: the mean of the old rows of the token's pieces (`mean`) or `random`. For a vector (the
+    masked-LM bias) the mean of the pieces' entries (`mean`) or zero."""
     if mode not in ("mean", "random"):
         raise ValueError(f"unknown embedding initialisation {mode!r} (mean or random)")
     result = embeddings.copy()
     rng = np.random.default_rng(seed)
+    if embeddings.ndim == 1:  # the masked-LM bias: the mean of the pieces' biases, or zero
+        for entry in replaced:
+            ids = entry["old_piece_ids"] if mode == "mean" else []
+            result[entry["id"]] = embeddings[ids].mean() if ids else 0.0
+        return result
     for entry in replaced:
         if mode == "mean" and entry["old_piece_ids"]:
             result[entry["id"]] = embeddings[entry["old_piece_ids"]].mean(axis=0)

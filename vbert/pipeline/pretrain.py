@@ -287,35 +287,41 @@ def _replaced(job: PretrainJob) -> list[dict]:
 def initialise(model, job: PretrainJob, config: BertConfig) -> list[str]:
     """Weights from `init_checkpoint`; the reference model (those weights with the default vocabulary) when the
     vocabulary replaced tokens; then the replaced rows re-initialised. Returns the variables the source lacked."""
-    from vbert.model.weights import assign_weights, google_variable_map, initial_tensors, reinitialise_replaced_rows
+    from vbert.model.weights import (
+        assign_weights,
+        google_variable_map,
+        grow_vocabulary_rows,
+        initial_tensors,
+        reinitialise_replaced_rows,
+    )
 
     tensors, source = initial_tensors(job.init_checkpoint)
     if tensors is None:
         return []
+    tensors = grow_vocabulary_rows(tensors, config.vocab_size, source)
     left = assign_weights(google_variable_map(config, model.backbone, model.pretraining_heads), tensors, source)
     replaced = _replaced(job)
     if replaced:
         write_reference(model, job, replaced)
-        embeddings = model.word_embeddings
-        embeddings.assign(
-            reinitialise_replaced_rows(
-                np.asarray(embeddings.numpy()),
-                replaced,
-                job.embedding_init,
-                config.initializer_range,
-                job.random_seed,
-            )
-        )
-        log.info("re-initialised %d embedding rows of replaced tokens (%s)", len(replaced), job.embedding_init)
+        rows = [model.word_embeddings]
+        if "cls/predictions/output_bias" in tensors:  # a fresh head's bias stays zero
+            rows.append(model.pretraining_heads.output_bias)
+        for variable in rows:
+            values = np.asarray(variable.numpy())
+            init = (job.embedding_init, config.initializer_range, job.random_seed)
+            variable.assign(reinitialise_replaced_rows(values, replaced, *init))
+        log.info("initialised %d embedding rows of new tokens (%s)", len(replaced), job.embedding_init)
     return left
 
 
 def write_reference(model, job: PretrainJob, replaced: list[dict]) -> None:
-    """`reference/`: the starting weights and the vocabulary before the variant replaced any token."""
+    """`reference/`: the starting weights and the vocabulary before the variant replaced any token (rows the
+    `extend` variant appended stay in the weights, zero, and no token of the default vocabulary reaches them)."""
     vocab = load_vocab(tokenizer_files(job.vocab_dir)[0])
     tokens = list(vocab.tokens)
     for entry in replaced:
         tokens[entry["id"]] = entry["old_token"]
+    tokens = [token for token in tokens if token is not None]
     with atomic_dir(job.out_dir / REFERENCE) as tmp:
         save_weights(tmp, model)
         save_tokenizer(tmp, Vocab(tokens, "<default vocabulary>"), read_do_lower_case(job.vocab_dir))

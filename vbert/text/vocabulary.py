@@ -1,16 +1,18 @@
-"""The vocab stage: the paper's three vocabularies, built on Google's uncased BERT vocabulary.
+"""The vocab stage: the paper's three vocabularies and one with room, built on Google's uncased BERT vocabulary.
 
 * `default`: the base vocabulary unchanged.
 * `unused`: new domain tokens written into the `[unusedN]` slots.
 * `unused-nonascii`: also into the slots of non-ASCII tokens that the corpus never uses, up to `max_new_tokens`.
+* `extend`: every base token kept, up to `max_new_tokens` new tokens appended after them (the model's embedding
+  matrix and masked-LM bias grow by as many rows).
 
 Candidates are learnt from the cleaned corpus the way WordPiece grows a vocabulary, by merging adjacent word
 pieces: every run of two or more consecutive pieces of a word (as the base vocabulary splits it) that the corpus
 uses at least `min_frequency` times is a candidate, and so is every such word. They are ranked by how many word
 pieces each would save on the corpus on its own. (Hugging Face's WordPiece trainer was the first choice, but its
 result changes from one process to the next, Rust hash maps being seeded at random, which DVC cannot cache.)
-The size stays the same and every kept token keeps its id, so a checkpoint trained on the base vocabulary still
-fits.
+Every kept token keeps its id, so a checkpoint trained on the base vocabulary still fits (for `extend`, with rows
+appended). A new token's embedding row starts as the mean of the rows of the pieces it replaces.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from vbert.text.tokenization import SPECIAL_TOKENS, FullTokenizer, Vocab, wordpi
 
 log = logging.getLogger(__name__)
 
-VARIANTS = ("default", "unused", "unused-nonascii")
+VARIANTS = ("default", "unused", "unused-nonascii", "extend")
 _UNUSED = re.compile(r"^\[unused\d+\]$")
 
 
@@ -129,9 +131,12 @@ def rank_candidates(candidates: Iterable[str], words: Counter, base: Vocab, min_
 
 
 def free_slots(base: Vocab, variant: str, used_pieces: set[str], max_new_tokens: int) -> list[int]:
-    """Ids that may take a new token: [unusedN] slots, then (for unused-nonascii) unused non-ASCII tokens."""
+    """Ids that may take a new token: [unusedN] slots, then (for unused-nonascii) unused non-ASCII tokens; for
+    `extend`, the ids after the base vocabulary's."""
     if variant == "default":
         return []
+    if variant == "extend":
+        return list(range(len(base), len(base) + max_new_tokens))
     slots = [i for i, t in enumerate(base.tokens) if _UNUSED.match(t)]
     if variant == "unused-nonascii":
         slots += [
@@ -169,31 +174,45 @@ def tokenization_stats(words: Counter, vocab: Vocab) -> dict[str, float]:
     }
 
 
-def build_vocab(base: Vocab, counts: WordCounts, config: VocabConfig) -> tuple[Vocab, list[dict], dict]:
-    """Returns the new vocabulary, the replaced slots, and metrics."""
-    if config.variant not in VARIANTS:
-        raise InputError(f"unknown vocabulary variant {config.variant!r}: choose one of {', '.join(VARIANTS)}")
+def variant_vocab(base: Vocab, variant: str, slots: list[int], ranked: list[tuple[str, int]]) -> tuple[Vocab, list]:
+    """The best-ranked candidates written into `slots` in order (appended where a slot is past the base's end);
+    returns the vocabulary and one record per new token (`old_token` None where it was appended)."""
     tokens = list(base.tokens)
     replaced: list[dict] = []
-    ranked: list[tuple[str, int]] = []
-    slots = free_slots(base, config.variant, pieces_used(counts.train, base), config.max_new_tokens)
-    if slots:
-        candidates = merge_candidates(counts.train, base, config.min_frequency)
-        ranked = rank_candidates(candidates, counts.train, base, config.min_savings)
-        for slot, (token, saved) in zip(slots, ranked, strict=False):
-            pieces = old_pieces(token, base)
-            replaced.append(
-                {
-                    "id": slot,
-                    "old_token": base.tokens[slot],
-                    "new_token": token,
-                    "old_pieces": pieces,
-                    "old_piece_ids": base.convert_tokens_to_ids(pieces),
-                    "pieces_saved": saved,
-                }
-            )
+    for slot, (token, saved) in zip(slots, ranked, strict=False):
+        pieces = old_pieces(token, base)
+        replaced.append(
+            {
+                "id": slot,
+                "old_token": base.tokens[slot] if slot < len(base) else None,
+                "new_token": token,
+                "old_pieces": pieces,
+                "old_piece_ids": base.convert_tokens_to_ids(pieces),
+                "pieces_saved": saved,
+            }
+        )
+        if slot < len(base):
             tokens[slot] = token
-    new_vocab = Vocab(tokens, source=f"<{config.variant} vocabulary>")
+        else:
+            tokens.append(token)
+    return Vocab(tokens, source=f"<{variant} vocabulary>"), replaced
+
+
+def build_vocab(base: Vocab, counts: WordCounts, config: VocabConfig) -> tuple[Vocab, list[dict], dict]:
+    """Returns the new vocabulary, its new tokens (id, the token it replaced, its old pieces), and metrics:
+    the chosen variant's, and pieces per word and [UNK] rate on the held-out slice for every variant."""
+    if config.variant not in VARIANTS:
+        raise InputError(f"unknown vocabulary variant {config.variant!r}: choose one of {', '.join(VARIANTS)}")
+    used = pieces_used(counts.train, base)
+    ranked = rank_candidates(
+        merge_candidates(counts.train, base, config.min_frequency), counts.train, base, config.min_savings
+    )
+    built = {}
+    for variant in VARIANTS:
+        slots = free_slots(base, variant, used, config.max_new_tokens)
+        vocab, replaced = variant_vocab(base, variant, slots, ranked)
+        built[variant] = (vocab, replaced, slots)
+    new_vocab, replaced, slots = built[config.variant]
     before, after = tokenization_stats(counts.heldout, base), tokenization_stats(counts.heldout, new_vocab)
     metrics = {
         "variant": config.variant,
@@ -206,5 +225,9 @@ def build_vocab(base: Vocab, counts: WordCounts, config: VocabConfig) -> tuple[V
         "pieces_per_word_after": after["pieces_per_word"],
         "unk_rate_before": before["unk_rate"],
         "unk_rate_after": after["unk_rate"],
+        "variants": {
+            variant: {"tokens_added": len(r), **tokenization_stats(counts.heldout, v)}
+            for variant, (v, r, _) in built.items()
+        },
     }
     return new_vocab, replaced, metrics
