@@ -101,6 +101,14 @@ def _f1(scores: dict) -> str:
     return f"{scores['test_f1_mean']:.4f} ± {scores['test_f1_std']:.4f}"
 
 
+def verdict(low: float, high: float) -> str:
+    if low > 0:
+        return "better beyond noise (the whole interval above zero)"
+    if high < 0:
+        return "worse beyond noise (the whole interval below zero)"
+    return "within noise (the interval holds zero)"
+
+
 def markdown(data: dict) -> str:
     low, high = data["difference_ci95"]
     runs = " / ".join(f"{f:.4f}" for f in data["domain_pretraining"]["test_f1"])
@@ -123,7 +131,7 @@ def markdown(data: dict) -> str:
             f"| {_f1(data['domain_pretraining'])} | {runs} |",
             "",
             f"Difference: **{100 * data['difference']:+.2f} F1 points**, paired bootstrap 95% CI over test examples "
-            f"[{100 * low:+.2f}, {100 * high:+.2f}]: {'beyond' if data['beyond_noise'] else 'within'} noise.",
+            f"[{100 * low:+.2f}, {100 * high:+.2f}]: {verdict(low, high)}.",
             "",
             f"Overrides of params.yaml: `{settings}`",
             "",
@@ -134,7 +142,11 @@ def markdown(data: dict) -> str:
 @click.command()
 @click.option("--name", default="domain-adaptation", show_default=True, help="the experiment's name")
 @click.option("--out", type=click.Path(path_type=Path), default=REPO / "benchmarks/results/domain_adaptation.json")
-def main(name: str, out: Path) -> None:
+@click.option("--render-only", is_flag=True, help="only write the markdown again from the JSON result at --out")
+def main(name: str, out: Path, render_only: bool) -> None:
+    if render_only:
+        write_text(out.with_suffix(".md"), markdown(json.loads(out.read_text())))
+        return
     if not (REPO / "data/full/pkg_section/train.tsv").exists():
         raise click.ClickException("data/full has no pkg_section task: run `make data-full` first")
     settings = [item for key, value in OVERRIDES.items() for item in ("-S", f"{key}={value}")]
