@@ -31,7 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from vbert.bench.measure import machine  # noqa: E402
-from vbert.core.atomic import write_json  # noqa: E402
+from vbert.core.atomic import write_json, write_text  # noqa: E402
 
 log = logging.getLogger("benchmark")
 
@@ -106,6 +106,35 @@ def _tokenizer_folder(model_folder: Path) -> Path:
     return folder
 
 
+def markdown(results: dict) -> str:
+    machine_ = results["machine"]
+    lines = [
+        f"# Training speed ({machine_['cpu']}, {machine_['cpus']} cores)",
+        "",
+        f"`python benchmarks/model_speed.py`: batch {results['batch']}, MSL {results['max_seq_length']}, "
+        f"{results['steps']} timed steps, median of {results['rounds']} interleaved rounds, each in a fresh process.",
+        "",
+        "| configuration | task | precision | padding | XLA | examples/s |",
+        "|---|---|---|---|---|---:|",
+    ]
+    for name, value in results["median_examples_per_second"].items():
+        c = results["configurations"][name]
+        lines.append(
+            f"| {name} | {c['task']} | {c['precision']} | {c['padding']} | {'on' if c['jit_compile'] else 'off'} "
+            f"| {value} |"
+        )
+    ratios = results["ratios"]
+    lines += [
+        "",
+        f"pretraining bf16 / fp32: **{ratios['pretrain_bf16_over_fp32']}x**; fine-tuning after (bf16, "
+        f"length-grouped) / before (fp32, padded to {results['max_seq_length']}): "
+        f"**{ratios['finetune_after_over_before']}x**; tiny pretraining with XLA / without: "
+        f"{ratios['pretrain_tiny_xla_over_no_xla']}x.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
 def measure(name: str, steps: int) -> float:
     """Examples/s of configuration `name` in this process."""
     from vbert.model.precision import computing_in
@@ -144,27 +173,23 @@ def main(out: Path, steps: int, rounds: int, one: str | None) -> None:
         "finetune_after_over_before": round(median["finetune-minilm-after"] / median["finetune-minilm-before"], 2),
         "pretrain_tiny_xla_over_no_xla": round(median["pretrain-tiny-xla"] / median["pretrain-tiny-no-xla"], 2),
     }
-    write_json(
-        out,
-        {
-            "machine": machine(),
-            "batch": BATCH,
-            "max_seq_length": MSL,
-            "steps": steps,
-            "rounds": rounds,
-            "configurations": {
-                n: dict(zip(("task", "model", "precision", "padding", "jit_compile"), c, strict=True))
-                for n, c in CONFIGURATIONS.items()
-            },
-            "examples_per_second": speeds,
-            "median_examples_per_second": median,
-            "ratios": ratios,
+    results = {
+        "machine": machine(),
+        "batch": BATCH,
+        "max_seq_length": MSL,
+        "steps": steps,
+        "rounds": rounds,
+        "configurations": {
+            n: dict(zip(("task", "model", "precision", "padding", "jit_compile"), c, strict=True))
+            for n, c in CONFIGURATIONS.items()
         },
-    )
-    print("| configuration | examples/s (median of rounds) |\n|---|---|")
-    for name, value in median.items():
-        print(f"| {name} | {value} |")
-    print(json.dumps(ratios))
+        "examples_per_second": speeds,
+        "median_examples_per_second": median,
+        "ratios": ratios,
+    }
+    write_json(out, results)
+    write_text(out.with_suffix(".md"), markdown(results))
+    click.echo(markdown(results))
 
 
 if __name__ == "__main__":
