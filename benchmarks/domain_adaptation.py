@@ -24,6 +24,7 @@ sys.path.insert(0, str(REPO))
 
 from vbert.bench.measure import machine  # noqa: E402
 from vbert.core.atomic import write_json, write_text  # noqa: E402
+from vbert.tools.summary import verdict  # noqa: E402
 
 OVERRIDES = {  # the recipe: everything else is params.yaml as committed
     "vnlp.input_dir": "data/full",  # the 33 MB docs corpus
@@ -101,14 +102,6 @@ def _f1(scores: dict) -> str:
     return f"{scores['test_f1_mean']:.4f} ± {scores['test_f1_std']:.4f}"
 
 
-def verdict(low: float, high: float) -> str:
-    if low > 0:
-        return "better beyond noise (the whole interval above zero)"
-    if high < 0:
-        return "worse beyond noise (the whole interval below zero)"
-    return "within noise (the interval holds zero)"
-
-
 def markdown(data: dict) -> str:
     low, high = data["difference_ci95"]
     runs = " / ".join(f"{f:.4f}" for f in data["domain_pretraining"]["test_f1"])
@@ -131,7 +124,7 @@ def markdown(data: dict) -> str:
             f"| {_f1(data['domain_pretraining'])} | {runs} |",
             "",
             f"Difference: **{100 * data['difference']:+.2f} F1 points**, paired bootstrap 95% CI over test examples "
-            f"[{100 * low:+.2f}, {100 * high:+.2f}]: {verdict(low, high)}.",
+            f"[{100 * low:+.2f}, {100 * high:+.2f}]: {verdict((low, high))}.",
             "",
             f"Overrides of params.yaml: `{settings}`",
             "",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from vbert.tools.summary import lines
+from vbert.tools.summary import lines, verdict
 
 
 def write(folder, stage, data):
@@ -58,7 +58,7 @@ def test_a_line_per_finding_from_the_metrics(tmp_path):
     assert "40 steps (bf16): masked-LM accuracy 0.000 -> 0.210" in text
     assert "test F1 0.701 ± 0.004 over 3 seeds" in text
     assert "no domain pretraining 0.690, TF-IDF + LR 0.650, majority class 0.050" in text
-    assert "+0.011 F1 (95% interval +0.002 .. +0.020: beyond noise)" in text
+    assert "+0.011 F1 (95% interval +0.002 .. +0.020: better beyond noise)" in text
     assert "OpenVINO bf16: 12.3 ms per request" in text and "/v1/models/docs:classify_text" in text
 
 
@@ -66,3 +66,9 @@ def test_only_the_stages_that_ran(tmp_path):
     write(tmp_path, "vnlp", {"documents": 2, "words": 10, "corrections": 0, "splits": 0})
     assert len(lines(tmp_path)) == 1
     assert lines(tmp_path / "nothing") == []
+
+
+def test_verdict_reads_the_interval_both_ways():
+    assert verdict((0.002, 0.02)) == "better beyond noise"
+    assert verdict((-0.048, -0.002)) == "worse beyond noise"
+    assert verdict((-0.01, 0.01)) == "within noise"

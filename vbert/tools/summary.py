@@ -12,6 +12,16 @@ import sys
 from pathlib import Path
 
 
+def verdict(ci95) -> str:
+    """What a difference's 95% interval says, in words: better or worse beyond noise, or within it."""
+    low, high = ci95
+    if low > 0:
+        return "better beyond noise"
+    if high < 0:
+        return "worse beyond noise"
+    return "within noise"
+
+
 def _load(folder: Path, stage: str) -> dict | None:
     path = folder / f"{stage}.json"
     return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
@@ -53,10 +63,9 @@ def lines(folder: Path) -> list[str]:
         )
         if difference := finetune.get("difference"):
             low, high = difference["ci95"]
-            verdict = "beyond noise" if difference["beyond_noise"] else "within noise"
             out.append(
                 f"  pretrained {finetune['domain_pretraining']['cell']} minus none: {difference['difference']:+.3f} "
-                f"F1 (95% interval {low:+.3f} .. {high:+.3f}: {verdict})"
+                f"F1 (95% interval {low:+.3f} .. {high:+.3f}: {verdict((low, high))})"
             )
     if ir := _load(folder, "ir"):
         chosen = ir["variants"][ir["chosen"]]
