@@ -13,6 +13,7 @@ from vbert.bench.measure import (
     CpuSampler,
     bert_classifier_flops,
     ceilings_gflops,
+    compile_int8_matmul,
     cpu_seconds,
     matmul_ceiling_gflops,
     openvino_matmul_gflops,
@@ -63,9 +64,25 @@ def test_matmul_ceiling_is_a_positive_rate():
 
 def test_openvino_matmul_rates_and_the_ceilings():
     assert openvino_matmul_gflops("f32", size=256, repeats=2) > 0.1
-    ceilings = ceilings_gflops()
-    assert set(ceilings) == {"fp32", "fp32_openvino", "bf16"}
-    assert ceilings["bf16"] >= max(ceilings["fp32"], ceilings["fp32_openvino"]) and ceilings["fp32"] > 1
+    ceilings = ceilings_gflops(size=256, repeats=2)
+    assert {p: set(k) for p, k in ceilings.items()} == {
+        "fp32": {"numpy_env", "numpy", "openvino", "tensorflow"},
+        "bf16": {"openvino", "tensorflow"},
+        "int8": {"openvino"},
+    }
+    assert all(rate > 0.1 for kernels in ceilings.values() for rate in kernels.values())
+
+
+def test_the_int8_matmul_runs_in_int8():
+    """OpenVINO runs the FakeQuantize-wrapped MatMul as an integer FullyConnected (u8 activations), not in f32."""
+    compiled, data = compile_int8_matmul(128)
+    products = [
+        op.get_rt_info()["runtimePrecision"].astype(str)
+        for op in compiled.get_runtime_model().get_ordered_ops()
+        if op.get_rt_info()["layerType"].astype(str) in ("FullyConnected", "MatMul")
+    ]
+    assert products == ["u8"]
+    assert np.asarray(compiled(data)[0]).shape == (128, 128)
 
 
 CpuTimes = namedtuple("CpuTimes", "user nice system idle iowait irq softirq steal guest guest_nice")

@@ -78,12 +78,23 @@ def test_speedups_are_over_naive_at_the_same_batch():
 
 
 def test_shares_are_taken_against_the_highest_ceiling_of_the_cells_precision():
-    ceilings = highest_ceilings([{"fp32": 160.0, "bf16": 400.0}, {"fp32": 200.0, "bf16": 350.0}])
-    assert ceilings == {"fp32": 200.0, "bf16": 400.0}
+    first = {"fp32": {"numpy": 160.0, "openvino": 150.0}, "bf16": {"openvino": 400.0}, "int8": {"openvino": 700.0}}
+    second = {"fp32": {"numpy": 190.0, "openvino": 200.0}, "bf16": {"openvino": 350.0}, "int8": {"openvino": 650.0}}
+    ceilings = highest_ceilings([first, second])
+    assert ceilings == {
+        "fp32": {"gflops": 200.0, "set_by": "openvino"},
+        "bf16": {"gflops": 400.0, "set_by": "openvino"},
+        "int8": {"gflops": 700.0, "set_by": "openvino"},
+    }
     cells = [{"precision": "fp32", "gflops": 170.0}, {"precision": "bf16", "gflops": 340.0}]
-    cells.append({"precision": "int8", "gflops": 210.0})  # no int8 ceiling is measured: against fp32
+    cells += [{"precision": "int8", "gflops": 210.0}, {"precision": "fp16", "gflops": 100.0}]
     add_ceiling_shares({"models": {"m": {"table3": {"fixed": cells}}}}, ceilings)
-    assert [c["ceiling_percent"] for c in cells] == [85.0, 85.0, 105.0]
+    assert [c["ceiling_percent"] for c in cells] == [85.0, 85.0, 30.0, 50.0]
+
+
+def test_bf16_is_never_below_fp32():
+    slow_bf16 = {"fp32": {"numpy": 200.0}, "bf16": {"openvino": 120.0}}  # a CPU without bf16 units
+    assert highest_ceilings([slow_bf16])["bf16"] == {"gflops": 200.0, "set_by": "fp32 numpy"}
 
 
 def test_cpu_percent_sums_ticks_before_dividing():

@@ -5,6 +5,8 @@ this machine's matrix-multiply ceiling, so that achieved GFLOP/s can be read aga
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -61,14 +63,87 @@ def openvino_matmul_gflops(precision: str, size: int = 2048, repeats: int = 5) -
     return matmul_gflops(lambda: compiled(data), size, repeats)
 
 
-def ceilings_gflops() -> dict[str, float]:
-    """This run's compute ceilings (GFLOP/s): `fp32` numpy's BLAS (the ceiling the targets use for fp32, as in the
-    issue), `fp32_openvino` OpenVINO's own f32 MatMul for reference, and `bf16` OpenVINO's bf16 MatMul (where the
-    CPU has no bf16 units OpenVINO computes it in f32, so it is never taken below the fp32 ceiling)."""
-    fp32 = matmul_ceiling_gflops()
-    fp32_openvino = openvino_matmul_gflops("f32")
-    bf16 = max(fp32, fp32_openvino, openvino_matmul_gflops("bf16"))
-    return {"fp32": round(fp32, 1), "fp32_openvino": round(fp32_openvino, 1), "bf16": round(bf16, 1)}
+_NUMPY_MATMUL = """
+import time
+import numpy as np
+size, repeats = {size}, {repeats}
+rng = np.random.default_rng(0)
+a, b = (rng.standard_normal((size, size), dtype=np.float32) for _ in range(2))
+a @ b
+best = float("inf")
+for _ in range(repeats):
+    start = time.perf_counter()
+    a @ b
+    best = min(best, time.perf_counter() - start)
+print(2 * size**3 / best / 1e9)
+"""
+
+
+def numpy_best_kernel_gflops(size: int = 2048, repeats: int = 5) -> float:
+    """numpy's float32 matrix-multiply rate with the BLAS kernels it picks for this CPU: measured in a subprocess
+    without `OPENBLAS_CORETYPE` (set to Haswell here, which holds OpenBLAS to its AVX2 kernels)."""
+    env = {name: value for name, value in os.environ.items() if name != "OPENBLAS_CORETYPE"}
+    code = _NUMPY_MATMUL.format(size=size, repeats=repeats)
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    return float(done.stdout.strip().splitlines()[-1])
+
+
+def tensorflow_matmul_gflops(precision: str, size: int = 2048, repeats: int = 5) -> float:
+    """The best rate of one [size, size] x [size, size] tf.matmul (oneDNN) in `precision` (fp32 or bf16)."""
+    import tensorflow as tf
+
+    dtype = {"fp32": tf.float32, "bf16": tf.bfloat16}[precision]
+    rng = np.random.default_rng(0)
+    a, b = (tf.constant(rng.standard_normal((size, size), dtype=np.float32), dtype=dtype) for _ in range(2))
+    multiply = tf.function(lambda: tf.matmul(a, b))
+    return matmul_gflops(lambda: multiply().numpy(), size, repeats)
+
+
+def compile_int8_matmul(size: int):
+    """A [size, size] x [size, size] MatMul compiled by OpenVINO's CPU plugin to run in int8 (u8 activations, i8
+    weights: FakeQuantize on both, as NNCF writes them; VNNI where the CPU has it), and non-negative input data."""
+    import openvino as ov
+    import openvino.opset13 as ops
+
+    rng = np.random.default_rng(0)
+    x = ops.parameter([size, size], np.float32)
+    low, high = ops.constant(np.float32(0)), ops.constant(np.float32(8))
+    weights = rng.standard_normal((size, size), dtype=np.float32)
+    bound = float(np.abs(weights).max())
+    w_low, w_high = ops.constant(np.float32(-bound)), ops.constant(np.float32(bound))
+    product = ops.matmul(
+        ops.fake_quantize(x, low, high, low, high, 256),
+        ops.fake_quantize(ops.constant(weights), w_low, w_high, w_low, w_high, 255),
+        False,
+        False,
+    )
+    compiled = ov.Core().compile_model(ov.Model([product], [x]), "CPU", {"PERFORMANCE_HINT": "LATENCY"})
+    return compiled, np.abs(rng.standard_normal((size, size), dtype=np.float32))
+
+
+def openvino_int8_matmul_gops(size: int = 2048, repeats: int = 5) -> float:
+    """The best rate of OpenVINO's int8 MatMul (`compile_int8_matmul`), GOP/s."""
+    compiled, data = compile_int8_matmul(size)
+    return matmul_gflops(lambda: compiled(data), size, repeats)
+
+
+def ceilings_gflops(size: int = 2048, repeats: int = 5) -> dict[str, dict[str, float]]:
+    """This run's matrix-multiply rates per precision and kernel (GFLOP/s; GOP/s for int8): fp32 from numpy with
+    the environment's BLAS kernels (`numpy_env`) and with the best ones (`numpy`), OpenVINO and TensorFlow (oneDNN);
+    bf16 from OpenVINO and TensorFlow; int8 from OpenVINO. The ceiling of a precision is its fastest kernel."""
+    return {
+        "fp32": {
+            "numpy_env": round(matmul_ceiling_gflops(size, repeats), 1),
+            "numpy": round(numpy_best_kernel_gflops(size, repeats), 1),
+            "openvino": round(openvino_matmul_gflops("f32", size, repeats), 1),
+            "tensorflow": round(tensorflow_matmul_gflops("fp32", size, repeats), 1),
+        },
+        "bf16": {
+            "openvino": round(openvino_matmul_gflops("bf16", size, repeats), 1),
+            "tensorflow": round(tensorflow_matmul_gflops("bf16", size, repeats), 1),
+        },
+        "int8": {"openvino": round(openvino_int8_matmul_gops(size, repeats), 1)},
+    }
 
 
 def cpu_seconds(before, after) -> tuple[float, float]:

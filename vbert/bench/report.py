@@ -185,10 +185,12 @@ def markdown(results: dict, goals: dict[str, dict]) -> str:
         "",
         f"Machine: {m['cpu']}, {m['cpus']} CPUs, {m['memory_gb']} GiB; ISA: {', '.join(m['isa'])}; "
         f"OpenVINO {m['openvino']}, TensorFlow {m['tensorflow']}.",
-        f"Matrix-multiply ceilings measured in this run (GFLOP/s; numpy's BLAS for fp32, OpenVINO's MatMul for "
-        f"fp32_openvino and bf16), at the start and after each model: "
-        f"{'; '.join(map(str, results['ceiling_measurements_gflops']))}. Shares are taken against the highest: "
-        f"{results['ceilings_gflops']}.",
+        "Matrix-multiply ceilings measured in this run (GFLOP/s, GOP/s for int8; per precision the fastest of numpy "
+        "with the environment's and with its best BLAS kernels, OpenVINO's MatMul and TensorFlow's oneDNN), at the "
+        f"start and after each model: {'; '.join(map(str, results['ceiling_measurements_gflops']))}. Shares are "
+        "taken against the highest: "
+        + ", ".join(f"{p} {c['gflops']} ({c['set_by']})" for p, c in results["ceilings_gflops"].items())
+        + ".",
         "",
         *(f"- Not measured: {note}." for note in results.get("skipped", [])),
         "",

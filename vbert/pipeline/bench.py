@@ -153,18 +153,30 @@ def cell_result(runner: Runner, times: CellTimes, batch: int) -> dict:
     return result
 
 
-def highest_ceilings(measurements: list[dict[str, float]]) -> dict[str, float]:
-    """The best each ceiling reached over the run's measurements: the machine's speed drifts (a slow spell once
-    read 160 GFLOP/s where 195 is usual), and the highest reading makes every share conservative."""
-    return {key: max(m[key] for m in measurements) for key in measurements[0]}
+def highest_ceilings(measurements: list[dict[str, dict[str, float]]]) -> dict[str, dict]:
+    """Per precision, the highest rate any kernel reached over the run's measurements, and the kernel that set it:
+    the machine's speed drifts (a slow spell once read 160 GFLOP/s where 195 is usual), and the highest reading
+    makes every share conservative. bf16 is never below fp32 (a CPU without bf16 units computes it in fp32)."""
+    ceilings = {}
+    for precision in measurements[0]:
+        rate, kernel = max((rate, kernel) for m in measurements for kernel, rate in m[precision].items())
+        ceilings[precision] = {"gflops": rate, "set_by": kernel}
+    if "bf16" in ceilings and ceilings["bf16"]["gflops"] < ceilings["fp32"]["gflops"]:
+        ceilings["bf16"] = {"gflops": ceilings["fp32"]["gflops"], "set_by": f"fp32 {ceilings['fp32']['set_by']}"}
+    return ceilings
 
 
-def add_ceiling_shares(results: dict, ceilings: dict[str, float]) -> None:
-    """Every cell's GFLOP/s as a percentage of the ceiling of its precision (bf16, else fp32)."""
+def ceiling_precision(cell_precision: str) -> str:
+    """The ceiling a cell is read against: bf16 and int8 their own, anything else (fp32, fp16 weights) fp32's."""
+    return cell_precision if cell_precision in ("bf16", "int8") else "fp32"
+
+
+def add_ceiling_shares(results: dict, ceilings: dict[str, dict]) -> None:
+    """Every cell's GFLOP/s as a percentage of the ceiling of its precision."""
     for model in results["models"].values():
         for cells in model["table3"].values():
             for cell in cells:
-                ceiling = ceilings["bf16" if cell["precision"] == "bf16" else "fp32"]
+                ceiling = ceilings[ceiling_precision(cell["precision"])]["gflops"]
                 cell["ceiling_percent"] = round(100 * cell["gflops"] / ceiling, 1)
 
 
