@@ -80,13 +80,15 @@ def small_corpus(path: Path, source: Path, documents: int) -> Path:
     return write_lines(path, out)
 
 
-def uncased_tokenizer(folder: Path) -> Path:
-    """A tokenizer folder (as the vocab stage writes it) with Google's uncased 30,522-token vocabulary."""
+def uncased_tokenizer(folder: Path, appended: tuple[str, ...] = ()) -> Path:
+    """A tokenizer folder (as the vocab stage writes it) with Google's uncased 30,522-token vocabulary, and
+    `appended` tokens after it (as the `extend` variant writes them)."""
     from vbert.core.resources import resolve_vocab
-    from vbert.text.tokenization import load_vocab, save_tokenizer
+    from vbert.text.tokenization import Vocab, load_vocab, save_tokenizer
 
     folder.mkdir(parents=True, exist_ok=True)
-    save_tokenizer(folder, load_vocab(resolve_vocab("minilm")), do_lower_case=True)
+    vocab = load_vocab(resolve_vocab("minilm"))
+    save_tokenizer(folder, Vocab([*vocab.tokens, *appended]), do_lower_case=True)
     return folder
 
 
@@ -134,9 +136,15 @@ TINY_BERT = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2
 
 
 def tiny_finetuned(
-    root: Path, labels: list[str], max_seq_length: int = 32, seed: int = 0, positive_label: str | None = None
+    root: Path,
+    labels: list[str],
+    max_seq_length: int = 32,
+    seed: int = 0,
+    positive_label: str | None = None,
+    appended: tuple[str, ...] = (),
 ) -> Path:
-    """A `best/` folder as the finetune stage writes it, for a tiny random classifier on Google's vocabulary."""
+    """A `best/` folder as the finetune stage writes it, for a tiny random classifier on Google's vocabulary (with
+    `appended` tokens after it)."""
     import keras
 
     from vbert.model.bert import BertConfig, build_classifier
@@ -144,9 +152,9 @@ def tiny_finetuned(
     from vbert.model.export import SERVING_CONFIG, ServingConfig
 
     keras.utils.set_random_seed(seed)
-    config = BertConfig(vocab_size=30522, max_position_embeddings=128, **TINY_BERT)
+    config = BertConfig(vocab_size=30522 + len(appended), max_position_embeddings=128, **TINY_BERT)
     model = build_classifier(config, len(labels))
-    uncased_tokenizer(root)
+    uncased_tokenizer(root, appended)
     save_weights(root, model)
     (root / "bert_config.json").write_text(config.to_json())
     (root / SERVING_CONFIG).write_text(ServingConfig(labels, max_seq_length, positive_label).to_json())
@@ -162,13 +170,15 @@ def tiny_task(root: Path, labels: list[str], rows: int = 20) -> Path:
     return root
 
 
-def tiny_pipeline_models(root: Path, labels: list[str], precision: str = "fp32") -> Path:
+def tiny_pipeline_models(
+    root: Path, labels: list[str], precision: str = "fp32", appended: tuple[str, ...] = ()
+) -> Path:
     """What the freeze and ir stages write for a tiny random classifier: `root/best` (finetune), `root/task`,
     `root/serving/vbert/1` (SavedModel) and `root/ir` (IR variants, `root/ir/vbert/1`)."""
     from vbert.pipeline.freeze import freeze
     from vbert.pipeline.ir import IRJob, build_ir
 
-    freeze(tiny_finetuned(root / "best", labels, max_seq_length=32), root / "serving" / "vbert", 1)
+    freeze(tiny_finetuned(root / "best", labels, max_seq_length=32, appended=appended), root / "serving" / "vbert", 1)
     task = tiny_task(root / "task", labels)
     job = from_params(
         IRJob, "ir", serving_dir=root / "serving" / "vbert", task_dir=task, out_dir=root / "ir", precision=precision

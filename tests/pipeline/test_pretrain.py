@@ -221,3 +221,8 @@ def test_an_extended_vocabulary_grows_the_rows_from_their_pieces_and_the_referen
         np.testing.assert_allclose(bias[entry["id"]], old_bias[entry["old_piece_ids"]].mean(), rtol=1e-5)
     reference = (out / "reference" / "vocab.txt").read_text().splitlines()
     assert len(reference) == 30522 and (out / "vocab.txt").read_text().splitlines()[-2:] == ["kubectl", "vsphere"]
+    assert json.loads((out / "reference" / "bert_config.json").read_text())["vocab_size"] == 30522
+    with np.load(out / "reference" / "variables.npz") as saved:  # the starting model as it was: no new rows
+        np.testing.assert_array_equal(
+            next(saved[k] for k in saved.files if k.endswith("token_embedding/embeddings")), old_rows
+        )

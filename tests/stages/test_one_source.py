@@ -16,7 +16,7 @@ import pytest
 import tensorflow as tf
 import yaml
 
-from tests.helpers import REPO, run_stage, tiny_finetuned, write_lines
+from tests.helpers import REPO, run_stage, tiny_finetuned, tiny_pipeline_models, write_lines
 from vbert.bench.models import BenchModel
 from vbert.data.features import tf_schema
 from vbert.model.bert import BertConfig
@@ -214,3 +214,96 @@ def test_a_cased_vocabulary_keeps_apple_and_apple_apart_in_every_stage(tmp_path)
         assert upper["probabilities"] != lower["probabilities"]  # different ids, different inputs to the model
         same = classify(server.url, ["Apple", "Apple"])
         assert same[0]["probabilities"] == same[1]["probabilities"]
+
+
+# ---- a vocabulary larger than the starting model's, end to end ---------------------------------------------
+
+BASE = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "cluster", "runs", "on", "node", "."]
+BASE += [*"abcdefghijklmnopqrstuvwxyz", *(f"##{c}" for c in "abcdefghijklmnopqrstuvwxyz")]
+DOMAIN = ["kubectl runs on the node.", "the vsphere cluster runs.", "a kubectl node.", "the node runs vsphere."]
+
+
+def starting_model(folder: Path, vocab_size: int) -> Path:
+    """A tiny BertForPreTraining HF folder over the base vocabulary (with an MLM head, so its bias grows too)."""
+    from safetensors.numpy import save_file
+
+    from tests.model.test_weights import google_weights, to_hf
+    from vbert.model.bert import MODEL_SIZES
+
+    config = {**MODEL_SIZES["tiny"], "vocab_size": vocab_size, "max_position_embeddings": 512, "type_vocab_size": 2}
+    folder.mkdir(parents=True)
+    save_file(to_hf(google_weights(config)), str(folder / "model.safetensors"))
+    (folder / "config.json").write_text(json.dumps({**config, "model_type": "bert"}))
+    return folder
+
+
+def test_an_extended_vocabulary_runs_through_the_stages_and_the_exports(tmp_path):
+    write_lines(tmp_path / "base.txt", BASE)
+    documents = [DOMAIN[i % 4 :] + DOMAIN[: i % 4] for i in range(20)]
+    write_lines(tmp_path / "clean" / "corpus.txt", [line for d in documents for line in (*d, "")])
+    (tmp_path / "clean" / "info.json").write_text('{"corpus": "docs"}')
+    task = tmp_path / "task"
+    rows = [f"{'tool' if 'kubectl' in s else 'platform'}\t{s}" for s in DOMAIN]
+    for split in ("train", "eval", "test"):
+        write_lines(task / f"{split}.tsv", ["label\ttext", *rows])
+    params_path = cased_params(tmp_path, task)
+    params = yaml.safe_load(params_path.read_text())
+    params["vocab"].update(variant="extend", base_vocab=str(tmp_path / "base.txt"), do_lower_case=True)
+    params["vocab"].update(min_frequency=2, heldout_fraction=0.1)
+    params["pretrain"].update(init_checkpoint=str(starting_model(tmp_path / "start", len(BASE))), head_warmup_steps=0)
+    params_path.write_text(yaml.safe_dump(params))
+    vocab, records, pretrain = tmp_path / "vocab", tmp_path / "tfrecords", tmp_path / "pretrain"
+    finetuned, serving, hf = tmp_path / "finetune", tmp_path / "serving", tmp_path / "hf"
+
+    stage(
+        "vocab", params_path, "--clean", str(tmp_path / "clean"), "--out", str(vocab), "--metrics", str(tmp_path / "1")
+    )
+    tokens = (vocab / "vocab.txt").read_text().splitlines()
+    assert tokens[: len(BASE)] == BASE and "kubectl" in tokens[len(BASE) :] and "vsphere" in tokens[len(BASE) :]
+    kubectl = tokens.index("kubectl")
+    records_args = ("--clean", str(tmp_path / "clean"), "--vocab", str(vocab), "--out", str(records))
+    stage("tfrecords", params_path, *records_args, "--metrics", str(tmp_path / "2"))
+    assert kubectl in ids_in_tfrecords(records)
+    outputs = ("--metrics", str(tmp_path / "3"), "--plots", str(tmp_path / "3.csv"))
+    stage("pretrain", params_path, "--tfrecords", str(records), "--vocab", str(vocab), "--out", str(pretrain), *outputs)
+    assert json.loads((pretrain / "bert_config.json").read_text())["vocab_size"] == len(tokens)
+    assert len((pretrain / "reference" / "vocab.txt").read_text().splitlines()) == len(BASE)
+    table = ("--plots", str(tmp_path / "4.csv"), "--table", str(tmp_path / "4t.csv"))
+    stage(
+        "finetune",
+        params_path,
+        "--pretrain",
+        str(pretrain),
+        "--out",
+        str(finetuned),
+        "--metrics",
+        str(tmp_path / "4"),
+        *table,
+    )
+    frozen = ("--best", str(finetuned / "best"), "--pretrain", str(pretrain), "--out", str(serving), "--hf", str(hf))
+    stage("freeze", params_path, *frozen, "--metrics", str(tmp_path / "5"))
+    best = json.loads((tmp_path / "4").read_text())["best_cell"]  # the reference has the base vocabulary
+    for folder in ("classifier", "masked_lm"):
+        config = json.loads((hf / folder / "config.json").read_text())
+        exported = (hf / folder / "vocab.txt").read_text().splitlines()
+        assert config["vocab_size"] == len(exported) == (len(BASE) if best == "reference" else len(tokens)), best
+
+
+def test_a_model_with_an_extended_vocabulary_is_served_by_both_backends(tmp_path):
+    """A classifier over Google's vocabulary and three appended tokens: freeze, the ir stage's OpenVINO IR, and
+    both servers take ids past 30,522 (the Hugging Face side: tests/model/test_huggingface.py)."""
+    appended = ("kubectl", "vsphere", "##ctl")
+    models = tiny_pipeline_models(tmp_path / "m", ["admin", "net"], appended=appended)  # sample task labels
+    texts = ["kubectl runs on the node", "the vsphere cluster"]
+    version = models / "serving" / "vbert" / "1"
+    ids = load_version("tensorflow", version).encoder(texts).features["input_ids"]
+    assert ids[0][1] == 30522 and ids[1][2] == 30523
+    answers = {}
+    for backend, folder in (("tensorflow", models / "serving" / "vbert"), ("openvino", models / "ir" / "vbert")):
+        arguments = ["--backend", backend, "--model-dir", str(folder), "--poll-seconds", "0"]
+        with running_server(arguments, tmp_path / f"{backend}.log") as server:
+            answers[backend] = classify(server.url, texts)
+    for ours, theirs in zip(answers["tensorflow"], answers["openvino"], strict=True):
+        assert ours["label"] == theirs["label"]
+        for label, probability in ours["probabilities"].items():
+            assert abs(probability - theirs["probabilities"][label]) < 1e-4

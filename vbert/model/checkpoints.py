@@ -63,11 +63,18 @@ def save_checkpoint(
     return final
 
 
-def save_weights(folder: str | os.PathLike, model) -> Path:
+def save_weights(folder: str | os.PathLike, model, vocab_rows: tuple[list, int] | None = None) -> Path:
     """`folder/variables.npz` with the model's variables only (no optimizer state): what fine-tuning and serving
-    start from. The caller makes `folder` appear atomically."""
+    start from. `vocab_rows` (variables, n) keeps only the first n rows of those variables (a model saved for a
+    smaller vocabulary). The caller makes `folder` appear atomically."""
+    cut, rows = vocab_rows or ([], 0)
+    cut_ids = {id(variable) for variable in cut}
+    arrays = {
+        name: np.asarray(v.numpy())[:rows] if id(v) in cut_ids else np.asarray(v.numpy())
+        for name, v in _variables(model, None).items()
+    }
     path = Path(folder) / "variables.npz"
-    np.savez(path, **{name: np.asarray(v.numpy()) for name, v in _variables(model, None).items()})
+    np.savez(path, **arrays)
     return path
 
 

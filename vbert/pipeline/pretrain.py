@@ -315,17 +315,19 @@ def initialise(model, job: PretrainJob, config: BertConfig) -> list[str]:
 
 
 def write_reference(model, job: PretrainJob, replaced: list[dict]) -> None:
-    """`reference/`: the starting weights and the vocabulary before the variant replaced any token (rows the
-    `extend` variant appended stay in the weights, zero, and no token of the default vocabulary reaches them)."""
+    """`reference/`: the starting weights and the vocabulary before the variant replaced any token (without the
+    rows the `extend` variant appended: the starting model as it was)."""
     vocab = load_vocab(tokenizer_files(job.vocab_dir)[0])
     tokens = list(vocab.tokens)
     for entry in replaced:
         tokens[entry["id"]] = entry["old_token"]
     tokens = [token for token in tokens if token is not None]
+    config = replace(model.bert_config, vocab_size=len(tokens))
+    rows = [model.word_embeddings, model.pretraining_heads.output_bias]
     with atomic_dir(job.out_dir / REFERENCE) as tmp:
-        save_weights(tmp, model)
+        save_weights(tmp, model, (rows, len(tokens)))
         save_tokenizer(tmp, Vocab(tokens, "<default vocabulary>"), read_do_lower_case(job.vocab_dir))
-        write_text(tmp / "bert_config.json", model.bert_config.to_json())
+        write_text(tmp / "bert_config.json", config.to_json())
 
 
 def warm_up_heads(model, job: PretrainJob, phase: dict, chief: bool, strategy=None) -> None:
