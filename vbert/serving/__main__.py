@@ -15,6 +15,7 @@ from pathlib import Path
 import click
 
 from vbert.core.cli import setup_logging
+from vbert.serving.backends import BACKENDS
 
 log = logging.getLogger("vbert.serving")
 
@@ -56,9 +57,7 @@ def timed_protocol(header_timeout: float):
 
 
 @click.command()
-@click.option(
-    "--backend", type=click.Choice(["openvino", "tensorflow", "tfserving"]), default="openvino", show_default=True
-)
+@click.option("--backend", type=click.Choice(BACKENDS), default="openvino", show_default=True)
 @click.option(
     "--tfserving-url", default="", help="backend tfserving: the TF-Serving to forward to, e.g. http://tfserving:8501"
 )

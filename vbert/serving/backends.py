@@ -1,9 +1,11 @@
-"""Inference backends behind the server: OpenVINO IR or a TF SavedModel in process, or a TF-Serving REST URL.
+"""Inference backends behind the server: OpenVINO IR, ONNX Runtime or a TF SavedModel in process, or a TF-Serving
+REST URL.
 
 Each takes int32 `input_ids`, `input_mask`, `segment_ids` of shape [batch, seq] and returns float32
 `probabilities` and `logits` of shape [batch, labels]. A model folder is one version of TF-Serving's layout: the
-ir stage's `<name>/<version>/` (model.xml + the tokenizer, labels.txt, serving.json, ir.json) or the freeze stage's
-SavedModel (assets/ holds the same files).
+ir stage's `<name>/<version>/` (model.xml + the tokenizer, labels.txt, serving.json, ir.json), a folder of
+`vbert.model.onnx` (model.onnx, model.int8.onnx, the same files) or the freeze stage's SavedModel (assets/ holds the
+same files).
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ def _assets(version_dir: Path) -> Path:
     return version_dir / "assets" if (version_dir / "assets" / SERVING_CONFIG).exists() else version_dir
 
 
-BACKENDS = ("openvino", "tensorflow", "tfserving")
+BACKENDS = ("openvino", "onnxruntime", "tensorflow", "tfserving")
 
 
 def load_version(kind: str, version_dir: Path, threads: int = 0, tfserving_url: str = "") -> LoadedModel:
@@ -63,12 +65,14 @@ def load_version(kind: str, version_dir: Path, threads: int = 0, tfserving_url: 
     config = ServingConfig.from_json(assets / SERVING_CONFIG)
     if kind == "openvino":
         backend = OpenVINOBackend.from_version(version_dir, threads)
+    elif kind == "onnxruntime":
+        backend = OnnxRuntimeBackend.from_version(version_dir, threads)
     elif kind == "tensorflow":
         backend = TensorFlowBackend(version_dir)
     elif kind == "tfserving" and tfserving_url:
         backend = TFServingBackend(f"{tfserving_url.rstrip('/')}/v1/models/{version_dir.parent.name}")
     else:
-        raise InputError(f"backend {kind!r}: choose openvino, tensorflow, or tfserving with a URL")
+        raise InputError(f"backend {kind!r}: choose openvino, onnxruntime, tensorflow, or tfserving with a URL")
     encoder = Encoder(load_tokenizer(assets), config.max_seq_length)
     model = LoadedModel(int(version_dir.name), backend, encoder, config)
     warm = np.zeros((1, 8), np.int32)
@@ -105,6 +109,35 @@ class OpenVINOBackend:
         results = request.infer(inputs)
         by_name = {output.get_any_name(): results[output] for output in self.compiled.outputs}
         return {name: np.asarray(by_name[name], np.float32) for name in OUTPUTS}
+
+
+class OnnxRuntimeBackend:
+    """An ONNX model in ONNX Runtime's CPU execution provider, all graph optimisations on."""
+
+    def __init__(self, model_file: Path, precision: str, threads: int = 0):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if threads:
+            options.intra_op_num_threads = threads
+        self.session = ort.InferenceSession(str(model_file), options, providers=["CPUExecutionProvider"])
+        self.precision = precision
+
+    @classmethod
+    def from_version(cls, version_dir: Path, threads: int = 0, precision: str = "") -> OnnxRuntimeBackend:
+        """A `vbert.model.onnx` folder: its int8 model when `precision` is int8, else its fp32 one."""
+        from vbert.model.onnx import FILES
+
+        chosen = precision or "fp32"
+        model_file = version_dir / FILES.get(chosen, FILES["fp32"])
+        if not model_file.exists():
+            raise InputError(f"{version_dir}: no {model_file.name} (vbert.model.onnx.export_onnx writes it)")
+        return cls(model_file, chosen, threads)
+
+    def predict(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        outputs = self.session.run(list(OUTPUTS), {k: np.asarray(v, np.int32) for k, v in inputs.items()})
+        return {name: np.asarray(value, np.float32) for name, value in zip(OUTPUTS, outputs, strict=True)}
 
 
 class TensorFlowBackend:
