@@ -39,7 +39,9 @@ A paragraph with *emphasis* and ``code``. A second sentence.
 
 HTML = """<html><head><title>t</title></head><body>
 <nav><a href="/">Home</a> <a href="/docs">Docs</a></nav>
-<main><h1>Thread safety</h1>
+<main><p>Next: <a href="b.html" rel="next">Closures</a>, Up: <a href="i.html" rel="up">Using libffi</a></p>
+<div role="navigation"><a href="c.html">Contents</a></div>
+<h1>Thread safety</h1>
 <p>libffi is not completely thread-safe. However, many parts are, e.g. the closure API.</p>
 <pre>int x = 1;
 int y = 2;</pre>
@@ -100,6 +102,7 @@ def test_html_main_text_without_navigation_and_code_as_lines(tmp_path):
     assert ("int x = 1;", True) in texts and ("int y = 2;", True) in texts
     assert ("Use a lock around ffi_prep_cif calls.", False) in texts
     assert not any("Home" in t or "Copyright" in t for t, _ in texts)
+    assert not any("Next:" in t or "Contents" in t for t, _ in texts)  # rel=next/up links, an ARIA landmark
 
 
 def test_plain_text_paragraphs_indented_code_and_terminal_escapes(tmp_path):

@@ -171,6 +171,14 @@ def _pre_as_code(html: str) -> str:
     return lxml.html.tostring(tree, encoding="unicode")
 
 
+# Navigation that generators mark as such but trafilatura keeps: the element holding HTML's navigation links
+# (rel next/prev/up: texinfo's "Next: ..., Previous: ..., Up: ..." bar on every page) and ARIA navigation landmarks.
+NAVIGATION_XPATH = [
+    "//*[a[@rel='next' or @rel='prev' or @rel='previous' or @rel='up']]",
+    "//*[@role='navigation']",
+]
+
+
 def read_html(raw: bytes, path: Path) -> list[Document]:
     import trafilatura
     from lxml import etree
@@ -181,6 +189,7 @@ def read_html(raw: bytes, path: Path) -> list[Document]:
         include_comments=False,
         include_tables=True,
         favor_recall=True,
+        prune_xpath=NAVIGATION_XPATH,
     )
     if not extracted:
         return [[]]
