@@ -80,6 +80,13 @@ def openvino_predict(xml: Path, precision: str) -> Callable[[Features], dict]:
     return OpenVINOBackend(xml, compile_config(precision), precision).predict
 
 
+def onnxruntime_predict(model_file: Path, precision: str) -> Callable[[Features], dict]:
+    """An ONNX model (vbert.model.onnx) in ONNX Runtime, as the server runs it (the same backend class)."""
+    from vbert.serving.backends import OnnxRuntimeBackend
+
+    return OnnxRuntimeBackend(model_file, precision).predict
+
+
 def over_http_texts(client) -> Callable[[list[str]], tuple[None, float]]:
     """vbert's server: raw texts to `:classify_text` (tokenised by the server); end-to-end only."""
 

@@ -5,6 +5,7 @@ soak run for errors and memory."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import time
@@ -24,6 +25,7 @@ from vbert.bench.runners import (
     encoding,
     in_process,
     naive_predict,
+    onnxruntime_predict,
     openvino_predict,
     over_http_texts,
     over_predict_api,
@@ -216,6 +218,14 @@ class ModelBench:
         self.encode = encoding(self.encoder)
         self.work = job.work_dir / model.name
 
+    @functools.cached_property
+    def onnx_files(self) -> dict[str, Path]:
+        """The model's SavedModel as ONNX, fp32 and int8 (converted once per bench run)."""
+        from vbert.model.onnx import export_onnx
+
+        log.info("%s: converting to ONNX", self.model.name)
+        return export_onnx(self.model.saved_model, self.work / "onnx")
+
     def flops_of(self, texts: list[str]) -> float:
         width = self.encode(texts)["input_ids"].shape[1]
         return len(texts) * bert_classifier_flops(self.model.config, width, len(self.model.serving.labels))
@@ -240,6 +250,9 @@ class ModelBench:
         for precision, xml in m.variants.items():
             predict = openvino_predict(xml, precision)
             runners.append(Runner("openvino", precision, in_process(predict, self.encode)))
+        for precision, model_file in self.onnx_files.items():
+            predict = onnxruntime_predict(model_file, precision)
+            runners.append(Runner("onnxruntime", precision, in_process(predict, self.encode)))
         runners.append(Runner("http", self.precision, over_http_texts(client)))
         if m.name != "pipeline":  # a TF-Serving serves the freeze stage's model only
             return runners
