@@ -249,8 +249,10 @@ def test_bench_stage_on_tiny_models(tmp_path):
     pipeline = results["models"]["pipeline"]
     fixed = pipeline["table3"]["fixed"]
     names = {f"{c['backend']}-{c['precision']}" for c in fixed}
-    # every variant the ir stage kept, in process, besides naive, TF and our server
+    # every variant the ir stage kept, in process, besides naive, TF, ONNX Runtime and our server
     assert names == {f"openvino-{p}" for p in ("fp32", "fp16", "bf16", "int8")} | {
+        "onnxruntime-fp32",
+        "onnxruntime-int8",
         "naive-fp32",
         "tensorflow-fp32",
         f"http-{pipeline['server_precision']}",
