@@ -62,12 +62,20 @@ def dvc(*args: str) -> str:
 
 
 def experiment_metrics(name: str) -> dict:
-    """The finetune metrics of experiment `name`, from `dvc exp show --json`."""
+    """The finetune metrics of experiment `name`, read from its commit (`dvc exp show` leaves out list values such
+    as the seeds and the confidence interval)."""
     for commit in json.loads(dvc("exp", "show", "--json", "--no-fetch")):
         for experiment in commit.get("experiments") or []:
             for revision in experiment.get("revs") or []:
                 if revision.get("name") == name:
-                    return revision["data"]["metrics"]["metrics/finetune.json"]["data"]
+                    shown = subprocess.run(
+                        ["git", "show", f"{revision['rev']}:metrics/finetune.json"],
+                        cwd=REPO,
+                        capture_output=True,
+                        text=True,
+                        check=True,
+                    )
+                    return json.loads(shown.stdout)
     raise click.ClickException(f"no experiment named {name} in `dvc exp show`")
 
 
@@ -136,9 +144,20 @@ def markdown(data: dict) -> str:
 @click.option("--name", default="domain-adaptation", show_default=True, help="the experiment's name")
 @click.option("--out", type=click.Path(path_type=Path), default=REPO / "benchmarks/results/domain_adaptation.json")
 @click.option("--render-only", is_flag=True, help="only write the markdown again from the JSON result at --out")
-def main(name: str, out: Path, render_only: bool) -> None:
+@click.option(
+    "--collect-minutes",
+    type=float,
+    help="do not run: collect the finished experiment --name, which took this many minutes",
+)
+def main(name: str, out: Path, render_only: bool, collect_minutes: float | None) -> None:
     if render_only:
         write_text(out.with_suffix(".md"), markdown(json.loads(out.read_text())))
+        return
+    if collect_minutes is not None:
+        data = result(experiment_metrics(name), collect_minutes)
+        write_json(out, data)
+        write_text(out.with_suffix(".md"), markdown(data))
+        click.echo(markdown(data))
         return
     if not (REPO / "data/full/pkg_section/train.tsv").exists():
         raise click.ClickException("data/full has no pkg_section task: run `make data-full` first")
