@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from vbert.bench.measure import machine  # noqa: E402
-from vbert.core.atomic import write_json, write_text  # noqa: E402
+from vbert.bench.report import write_result  # noqa: E402
 from vbert.text.documents import read_documents  # noqa: E402
 
 SAMPLE = REPO / "data/sample/raw/docs"
@@ -122,9 +122,7 @@ def main(out: Path) -> None:
             "pypdf": pdf_scores(pypdf_text, vocabulary),
         },
     }
-    write_json(out, results)
-    write_text(out.with_suffix(".md"), markdown(results))
-    click.echo(markdown(results))
+    click.echo(write_result(out, results, markdown))
 
 
 if __name__ == "__main__":

@@ -23,7 +23,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from vbert.bench.measure import machine  # noqa: E402
-from vbert.core.atomic import write_json, write_text  # noqa: E402
+from vbert.bench.report import write_result  # noqa: E402
+from vbert.core.atomic import write_text  # noqa: E402
 from vbert.tools.summary import verdict  # noqa: E402
 
 OVERRIDES = {  # the recipe: everything else is params.yaml as committed
@@ -154,10 +155,7 @@ def main(name: str, out: Path, render_only: bool, collect_minutes: float | None)
         write_text(out.with_suffix(".md"), markdown(json.loads(out.read_text())))
         return
     if collect_minutes is not None:
-        data = result(experiment_metrics(name), collect_minutes)
-        write_json(out, data)
-        write_text(out.with_suffix(".md"), markdown(data))
-        click.echo(markdown(data))
+        click.echo(write_result(out, result(experiment_metrics(name), collect_minutes), markdown))
         return
     if not (REPO / "data/full/pkg_section/train.tsv").exists():
         raise click.ClickException("data/full has no pkg_section task: run `make data-full` first")
@@ -166,9 +164,7 @@ def main(name: str, out: Path, render_only: bool, collect_minutes: float | None)
     dvc("exp", "run", "--temp", "--force", "--name", name, *settings, "finetune")
     minutes = (time.perf_counter() - started) / 60
     data = result(experiment_metrics(name), minutes)
-    write_json(out, data)
-    write_text(out.with_suffix(".md"), markdown(data))
-    click.echo(markdown(data))
+    click.echo(write_result(out, data, markdown))
 
 
 if __name__ == "__main__":

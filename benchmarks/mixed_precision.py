@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from vbert.bench.measure import machine  # noqa: E402
-from vbert.core.atomic import write_json, write_text  # noqa: E402
+from vbert.bench.report import write_result  # noqa: E402
 
 log = logging.getLogger("benchmark")
 
@@ -126,9 +126,7 @@ def main(steps: int, every: int, eval_batches: int, work: Path, out: Path) -> No
         "comparison": comparison,
         "verdict": verdict,
     }
-    write_json(out, results)
-    write_text(out.with_suffix(".md"), markdown(results))
-    click.echo(markdown(results))
+    click.echo(write_result(out, results, markdown))
 
 
 if __name__ == "__main__":

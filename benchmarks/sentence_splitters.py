@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from vbert.bench.measure import machine  # noqa: E402
-from vbert.core.atomic import write_json, write_text  # noqa: E402
+from vbert.bench.report import write_result  # noqa: E402
 from vbert.text.corpus import CorpusReader  # noqa: E402
 
 log = logging.getLogger("benchmark")
@@ -121,9 +121,7 @@ def main(out: Path) -> None:
     for name, split in candidates().items():
         results["candidates"][name] = {**score(split, paragraphs), "sentences_per_second": speed(split, documents)}
         log.info("%s: %s", name, results["candidates"][name])
-    write_json(out, results)
-    write_text(out.with_suffix(".md"), markdown(results))
-    click.echo(markdown(results))
+    click.echo(write_result(out, results, markdown))
 
 
 if __name__ == "__main__":

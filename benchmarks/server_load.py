@@ -23,7 +23,7 @@ sys.path.insert(0, str(REPO))
 
 from vbert.bench.load import max_size_texts, run_mixed_load  # noqa: E402
 from vbert.bench.measure import machine  # noqa: E402
-from vbert.core.atomic import write_json, write_text  # noqa: E402
+from vbert.bench.report import write_result  # noqa: E402
 from vbert.serving.client import RestClient  # noqa: E402
 from vbert.serving.launcher import running_server  # noqa: E402
 from vbert.text.tasks import read_split  # noqa: E402
@@ -89,8 +89,7 @@ def main(model_dir: Path, backend: str, test_file: Path, seconds: float, out: Pa
         )
     result |= {"model_dir": str(model_dir), "backend": backend, "machine": machine()}
     log.info("%s", json.dumps(result, indent=1))
-    write_json(out, result)
-    write_text(out.with_suffix(".md"), markdown(result))
+    write_result(out, result, markdown)
 
 
 if __name__ == "__main__":

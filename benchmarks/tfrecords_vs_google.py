@@ -26,7 +26,7 @@ import psutil
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from vbert.core.atomic import write_json, write_text  # noqa: E402
+from vbert.bench.report import write_result  # noqa: E402
 from vbert.core.resources import resolve_vocab  # noqa: E402
 from vbert.data.instances import InstanceConfig  # noqa: E402
 from vbert.pipeline.tfrecords import TFRecordsJob, build_tfrecords  # noqa: E402
@@ -163,8 +163,7 @@ def main(ctx: click.Context, source: Path, megabytes: float, dupe_factor: int, w
     )
     peaks = [r["vbert"]["peak_rss_mb"] for r in results["runs"]]
     results["vbert_peak_rss_growth_1x_to_4x"] = round(peaks[-1] / peaks[0], 3)
-    write_json(out, results)
-    write_text(out.with_suffix(".md"), markdown(results))
+    write_result(out, results, markdown)
     log.info("speed-up %.2fx; vbert peak RSS %s MB at 1x/2x/4x", results["speedup_examples_per_second"], peaks)
 
 

@@ -3,6 +3,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+
+from vbert.core.atomic import write_json, write_text
+
 PAPER_BEST_SPEEDUP = 17.6  # the paper's Table 3: the best serving framework over estimator.predict()
 CEILING_SHARE = 85.0  # percent of the matrix-multiply ceiling, BERT-base, the largest request batch
 HTTP_OVERHEAD = {"largest": 5.0, "smallest": 15.0}  # percent, end-to-end over HTTP vs feed-forward in process
@@ -280,3 +285,11 @@ def markdown(results: dict, goals: dict[str, dict]) -> str:
             f"({s['rss_growth_percent']:+.2f}%).",
         ]
     return "\n".join(lines) + "\n"
+
+
+def write_result(out: Path, results: dict, markdown: Callable[[dict], str]) -> str:
+    """A benchmark's result: `out` (JSON) and its markdown beside it (`.md`), both atomic; returns the markdown."""
+    text = markdown(results)
+    write_json(out, results)
+    write_text(out.with_suffix(".md"), text)
+    return text
