@@ -139,15 +139,23 @@ def classify(url: str, texts: list[str]) -> list[dict]:
         return json.loads(response.read())["predictions"]
 
 
-def test_a_cased_vocabulary_keeps_apple_and_apple_apart_in_every_stage(tmp_path):
-    write_lines(tmp_path / "cased.txt", CASED)
-    documents = [SENTENCES[i % 7 :] + SENTENCES[: i % 7] for i in range(20)]
+def corpus_and_task(tmp_path: Path, sentences: list[str], label_of) -> Path:
+    """`tmp_path/clean` as the vnlp stage writes it (20 documents, each the sentences rotated), and `tmp_path/task`
+    with every sentence labelled by `label_of` in each split; returns the task folder."""
+    n = len(sentences)
+    documents = [sentences[i % n :] + sentences[: i % n] for i in range(20)]
     write_lines(tmp_path / "clean" / "corpus.txt", [line for d in documents for line in (*d, "")])
     (tmp_path / "clean" / "info.json").write_text('{"corpus": "docs"}')
     task = tmp_path / "task"
-    rows = [f"{'company' if 'Apple' in s else 'fruit'}\t{s}" for s in SENTENCES]
+    rows = [f"{label_of(s)}\t{s}" for s in sentences]
     for split in ("train", "eval", "test"):
         write_lines(task / f"{split}.tsv", ["label\ttext", *rows])
+    return task
+
+
+def test_a_cased_vocabulary_keeps_apple_and_apple_apart_in_every_stage(tmp_path):
+    write_lines(tmp_path / "cased.txt", CASED)
+    task = corpus_and_task(tmp_path, SENTENCES, lambda s: "company" if "Apple" in s else "fruit")
     params = cased_params(tmp_path, task)
     vocab, records, pretrain = tmp_path / "vocab", tmp_path / "tfrecords", tmp_path / "pretrain"
     finetuned, serving = tmp_path / "finetune", tmp_path / "serving"
@@ -239,13 +247,7 @@ def starting_model(folder: Path, vocab_size: int) -> Path:
 
 def test_an_extended_vocabulary_runs_through_the_stages_and_the_exports(tmp_path):
     write_lines(tmp_path / "base.txt", BASE)
-    documents = [DOMAIN[i % 4 :] + DOMAIN[: i % 4] for i in range(20)]
-    write_lines(tmp_path / "clean" / "corpus.txt", [line for d in documents for line in (*d, "")])
-    (tmp_path / "clean" / "info.json").write_text('{"corpus": "docs"}')
-    task = tmp_path / "task"
-    rows = [f"{'tool' if 'kubectl' in s else 'platform'}\t{s}" for s in DOMAIN]
-    for split in ("train", "eval", "test"):
-        write_lines(task / f"{split}.tsv", ["label\ttext", *rows])
+    task = corpus_and_task(tmp_path, DOMAIN, lambda s: "tool" if "kubectl" in s else "platform")
     params_path = cased_params(tmp_path, task)
     params = yaml.safe_load(params_path.read_text())
     params["vocab"].update(variant="extend", base_vocab=str(tmp_path / "base.txt"), do_lower_case=True)
