@@ -16,6 +16,9 @@ log = logging.getLogger("vbert.bench")
 @click.command()
 @click.option("--params", "params_file", default="params.yaml", show_default=True)
 @click.option("--model", required=True, type=click.Path(path_type=Path), help="the freeze stage's <base>/<model_name>")
+@click.option(
+    "--teacher", required=True, type=click.Path(path_type=Path), help="the freeze stage's teacher <base>/<model_name>"
+)
 @click.option("--ir", "ir_dir", required=True, type=click.Path(path_type=Path), help="the ir stage's folder")
 @click.option("--task-dir", required=True, type=click.Path(path_type=Path), help="real texts: the task's test split")
 @click.option("--report", required=True, type=click.Path(path_type=Path))
@@ -24,7 +27,7 @@ log = logging.getLogger("vbert.bench")
 @click.option("--plots", required=True, type=click.Path(path_type=Path))
 @click.option("--load-plots", required=True, type=click.Path(path_type=Path))
 @stage("bench")
-def main(params_file, model, ir_dir, task_dir, report, results, metrics, plots, load_plots) -> None:
+def main(params_file, model, teacher, ir_dir, task_dir, report, results, metrics, plots, load_plots) -> None:
     from vbert.bench import report as reporting
     from vbert.bench.models import MODELS
     from vbert.pipeline.bench import BenchJob, check_inputs, run_bench
@@ -33,6 +36,7 @@ def main(params_file, model, ir_dir, task_dir, report, results, metrics, plots, 
         with load_section("bench", params_file) as p:
             job = BenchJob(
                 serving_dir=model,
+                teacher_dir=teacher,
                 ir_dir=ir_dir,
                 task_dir=task_dir,
                 work_dir=Path(work),

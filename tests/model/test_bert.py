@@ -11,7 +11,7 @@ from tests.helpers import from_params, tiny_pretraining_inputs
 from vbert.core.resources import packaged_model_dir
 from vbert.data.features import pretraining_dataset
 from vbert.data.instances import InstanceConfig
-from vbert.model.bert import BertConfig, BertPretrainer
+from vbert.model.bert import BertConfig, BertPretrainer, classifier_flops
 from vbert.model.optimization import make_optimizer
 
 GOOGLE = {  # a bert_config.json as Google ships it: "gelu" is the tanh form
@@ -101,3 +101,18 @@ def test_evaluate_equals_the_mean_of_its_batches(tmp_path):
     manual = [model._pretraining_losses(batch, training=False)[1] for batch in dataset.take(3)]
     for name in ("next_sentence_accuracy", "next_sentence_loss", "masked_lm_loss"):
         assert reported[name] == pytest.approx(np.mean([float(parts[name][0]) for parts in manual]), rel=1e-5)
+
+
+def test_flops_by_hand_for_a_tiny_config():
+    config = BertConfig(vocab_size=10, hidden_size=4, num_hidden_layers=2, num_attention_heads=2, intermediate_size=8)
+    # per layer, s=3: projections 4*2*3*4*4 = 384, attention 2*2*3*3*4 = 144, feed-forward 2*2*3*4*8 = 384 -> 912
+    # two layers 1824, pooler 2*4*4 = 32, classifier 2*4*5 = 40
+    assert classifier_flops(config, seq_len=3, num_labels=5) == 1824 + 32 + 40
+
+
+def test_bert_base_at_msl_128_is_22_35_gflop_per_sequence():
+    # per layer 603,979,776 (projections) + 50,331,648 (attention) + 1,207,959,552 (feed-forward); x 12 layers
+    base = BertConfig(
+        vocab_size=30522, hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072
+    )
+    assert classifier_flops(base, 128, 2) == 12 * 1_862_270_976 + 2 * 768 * 768 + 2 * 768 * 2

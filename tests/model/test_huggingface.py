@@ -10,9 +10,9 @@ import transformers
 
 from tests.helpers import TINY_BERT, tiny_finetuned
 from vbert.model.bert import BertConfig, build_pretrainer
+from vbert.model.classifier import load_finetuned
 from vbert.model.huggingface import export_classifier, export_masked_lm, hf_name
 from vbert.model.weights import assign_weights, google_variable_map, initial_tensors
-from vbert.pipeline.freeze import load_finetuned
 from vbert.text.encoding import Encoder
 from vbert.text.tokenization import load_tokenizer
 

@@ -24,6 +24,7 @@ from vbert.pipeline.bench import (
     long_texts,
     request_windows,
     server_precision,
+    short_texts,
 )
 from vbert.serving.launcher import running_server
 from vbert.text.encoding import Encoder
@@ -39,6 +40,14 @@ def tokenizer():
 
 def test_long_texts_join_the_following_texts_until_long_enough(tokenizer):
     assert long_texts(["a b c", "d e", "f"], tokenizer, 4) == ["a b c d e", "d e f a b c", "f a b c"]
+
+
+def test_short_texts_keep_the_words_that_fit(tokenizer):
+    # kubectl -> ku ##be ##ct ##l (4 pieces), vsphere -> vs ##pher ##e (3), the (1): 32 pieces leave 30 for words
+    assert short_texts(["kubectl vsphere the"], tokenizer, 10) == ["kubectl vsphere the"]  # 8 pieces fit in 8
+    assert short_texts(["kubectl vsphere the"], tokenizer, 9) == ["kubectl vsphere"]  # 7 fit, the 8th does not
+    assert short_texts([["kubectl", "the"]], tokenizer, 6) == ["kubectl"]  # a pair's texts joined
+    assert short_texts(["kubectl"], tokenizer, 4) == ["a"]  # never an empty text
 
 
 def test_request_windows_are_consecutive_and_wrap_around():
@@ -190,6 +199,25 @@ def test_targets_from_hand_made_numbers():
     assert not report.targets(fake_results(errors=1))["soak"]["met"]
 
 
+def with_pipeline(results: dict, served_f1: float) -> dict:
+    """`results` plus a pipeline model: a 1-layer student served at 60 seq/s, its 2-layer teacher the paper's way at
+    10 seq/s, test F1 0.80."""
+    pipeline = dict(results["models"]["bert-base"], config={"num_hidden_layers": 1})
+    pipeline["real_texts"] = {
+        "served_fp32": {"sequences_per_second": 60.0},
+        "paper_way_teacher_fp32": {"sequences_per_second": 10.0},
+    }
+    pipeline["teacher"] = {"num_hidden_layers": 2, "test_f1": 0.80, "served_test_f1": served_f1}
+    return {"models": {**results["models"], "pipeline": pipeline}}
+
+
+def test_served_over_the_teacher_the_papers_way_at_the_same_f1():
+    goal = report.targets(with_pipeline(fake_results(), served_f1=0.795))["served_over_paper_way_same_f1"]
+    assert (goal["value"], goal["met"]) == (6.0, True)  # 60 over 10 seq/s, F1 0.5 points lower
+    assert not report.targets(with_pipeline(fake_results(), served_f1=0.785))["served_over_paper_way_same_f1"]["met"]
+    assert "served_over_paper_way_same_f1" not in report.targets(fake_results())  # no teacher measured
+
+
 def test_random_models_serve_the_chosen_precision_where_they_have_it():
     made = BenchModel("tiny", None, {"fp32": None, "bf16": None}, None, None, True)
     assert [server_precision(p, made) for p in ("bf16", "fp32", "int8", "fp16")] == ["bf16", "fp32", "fp32", "fp32"]
@@ -237,7 +265,7 @@ def test_bench_stage_on_tiny_models(tmp_path):
         done = run_stage(
             "bench",
             *("--params", str(tmp_path / "params.yaml"), "--model", str(root / "serving" / "vbert")),
-            *("--ir", str(root / "ir")),
+            *("--teacher", str(root / "serving" / "vbert"), "--ir", str(root / "ir")),  # the teacher shipped
             *("--task-dir", str(root / "task"), "--report", str(out / "bench.md")),
             *("--results", str(out / "b.json")),
             *("--metrics", str(out / "m.json"), "--plots", str(out / "p.csv"), "--load-plots", str(out / "l.csv")),
@@ -250,7 +278,7 @@ def test_bench_stage_on_tiny_models(tmp_path):
     fixed = pipeline["table3"]["fixed"]
     names = {f"{c['backend']}-{c['precision']}" for c in fixed}
     # every variant the ir stage kept, in process, besides naive, TF, ONNX Runtime and our server
-    assert names == {f"openvino-{p}" for p in ("fp32", "fp16", "bf16", "int8")} | {
+    assert names == {f"openvino-{p}" for p in ("fp32", "fp16", "bf16", "int8", "int8-bf16")} | {
         "onnxruntime-fp32",
         "onnxruntime-int8",
         "naive-fp32",
@@ -262,6 +290,13 @@ def test_bench_stage_on_tiny_models(tmp_path):
         f"{c['backend']}-{c['precision']}" for c in results["models"]["tiny"]["table3"]["fixed"]
     }
     assert all(c["end_to_end"]["requests"] == 3 and c["batch"] in (1, 4) for c in fixed)
+    assert set(pipeline["table3"]) == {"fixed", "real", "short"}
+    teacher = pipeline["teacher"]  # the paper's way on the teacher, and both models' test F1
+    assert teacher["num_hidden_layers"] == 2 and 0 <= teacher["served_test_f1"] <= 1 and 0 <= teacher["test_f1"] <= 1
+    assert pipeline["real_texts"]["paper_way_teacher_fp32"]["errors"] == 0
+    assert "teacher" not in results["models"]["tiny"]
+    goals = json.loads((out / "m.json").read_text())["targets"]
+    assert goals["served_over_paper_way_same_f1"]["value"] > 0
     naive = {c["batch"]: c for c in fixed if c["backend"] == "naive"}
     assert all(c["speedup_end_to_end"] > 1 for c in fixed if c["backend"] != "naive")  # load per request is slow
     assert naive[1]["feed_forward"]["trimmed_mean"] > 0
@@ -281,6 +316,7 @@ def test_bench_stage_on_tiny_models(tmp_path):
         "served_over_paper_way",
         "speedup_over_naive_batch_1",
         "short_p99_beside_max_size",
+        "served_over_paper_way_same_f1",
         "soak",
     }
     assert "fixed.naive-fp32.batch_1" in metrics["models"]["tiny"]["table3"]

@@ -49,6 +49,7 @@ def test_sweep_runs_every_cell_and_seed_against_baselines_and_is_resumable(pretr
         ("reference", "step-000000"),
         ("msl32-step-000002", "step-000002"),
     ]
+    assert [c.name for c in pretraining_cells(pretrained / "pre", "reference")] == ["reference"]
     job = finetune_job(pretrained, tmp_path / "ft", epochs=2, patience=1, seeds=(1, 2), positive_label="games")
     first = run_sweep(job)
     rows = first["rows"]
@@ -104,6 +105,13 @@ def test_runs_in_parallel_processes_and_only_last_checkpoints(pretrained, tmp_pa
     assert [r["cell"] for r in rows] == ["reference", "msl32-step-000002"]
     assert all((tmp_path / "ft" / "cells" / r["cell"] / "seed-7" / "done.json").exists() for r in rows)
     assert all(0.0 <= r["test_f1"] <= 1.0 for r in rows)
+
+
+def test_the_reference_alone_makes_a_teacher_without_a_comparison(pretrained, tmp_path):
+    metrics = run_sweep(finetune_job(pretrained, tmp_path / "ft", epochs=1, seeds=(3,), checkpoints="reference"))
+    assert (metrics["metrics"]["cells"], metrics["metrics"]["best_cell"]) == (1, "reference")
+    assert "domain_pretraining" not in metrics["metrics"] and "difference" not in metrics["metrics"]
+    assert (tmp_path / "ft" / "best" / "variables.npz").exists()
 
 
 def test_best_epochs_take_the_first_of_equal_eval_scores():

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from tests.helpers import run_stage, tiny_finetuned
+from vbert.model.classifier import load_finetuned
 from vbert.model.export import random_inputs
-from vbert.pipeline.freeze import freeze, load_finetuned
+from vbert.pipeline.freeze import freeze
 
 pytestmark = pytest.mark.xdist_group("heavy")
 
@@ -46,15 +47,10 @@ def test_saved_model_layout_signature_and_outputs(tmp_path):
 
 
 def test_freeze_stage_names_what_is_missing(tmp_path):
-    paths = (
-        "--best",
-        str(tmp_path / "nothing"),
-        "--pretrain",
-        str(tmp_path / "nothing"),
-        "--out",
-        str(tmp_path / "out"),
-    )
-    paths += ("--hf", str(tmp_path / "hf"), "--metrics", str(tmp_path / "m.json"))
+    nothing = str(tmp_path / "nothing")
+    paths = ("--teacher", nothing, "--student", nothing, "--pretrain", nothing, "--out", str(tmp_path / "out"))
+    paths += ("--hf", str(tmp_path / "hf"), "--teacher-out", str(tmp_path / "teacher"))
+    paths += ("--metrics", str(tmp_path / "m.json"))
     result = run_stage("freeze", *paths)
-    assert result.returncode == 2 and "variables.npz: missing; run the finetune stage first" in result.stderr
-    assert not any((tmp_path / name).exists() for name in ("out", "hf", "m.json"))
+    assert result.returncode == 2 and "selection.json: missing; run the distill stage first" in result.stderr
+    assert not any((tmp_path / name).exists() for name in ("out", "hf", "teacher", "m.json"))

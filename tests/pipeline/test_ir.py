@@ -44,7 +44,7 @@ def test_variants_gated_timed_and_the_fastest_kept(frozen, tmp_path):
     job = ir_job(frozen / "serving" / "vbert", frozen / "task", tmp_path / "ir", calibration_size=20, timing_repeats=3)
     metrics = build_ir(job)
     variants = metrics["variants"]
-    assert set(variants) == {"fp32", "fp16", "bf16", "int8"}
+    assert set(variants) == {"fp32", "fp16", "bf16", "int8", "int8-bf16"}
     assert variants["fp32"]["max_probability_delta"] < 1e-5 and variants["fp32"]["f1_drop"] == 0
     assert variants["fp16"]["size_mb"] < 0.6 * variants["fp32"]["size_mb"]  # weights stored in half precision
     fastest = min((v["ms_per_request"], p) for p, v in variants.items() if v["passes"])[1]

@@ -94,17 +94,28 @@ def sh(*args: str, cwd: Path) -> str:
     return result.stdout
 
 
+def placeholder(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix in (".json", ".csv", ".md", ".txt"):
+        path.write_text("{}\n" if path.suffix == ".json" else "a\n1\n")
+    else:
+        path.mkdir(exist_ok=True)
+        (path / "placeholder").write_text("x")
+
+
 def fake_outputs(root: Path) -> None:
-    """Every out, metric and plot of every stage, as small placeholder files, so that `dvc commit` can record them."""
+    """Every out, metric and plot of every stage, as small placeholder files, so that `dvc commit` can record them,
+    and the deps inside another stage's out (models/finetune/best)."""
+    outs = set()
     for stage in STAGES.values():
         for kind in ("outs", "metrics", "plots"):
-            for path in map(root.joinpath, declared(stage.get(kind))):
-                path.parent.mkdir(parents=True, exist_ok=True)
-                if path.suffix in (".json", ".csv", ".md"):
-                    path.write_text("{}\n" if path.suffix == ".json" else "a\n1\n")
-                else:
-                    path.mkdir(exist_ok=True)
-                    (path / "placeholder").write_text("x")
+            outs |= declared(stage.get(kind))
+            for path in declared(stage.get(kind)):
+                placeholder(root / path)
+    for stage in STAGES.values():
+        for dep in declared(stage.get("deps")):
+            if any(dep.startswith(out + "/") for out in outs):
+                placeholder(root / dep)
 
 
 @pytest.fixture(scope="module")
@@ -143,6 +154,7 @@ EDITED = {  # one module per stage; the edit must be reported for every stage wh
     "tfrecords": "vbert/data/masking.py",
     "pretrain": "vbert/model/optimization.py",
     "finetune": "vbert/pipeline/finetune.py",
+    "distill": "vbert/pipeline/distill.py",
     "freeze": "vbert/pipeline/freeze.py",
     "ir": "vbert/pipeline/ir.py",
     "bench": "vbert/bench/measure.py",

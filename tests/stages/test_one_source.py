@@ -110,6 +110,8 @@ def cased_params(tmp_path: Path, task: Path) -> Path:
         eval_batches=1,
     )
     params["finetune"].update(task_dir=str(task), max_seq_length=16, epochs=1, train_batch_size=8)
+    params["distill"].update(student_layers=1, unlabelled_texts=8, epochs=1, train_batch_size=8)
+    params["freeze"].update(ship="teacher")
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(params))
     return path
@@ -193,13 +195,25 @@ def test_a_cased_vocabulary_keeps_apple_and_apple_apart_in_every_stage(tmp_path)
     )
     features = [row.ids for row in encode_task(finetuned / "best", task, 16).rows["train"]]
     assert features[0][1] == APPLE and LOWER_APPLE in features[1]  # "Apple makes ...", "The apple ..."
-    hf = tmp_path / "hf"
+    distilled, hf = tmp_path / "distill", tmp_path / "hf"
+    stage(
+        "distill",
+        params,
+        *("--teacher", str(finetuned / "best"), "--corpus", str(tmp_path / "clean" / "corpus.txt")),
+        *("--task-dir", str(task), "--out", str(distilled), "--metrics", str(tmp_path / "d")),
+    )
+    assert load_tokenizer(distilled / "best").encode("Apple apple") == [APPLE, LOWER_APPLE]
+    shipped = yaml.safe_load(params.read_text())
+    shipped["freeze"].update(ship="student")
+    params.write_text(yaml.safe_dump(shipped))
     stage(
         "freeze",
         params,
-        *("--best", str(finetuned / "best"), "--pretrain", str(pretrain), "--out", str(serving), "--hf", str(hf)),
+        *("--teacher", str(finetuned / "best"), "--student", str(distilled / "best"), "--pretrain", str(pretrain)),
+        *("--out", str(serving), "--hf", str(hf), "--teacher-out", str(tmp_path / "teacher")),
         *("--metrics", str(tmp_path / "5")),
     )
+    assert json.loads((tmp_path / "5").read_text())["num_hidden_layers"] == 1  # the student was shipped
     for folder in ("classifier", "masked_lm"):  # the Hugging Face folders carry the casing too
         assert json.loads((hf / folder / "tokenizer_config.json").read_text())["do_lower_case"] is False
         assert load_tokenizer(hf / folder).encode("Apple apple") == [APPLE, LOWER_APPLE]
@@ -282,7 +296,8 @@ def test_an_extended_vocabulary_runs_through_the_stages_and_the_exports(tmp_path
         str(tmp_path / "4"),
         *table,
     )
-    frozen = ("--best", str(finetuned / "best"), "--pretrain", str(pretrain), "--out", str(serving), "--hf", str(hf))
+    frozen = ("--teacher", str(finetuned / "best"), "--student", "none", "--pretrain", str(pretrain))
+    frozen += ("--out", str(serving), "--hf", str(hf), "--teacher-out", str(tmp_path / "teacher"))
     stage("freeze", params_path, *frozen, "--metrics", str(tmp_path / "5"))
     best = json.loads((tmp_path / "4").read_text())["best_cell"]  # the reference has the base vocabulary
     for folder in ("classifier", "masked_lm"):

@@ -91,7 +91,8 @@ def test_vnlp_not_utf8(tmp_path):
 
 
 def test_bench_says_which_input_is_missing_and_which_param_is_wrong(tmp_path):
-    paths = ("--model", str(tmp_path / "serving" / "vbert"), "--ir", str(tmp_path / "ir"))
+    paths = ("--model", str(tmp_path / "serving" / "vbert"), "--teacher", str(tmp_path / "teacher" / "vbert"))
+    paths += ("--ir", str(tmp_path / "ir"))
     paths += ("--task-dir", str(tmp_path / "task"))
     outputs = ("--report", "r.md", "--results", "r.json", "--metrics", "m.json", "--plots", "p.csv")
     paths += (*outputs, "--load-plots", "l.csv")
@@ -162,10 +163,17 @@ STAGE_PATHS = {  # each stage's path options, its inputs pointing at folders tha
     "tfrecords": ("--clean", "none", "--vocab", "none", "--out", "out", "--metrics", "m.json"),
     "pretrain": ("--tfrecords", "none", "--vocab", "none", "--out", "out", "--metrics", "m.json", "--plots", "p.csv"),
     "finetune": ("--pretrain", "none", "--out", "out", "--metrics", "m.json", "--plots", "p.csv", "--table", "t.csv"),
-    "freeze": ("--best", "none", "--pretrain", "none", "--out", "out", "--hf", "hf", "--metrics", "m.json"),
+    "distill": (
+        *("--teacher", "none", "--corpus", "none", "--task-dir", "none", "--out", "out", "--metrics", "m.json"),
+    ),
+    "freeze": (
+        *("--teacher", "none", "--student", "none", "--pretrain", "none", "--out", "out", "--hf", "hf"),
+        *("--teacher-out", "teacher", "--metrics", "m.json"),
+    ),
     "ir": ("--model", "none", "--task-dir", "none", "--out", "out", "--metrics", "m.json"),
     "bench": (
-        *("--model", "none", "--ir", "none", "--task-dir", "none", "--report", "r.md", "--results", "r.json"),
+        *("--model", "none", "--teacher", "none", "--ir", "none", "--task-dir", "none"),
+        *("--report", "r.md", "--results", "r.json"),
         *("--metrics", "m.json", "--plots", "p.csv", "--load-plots", "l.csv"),
     ),
 }

@@ -42,7 +42,19 @@ def test_a_line_per_finding_from_the_metrics(tmp_path):
             "difference": {"difference": 0.0112, "ci95": [0.002, 0.02], "beyond_noise": True},
         },
     )
-    write(tmp_path, "freeze", {"model_name": "docs"})
+    write(
+        tmp_path,
+        "distill",
+        {
+            "student_layers": 3,
+            "teacher_layers": 6,
+            "seeds": [1, 2],
+            "student_test_f1": {"mean": 0.6954, "std": 0.003},
+            "teacher_test_f1": 0.7012,
+            "flops_ratio": 2.0,
+        },
+    )
+    write(tmp_path, "freeze", {"model_name": "docs", "shipped": "student"})
     write(
         tmp_path,
         "ir",
@@ -59,6 +71,8 @@ def test_a_line_per_finding_from_the_metrics(tmp_path):
     assert "test F1 0.701 ± 0.004 over 3 seeds" in text
     assert "no domain pretraining 0.690, TF-IDF + LR 0.650, majority class 0.050" in text
     assert "+0.011 F1 (95% interval +0.002 .. +0.020: better beyond noise)" in text
+    assert "3 of 6 layers: test F1 0.695 ± 0.003 over 2 seeds (teacher 0.701), 2.0x fewer FLOPs" in text
+    assert "; shipped: student" in text
     assert "OpenVINO bf16: 12.3 ms per request" in text and "/v1/models/docs:classify_text" in text
 
 

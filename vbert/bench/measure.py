@@ -14,17 +14,6 @@ from pathlib import Path
 
 import numpy as np
 
-from vbert.model.bert import BertConfig
-
-
-def bert_classifier_flops(config: BertConfig, seq_len: int, num_labels: int) -> int:
-    """Forward-pass FLOPs of one sequence (a multiply-add counts 2), matrix products only, as is usual:
-    per layer Q, K, V and output projections (4 x 2*s*h*h), attention scores and context (2 x 2*s*s*h), and the
-    feed-forward block (2 x 2*s*h*i); then the pooler (2*h*h) and the classifier (2*h*labels)."""
-    s, h, i = seq_len, config.hidden_size, config.intermediate_size
-    per_layer = 4 * 2 * s * h * h + 2 * 2 * s * s * h + 2 * 2 * s * h * i
-    return config.num_hidden_layers * per_layer + 2 * h * h + 2 * h * num_labels
-
 
 def matmul_gflops(multiply, size: int, repeats: int) -> float:
     """The best rate of `multiply()`, one [size, size] x [size, size] product, after a warm-up (thread pool, page

@@ -140,8 +140,9 @@ def _phase_cells(pretrain_dir: Path) -> list[Cell]:
 
 
 def pretraining_cells(pretrain_dir: Path, checkpoints: str) -> list[Cell]:
-    """The reference cell first, then the pretraining checkpoints (all of them, or each phase's last). Without a
-    `reference/` folder (the vocabulary kept every token) the first MSL-128 checkpoint is the reference."""
+    """The reference cell first, then the pretraining checkpoints (`all` of them, each phase's `last`, or none for
+    `reference`). Without a `reference/` folder (the vocabulary kept every token) the first MSL-128 checkpoint is
+    the reference."""
     cells = _phase_cells(pretrain_dir)
     if not cells:
         raise InputError(f"{pretrain_dir}: no pretraining checkpoints; run the pretrain stage first")
@@ -151,6 +152,8 @@ def pretraining_cells(pretrain_dir: Path, checkpoints: str) -> list[Cell]:
     else:
         first = cells.pop(0)
         reference = Cell(REFERENCE, REFERENCE, 0, 0, first.checkpoint, first.folder)
+    if checkpoints == "reference":
+        return [reference]
     if checkpoints == "last":
         last = {cell.phase: cell for cell in cells}
         cells = [cell for cell in cells if last[cell.phase] is cell]

@@ -13,12 +13,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import psutil
 from tqdm import tqdm
 
 from vbert.bench import measure
 from vbert.bench.load import max_size_texts, run_load, run_mixed_load
-from vbert.bench.measure import bert_classifier_flops, ceilings_gflops, cpu_seconds, resident_bytes, summarise
+from vbert.bench.measure import ceilings_gflops, cpu_seconds, resident_bytes, summarise
 from vbert.bench.models import BenchModel, pipeline_model, random_model, server_folder
 from vbert.bench.runners import (
     Runner,
@@ -32,6 +33,7 @@ from vbert.bench.runners import (
     tensorflow_predict,
 )
 from vbert.core.errors import InputError
+from vbert.model.bert import BertConfig, classifier_flops
 from vbert.model.export import latest_version
 from vbert.serving.client import GrpcClient, RestClient
 from vbert.serving.launcher import running_server
@@ -45,6 +47,7 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class BenchJob:
     serving_dir: Path  # the freeze stage's <base>/<model_name>
+    teacher_dir: Path  # the freeze stage's teacher <base>/<model_name> (the shipped model, or the one it learnt from)
     ir_dir: Path  # the ir stage's output (variants/, <model_name>/<version>/ir.json)
     task_dir: Path  # real texts: the task's test split
     work_dir: Path  # scratch: random models, server folders and logs
@@ -61,16 +64,31 @@ class BenchJob:
     tfserving_grpc_target: str  # e.g. host:8500
 
 
+SHORT_PIECES = 32  # the short-text cell: at most this many pieces with [CLS] and [SEP]
+
+
 @dataclass
 class Texts:
-    """The two request sets: `fixed` texts long enough to fill max_seq_length (the paper's fixed MSL), and `real`
-    ones, the task's test split with its own length distribution."""
+    """The request sets: `fixed` texts long enough to fill max_seq_length (the paper's fixed MSL), `real` ones (the
+    task's test split with its own length distribution), and `short` ones (each real text cut to SHORT_PIECES
+    pieces: where per-request overheads weigh most)."""
 
     fixed: list[str]
     real: list[Item]
+    short: list[str]
 
     def sets(self) -> dict[str, list[Item]]:
-        return {"fixed": self.fixed, "real": self.real}
+        return {"fixed": self.fixed, "real": self.real, "short": self.short}
+
+
+def short_texts(items: list[Item], tokenizer: FullTokenizer, pieces: int) -> list[str]:
+    """Each item (a pair's texts joined) cut to its first words that make at most `pieces` - 2 word pieces."""
+    out = []
+    for item in items:
+        words = (item if isinstance(item, str) else " ".join(item)).split()
+        counts = np.cumsum([len(piece) for piece in tokenizer.encode_batch(words)]) if words else np.zeros(0)
+        out.append(" ".join(words[: int(np.searchsorted(counts, pieces - 2, side="right"))]) or "a")
+    return out
 
 
 def long_texts(items: list[Item], tokenizer: FullTokenizer, pieces: int) -> list[str]:
@@ -169,8 +187,11 @@ def highest_ceilings(measurements: list[dict[str, dict[str, float]]]) -> dict[st
 
 
 def ceiling_precision(cell_precision: str) -> str:
-    """The ceiling a cell is read against: bf16 and int8 their own, anything else (fp32, fp16 weights) fp32's."""
-    return cell_precision if cell_precision in ("bf16", "int8") else "fp32"
+    """The ceiling a cell is read against: bf16 and int8 their own (int8 with bf16 around it: int8's), anything else
+    (fp32, fp16 weights) fp32's."""
+    if cell_precision.startswith("int8"):
+        return "int8"
+    return cell_precision if cell_precision == "bf16" else "fp32"
 
 
 def add_ceiling_shares(results: dict, ceilings: dict[str, dict]) -> None:
@@ -210,11 +231,16 @@ def server_precision(chosen: str, model: BenchModel) -> str:
 class ModelBench:
     """Everything measured for one model."""
 
-    def __init__(self, job: BenchJob, model: BenchModel, precision: str, real_texts: list[Item]):
-        self.job, self.model, self.precision = job, model, precision
+    def __init__(self, job: BenchJob, model: BenchModel, precision: str, real_texts: list[Item], labels: list[str]):
+        self.job, self.model, self.precision, self.labels = job, model, precision, labels
         self.max_len = model.serving.max_seq_length
         self.encoder = model_encoder(model)
-        self.texts = Texts(long_texts(real_texts, self.encoder.tokenizer, self.max_len), real_texts)
+        tokenizer = self.encoder.tokenizer
+        self.texts = Texts(
+            long_texts(real_texts, tokenizer, self.max_len),
+            real_texts,
+            short_texts(real_texts, tokenizer, min(SHORT_PIECES, self.max_len)),
+        )
         self.encode = encoding(self.encoder)
         self.work = job.work_dir / model.name
 
@@ -228,7 +254,7 @@ class ModelBench:
 
     def flops_of(self, texts: list[str]) -> float:
         width = self.encode(texts)["input_ids"].shape[1]
-        return len(texts) * bert_classifier_flops(self.model.config, width, len(self.model.serving.labels))
+        return len(texts) * classifier_flops(self.model.config, width, len(self.model.serving.labels))
 
     @contextlib.contextmanager
     def server(self, precision: str, batching: bool) -> Iterator:
@@ -239,6 +265,43 @@ class ModelBench:
         arguments += [] if batching else ["--disable-batching"]
         with running_server(arguments, self.work / name) as server:
             yield server, RestClient(server.url, "vbert")
+
+    @contextlib.contextmanager
+    def teacher_server(self) -> Iterator:
+        """The teacher's SavedModel in our server's TensorFlow backend, batching off: the paper's way."""
+        arguments = ["--backend", "tensorflow", "--model-dir", str(self.job.teacher_dir), "--poll-seconds", "0"]
+        arguments += ["--disable-batching", "--warm-up-rows", ""]
+        log.info("%s: starting the teacher's server (TensorFlow, fp32, batching off)", self.model.name)
+        with running_server(arguments, self.work / "server-teacher.log") as server:
+            yield server, RestClient(server.url, self.job.teacher_dir.name)
+
+    def test_f1(self, probabilities: np.ndarray) -> float:
+        from vbert.pipeline.ir import task_f1
+
+        gold = np.array([self.model.serving.labels.index(label) for label in self.labels])
+        return round(task_f1(self.model.serving, gold, probabilities), 6)
+
+    def served_test_f1(self, client: RestClient) -> float:
+        """Test F1 of what the server answers (the shipped model at the chosen precision)."""
+        names = self.model.serving.labels
+        probabilities = [
+            [p["probabilities"][name] for name in names]
+            for start in range(0, len(self.texts.real), 64)
+            for p in client.classify_texts(self.texts.real[start : start + 64])["predictions"]
+        ]
+        return self.test_f1(np.array(probabilities))
+
+    def teacher_test_f1(self) -> float:
+        """Test F1 of the teacher's SavedModel (TensorFlow, in process)."""
+        from vbert.serving.backends import load_version
+
+        teacher = load_version("tensorflow", latest_version(self.job.teacher_dir))
+        chunks = [self.texts.real[start : start + 64] for start in range(0, len(self.texts.real), 64)]
+        return self.test_f1(
+            np.concatenate(
+                [teacher.backend.predict(teacher.encoder.encode_items(c).features)["probabilities"] for c in chunks]
+            )
+        )
 
     def runners(self, client: RestClient, text_set: str) -> list[Runner]:
         m = self.model
@@ -346,7 +409,7 @@ class ModelBench:
                 k: getattr(self.model.config, k) for k in ("num_hidden_layers", "hidden_size", "intermediate_size")
             },
             "max_seq_length": self.max_len,
-            "flops_per_sequence_at_max_seq_length": bert_classifier_flops(
+            "flops_per_sequence_at_max_seq_length": classifier_flops(
                 self.model.config, self.max_len, len(self.model.serving.labels)
             ),
             "server_precision": self.precision,
@@ -366,6 +429,17 @@ class ModelBench:
                 served["served_fp32"] = self.served(client)
             with self.server("fp32", batching=False) as (server, client):
                 paper["paper_way_fp32"] = self.paper_way(client)
+        if self.model.name == "pipeline":
+            with self.server(self.precision, batching=True) as (server, client):
+                shipped_f1 = self.served_test_f1(client)
+            with self.teacher_server() as (server, client):
+                paper["paper_way_teacher_fp32"] = self.paper_way(client)
+            teacher_config = BertConfig.from_json(latest_version(self.job.teacher_dir) / "assets" / "bert_config.json")
+            result["teacher"] = {
+                "num_hidden_layers": teacher_config.num_hidden_layers,
+                "test_f1": self.teacher_test_f1(),
+                "served_test_f1": shipped_f1,
+            }
         result["real_texts"] = {**paper, **served}
         result["minutes"] = round((time.perf_counter() - started) / 60, 1)
         return result
@@ -375,12 +449,14 @@ def run_bench(job: BenchJob) -> dict:
     """Measure every model of `job.models`; returns everything measured (the report is made from it)."""
     pipeline = pipeline_model(job.serving_dir, job.ir_dir)
     precision = chosen_precision(job, job.serving_dir.name)
-    real = read_split(split_file(job.task_dir, "test")).items()
+    test = read_split(split_file(job.task_dir, "test"))
+    real = test.items()
     measurements = [measured_ceilings()]
     results: dict = {"machine": machine(), "skipped": skipped(job), "models": {}}
     for name in job.models:
         model = pipeline if name == "pipeline" else random_model(name, pipeline, job.seq_length, job.work_dir)
-        results["models"][name] = ModelBench(job, model, server_precision(precision, model), real).run()
+        bench = ModelBench(job, model, server_precision(precision, model), real, test.labels)
+        results["models"][name] = bench.run()
         measurements.append(measured_ceilings())
     results["ceiling_measurements_gflops"] = measurements
     results["ceilings_gflops"] = highest_ceilings(measurements)
@@ -416,6 +492,6 @@ def machine() -> dict:
 
 
 def check_inputs(job: BenchJob) -> None:
-    for path in (job.serving_dir, job.ir_dir, job.task_dir):
+    for path in (job.serving_dir, job.teacher_dir, job.ir_dir, job.task_dir):
         if not path.exists():
             raise InputError(f"{path}: missing; `dvc repro ir` makes the bench's inputs")

@@ -1,7 +1,8 @@
 """The finetune stage: fine-tune pretraining checkpoints on a labelled task, several seeds each, against baselines.
 
 Cells: the reference (the starting model with the default vocabulary and no domain pretraining: the "did all this
-help?" arm), then every pretraining checkpoint (`checkpoints: all`) or each phase's last (`last`). Every cell is
+help?" arm), then every pretraining checkpoint (`checkpoints: all`), each phase's last (`last`), or none
+(`reference`: the starting model alone, e.g. a teacher for the distill stage). Every cell is
 fine-tuned once per seed for up to `epochs` epochs, with early stopping on eval F1 after `patience` epochs without
 gain; the epoch kept is the one with the best eval F1. A finished run leaves `cells/<cell>/seed-<seed>/done.json`
 and is not recomputed; runs can go in parallel processes.
@@ -28,6 +29,7 @@ import numpy as np
 
 from vbert.core.atomic import atomic_dir, write_json
 from vbert.core.parallel import ordered_map
+from vbert.core.progress import examples_progress
 from vbert.core.provenance import SETTINGS_FILE, digest, job_settings, same_settings
 from vbert.evaluation.scores import classification_scores, positive_index
 from vbert.model.bert import BertConfig
@@ -39,7 +41,7 @@ from vbert.text.tokenization import copy_tokenizer, load_tokenizer
 
 log = logging.getLogger(__name__)
 
-CHECKPOINTS = ("all", "last")
+CHECKPOINTS = ("all", "last", "reference")
 
 
 @dataclass(frozen=True)
@@ -47,7 +49,7 @@ class FinetuneJob:
     pretrain_dir: Path
     task_dir: Path
     out_dir: Path
-    checkpoints: str  # all | last (each pretraining phase's last checkpoint)
+    checkpoints: str  # all | last (each pretraining phase's last checkpoint) | reference (none)
     max_seq_length: int
     seeds: tuple[int, ...]
     epochs: int
@@ -175,27 +177,6 @@ def finetune_run(run: tuple[Cell, int]) -> list[dict]:
     return rows
 
 
-def _progress(desc: str, batch_sizes: list[int], enabled: bool):
-    """A Keras callback: a progress bar over the epoch's examples, with the running loss (one process only: bars
-    of parallel processes would overwrite each other; those log each epoch's line)."""
-    import keras
-    from tqdm import tqdm
-
-    class Progress(keras.callbacks.Callback):
-        def on_train_begin(self, logs=None):
-            self.bar = tqdm(total=sum(batch_sizes), unit="ex", desc=desc, disable=not enabled, dynamic_ncols=True)
-
-        def on_train_batch_end(self, batch, logs=None):
-            self.bar.update(batch_sizes[batch])
-            if logs:
-                self.bar.set_postfix(loss=f"{logs['loss']:.3f}")
-
-        def on_train_end(self, logs=None):
-            self.bar.close()
-
-    return Progress()
-
-
 def _train(job: FinetuneJob, cell: Cell, seed: int, out: Path) -> list[dict]:
     """Epochs until `patience` runs out; the best epoch's weights and test predictions are written to `out`."""
     import keras
@@ -219,7 +200,7 @@ def _train(job: FinetuneJob, cell: Cell, seed: int, out: Path) -> list[dict]:
     for epoch in range(1, job.epochs + 1):
         started = time.perf_counter()
         batches = length_grouped_batches(lengths, job.train_batch_size, rng)
-        progress = _progress(f"{cell.name} seed {seed} epoch {epoch}", [len(b) for b in batches], job.jobs == 1)
+        progress = examples_progress(f"{cell.name} seed {seed} epoch {epoch}", [len(b) for b in batches], job.jobs == 1)
         model.fit(
             _dataset([(padded(train_rows, b), train_y[b]) for b in batches]), epochs=1, verbose=0, callbacks=[progress]
         )

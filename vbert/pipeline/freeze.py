@@ -1,7 +1,7 @@
-"""The freeze stage: the finetune stage's best model as a TF SavedModel in TF-Serving's layout (`vbert.model.export`),
-checked against the Keras model it came from; and both models as Hugging Face folders (`vbert.model.huggingface`):
-the fine-tuned classifier, and the domain-adapted encoder with its MLM head from the pretraining checkpoint it was
-fine-tuned from."""
+"""The freeze stage: the model to ship (the finetune stage's best, the teacher, or the distill stage's student) as a
+TF SavedModel in TF-Serving's layout (`vbert.model.export`), checked against the Keras model it came from; and as
+Hugging Face folders (`vbert.model.huggingface`): the shipped classifier, and the domain-adapted encoder with its
+MLM head from the pretraining checkpoint the teacher was fine-tuned from."""
 
 from __future__ import annotations
 
@@ -12,28 +12,30 @@ from pathlib import Path
 import numpy as np
 
 from vbert.core.errors import InputError
-from vbert.model.export import SERVING_CONFIG, ServingConfig, export_saved_model, random_inputs
-from vbert.text.tokenization import tokenizer_files
+from vbert.model.classifier import load_finetuned
+from vbert.model.export import export_saved_model, random_inputs
 
 log = logging.getLogger(__name__)
 
-FINETUNED_FILES = ("variables.npz", "bert_config.json", SERVING_CONFIG)
+SHIP = ("auto", "teacher", "student")
 
 
-def load_finetuned(best_dir: Path):
-    """The classifier in `best_dir` (the finetune stage's `best/`) and its serving config."""
-    from vbert.model.bert import BertConfig, build_classifier
-    from vbert.model.checkpoints import restore_checkpoint
-
-    for name in FINETUNED_FILES:
-        if not (best_dir / name).exists():
-            raise InputError(f"{best_dir / name}: missing; run the finetune stage first")
-    tokenizer_files(best_dir)
-    config = BertConfig.from_json(best_dir / "bert_config.json")
-    serving = ServingConfig.from_json(best_dir / SERVING_CONFIG)
-    model = build_classifier(config, len(serving.labels))
-    restore_checkpoint(best_dir, model)
-    return model, config, serving
+def choose_shipped(ship: str, teacher_dir: Path, student_dir: Path, max_eval_f1_drop: float) -> tuple[Path, dict]:
+    """The folder to ship and why: `teacher`, `student`, or `auto` (the student when its eval F1 is within
+    `max_eval_f1_drop` of its teacher's, as the distill stage measured them)."""
+    if ship == "teacher":
+        return teacher_dir, {"shipped": "teacher", "why": "freeze.ship: teacher"}
+    selection = student_dir / "selection.json"
+    if not selection.exists():
+        raise InputError(f"{selection}: missing; run the distill stage first (or set freeze.ship: teacher)")
+    distilled = json.loads(selection.read_text(encoding="utf-8"))["distilled"]
+    if ship == "student":
+        return student_dir, {"shipped": "student", "why": "freeze.ship: student"}
+    drop = distilled["teacher_eval_f1"] - distilled["eval_f1"]
+    chosen = "student" if drop <= max_eval_f1_drop else "teacher"
+    why = f"auto: student eval F1 {distilled['eval_f1']:.4f}, teacher {distilled['teacher_eval_f1']:.4f}"
+    why += f" (drop {drop:+.4f}, allowed {max_eval_f1_drop})"
+    return (student_dir if chosen == "student" else teacher_dir), {"shipped": chosen, "why": why}
 
 
 def max_difference_to_keras(model, loaded, seq: int, vocab_size: int) -> float:
@@ -46,8 +48,8 @@ def max_difference_to_keras(model, loaded, seq: int, vocab_size: int) -> float:
 
 def export_hugging_face(model, config, serving, best_dir: Path, pretrain_dir: Path, hf_dir: Path) -> dict:
     """`hf_dir/classifier` (BertForSequenceClassification) and `hf_dir/masked_lm` (BertForMaskedLM, from the
-    pretraining checkpoint the best model was fine-tuned from)."""
-    from vbert.model.bert import build_pretrainer
+    pretraining checkpoint the best model, or a student's teacher, was fine-tuned from)."""
+    from vbert.model.bert import BertConfig, build_pretrainer
     from vbert.model.checkpoints import pretraining_cells, restore_checkpoint
     from vbert.model.huggingface import export_classifier, export_masked_lm
 
@@ -55,9 +57,10 @@ def export_hugging_face(model, config, serving, best_dir: Path, pretrain_dir: Pa
     cells = {cell.name: cell for cell in pretraining_cells(pretrain_dir, "all")}
     if chosen not in cells:
         raise InputError(f"{pretrain_dir}: no checkpoint {chosen!r}, which {best_dir} was fine-tuned from")
-    pretrainer = build_pretrainer(config)
+    pretrainer_config = BertConfig.from_json(cells[chosen].folder / "bert_config.json")  # the teacher's size
+    pretrainer = build_pretrainer(pretrainer_config)
     restore_checkpoint(cells[chosen].checkpoint, pretrainer)
-    export_masked_lm(pretrainer, config, cells[chosen].folder, hf_dir / "masked_lm")
+    export_masked_lm(pretrainer, pretrainer_config, cells[chosen].folder, hf_dir / "masked_lm")
     export_classifier(model, config, serving.labels, best_dir, hf_dir / "classifier")
     log.info("Hugging Face folders: %s/masked_lm (from %s), %s/classifier", hf_dir, chosen, hf_dir)
     return {"hugging_face": {"masked_lm_from": chosen, "folders": ["masked_lm", "classifier"]}}
@@ -66,7 +69,7 @@ def export_hugging_face(model, config, serving, best_dir: Path, pretrain_dir: Pa
 def freeze(
     best_dir: Path, model_dir: Path, version: int, pretrain_dir: Path | None = None, hf_dir: Path | None = None
 ) -> dict:
-    """Write `model_dir/<version>/` from the finetune stage's best model (and the Hugging Face folders when
+    """Write `model_dir/<version>/` from a fine-tuned (or distilled) model's folder (and the Hugging Face folders when
     `hf_dir` is given); returns the stage metrics."""
     import tensorflow as tf
 
@@ -89,6 +92,7 @@ def freeze(
     return {
         "model_name": model_dir.name,
         "version": version,
+        "num_hidden_layers": config.num_hidden_layers,
         "labels": len(serving.labels),
         "max_seq_length": serving.max_seq_length,
         "weights_mb": round(weight_bytes / 1e6, 2),

@@ -1,8 +1,10 @@
 """The ir stage: OpenVINO IR variants of the frozen SavedModel, each checked against TensorFlow, the fastest kept.
 
 Variants: `fp32`; `fp16` (weights stored in FP16, computed in FP32); `bf16` (the FP32 IR computed in bfloat16,
-where the CPU supports it); `int8` (NNCF post-training quantisation, calibrated on the task's eval split). Each is
-gated on the task's test split against the SavedModel: the largest |Δprobability| and the drop in test F1.
+where the CPU supports it); `int8` (NNCF's quantisation with accuracy control: calibrated on the task's eval split,
+then the layers that cost the most eval F1 are put back in floating point until the eval F1 drop is at most
+`max_f1_drop`); `int8-bf16` (that IR with what stays in floating point computed in bfloat16). Each is gated on the
+task's test split against the SavedModel: the largest |Δprobability| and the drop in test F1.
 `precision: auto` times every variant that passes on this CPU (request batch `timing_batch` at the serving
 max_seq_length) and keeps the fastest; a named precision keeps that one.
 
@@ -37,7 +39,8 @@ from vbert.text.tokenization import load_tokenizer
 
 log = logging.getLogger(__name__)
 
-PRECISIONS = ("fp32", "fp16", "bf16", "int8")
+PRECISIONS = ("fp32", "fp16", "bf16", "int8", "int8-bf16")
+INT8 = ("int8", "int8-bf16")  # one quantised IR, compiled two ways
 COMPILE_CONFIG = {"INFERENCE_PRECISION_HINT": "f32"}
 BF16_CONFIG = {"INFERENCE_PRECISION_HINT": "bf16"}  # computed in bfloat16 where the CPU has it (AVX512_BF16, AMX)
 
@@ -93,14 +96,30 @@ def openvino_probabilities(compiled, features: dict) -> np.ndarray:
     return np.concatenate([compiled(batch)["probabilities"] for batch in batches(features, 64)])
 
 
-def make_variant(model, precision: str, calibration: dict, calibration_size: int):
-    """The OpenVINO model of one precision (fp16 differs only in how `save_model` stores it)."""
-    if precision != "int8":
-        return model
+def quantise(model, calibration: dict, validation: tuple[dict, np.ndarray], serving: ServingConfig, job: IRJob):
+    """NNCF's int8 quantisation with accuracy control: calibrated on `calibration_size` rows, then layers are
+    reverted to floating point, most harmful first, until the F1 on `validation` drops by at most `max_f1_drop`."""
     import nncf
 
-    items = list(batches({k: v[:calibration_size] for k, v in calibration.items()}, 1))
-    return nncf.quantize(model, nncf.Dataset(items), model_type=nncf.ModelType.TRANSFORMER, subset_size=len(items))
+    calibration_items = list(batches({k: v[: job.calibration_size] for k, v in calibration.items()}, 1))
+    features, labels = validation
+    starts = range(0, len(labels), 32)
+    validation_items = [(batch, labels[i : i + 32]) for i, batch in zip(starts, batches(features, 32), strict=True)]
+
+    def validate(compiled, items) -> tuple[float, None]:
+        items = list(items)
+        probabilities = np.concatenate([compiled(batch)["probabilities"] for batch, _ in items])
+        return task_f1(serving, np.concatenate([gold for _, gold in items]), probabilities), None
+
+    return nncf.quantize_with_accuracy_control(
+        model,
+        nncf.Dataset(calibration_items),
+        nncf.Dataset(validation_items, lambda item: item[0]),
+        validate,
+        max_drop=job.max_f1_drop,
+        model_type=nncf.ModelType.TRANSFORMER,
+        subset_size=len(calibration_items),
+    )
 
 
 def seconds_per_request(compiled, features: dict, batch: int, repeats: int) -> float:
@@ -121,7 +140,7 @@ def build_ir(job: IRJob) -> dict:
 
     version_dir = latest_version(job.serving_dir)
     test_x, test_y, serving = encoded_split(version_dir, job.task_dir, "test")
-    eval_x, _, _ = encoded_split(version_dir, job.task_dir, "eval")
+    eval_x, eval_y, _ = encoded_split(version_dir, job.task_dir, "eval")
     reference = tensorflow_probabilities(version_dir, test_x)
     reference_f1 = task_f1(serving, test_y, reference)
     model = ov.convert_model(str(version_dir))
@@ -129,10 +148,12 @@ def build_ir(job: IRJob) -> dict:
     wanted = PRECISIONS if job.precision == "auto" else (job.precision,)
     results: dict[str, dict] = {}
     with atomic_dir(job.out_dir) as tmp:
+        quantised = None
         for precision in wanted:
-            variant = make_variant(model, precision, eval_x, job.calibration_size)
+            if precision in INT8 and quantised is None:
+                quantised = quantise(model, eval_x, (eval_x, eval_y), serving, job)
             path = tmp / "variants" / precision / "model.xml"
-            ov.save_model(variant, str(path), compress_to_fp16=precision == "fp16")
+            ov.save_model(quantised if precision in INT8 else model, str(path), compress_to_fp16=precision == "fp16")
             compiled = core.compile_model(str(path), "CPU", compile_config(precision))
             probabilities = openvino_probabilities(compiled, test_x)
             f1 = task_f1(serving, test_y, probabilities)
@@ -174,7 +195,7 @@ def write_version(target: Path, xml: Path, assets: Path, precision: str, link: b
 
 
 def compile_config(precision: str) -> dict[str, str]:
-    return BF16_CONFIG if precision == "bf16" else COMPILE_CONFIG
+    return BF16_CONFIG if precision in ("bf16", "int8-bf16") else COMPILE_CONFIG
 
 
 def choose(results: dict[str, dict], precision: str) -> str:

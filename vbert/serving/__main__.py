@@ -88,6 +88,12 @@ def timed_protocol(header_timeout: float):
     show_default=True,
     help="a batch runs one inference per length bucket, or all rows padded to the longest",
 )
+@click.option(
+    "--warm-up-rows",
+    default="1,2,4,8,16,32",
+    show_default=True,
+    help="before serving, one inference of each of these row counts at every width bucket ('' for none)",
+)
 @click.option("--threads", default=0, show_default=True, help="inference threads (0 = OpenVINO's choice)")
 @click.option(
     "--poll-seconds", default=1.0, show_default=True, help="how often to look for version changes (0 = never)"
@@ -122,6 +128,7 @@ def serve(
     enable_batching: bool,
     bucket: int,
     split_by_bucket: bool,
+    warm_up_rows: str,
     threads: int,
     poll_seconds: float,
     max_body_bytes: int,
@@ -154,7 +161,10 @@ def serve(
         [ModelSource(model_name or model_dir.name, model_dir)] if model_dir else read_model_config(model_config_file)
     )
     metrics = Metrics()
-    load = partial(load_version, backend, threads=threads, tfserving_url=tfserving_url)
+    rows = tuple(int(n) for n in warm_up_rows.split(",") if n.strip())
+    load = partial(
+        load_version, backend, threads=threads, tfserving_url=tfserving_url, warm_up_rows=rows, bucket=bucket
+    )
     models = {s.name: ServedModel(s, load, batching, metrics.on_batch(s.name)) for s in sources}
     for model in models.values():
         model.load_now()

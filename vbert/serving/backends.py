@@ -11,6 +11,8 @@ same files).
 from __future__ import annotations
 
 import json
+import logging
+import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +25,8 @@ from vbert.model.export import OUTPUT_NAMES as OUTPUTS
 from vbert.model.export import SERVING_CONFIG, ServingConfig
 from vbert.text.encoding import Encoder
 from vbert.text.tokenization import load_tokenizer
+
+log = logging.getLogger(__name__)
 
 
 class Backend(Protocol):
@@ -55,10 +59,35 @@ def _assets(version_dir: Path) -> Path:
 BACKENDS = ("openvino", "onnxruntime", "tensorflow", "tfserving")
 
 
-def load_version(kind: str, version_dir: Path, threads: int = 0, tfserving_url: str = "") -> LoadedModel:
+def warm_up_shapes(max_seq_length: int, bucket: int, rows: tuple[int, ...]) -> list[tuple[int, int]]:
+    """The (rows, width) inputs a server padding to multiples of `bucket` meets for these row counts: every width
+    bucket up to max_seq_length, for each count in `rows`."""
+    widths = sorted({min(width, max_seq_length) for width in range(bucket, max_seq_length + bucket, bucket)})
+    return [(n, width) for n in rows for width in widths]
+
+
+def warm_up(backend: Backend, shapes: list[tuple[int, int]]) -> float:
+    """One inference of each (rows, width): OpenVINO plans every new input shape on first sight (tens of ms), so
+    requests then meet shapes it has seen. Returns the seconds it took."""
+    started = time.perf_counter()
+    for rows, width in shapes:
+        ids = np.zeros((rows, width), np.int32)
+        backend.predict({"input_ids": ids, "input_mask": np.ones_like(ids), "segment_ids": ids})
+    return time.perf_counter() - started
+
+
+def load_version(
+    kind: str,
+    version_dir: Path,
+    threads: int = 0,
+    tfserving_url: str = "",
+    warm_up_rows: tuple[int, ...] = (),
+    bucket: int = 16,
+) -> LoadedModel:
     """Load one version folder with the named backend (`openvino`, `tensorflow`, or `tfserving`: forward to the
     TF-Serving at `tfserving_url`, e.g. http://host:8501, under the model folder's name, using the folder for its
-    tokenizer and labels) and run one warm-up request."""
+    tokenizer and labels), check it with one request, and warm it up on the shapes of `warm_up_rows` rows at every
+    width bucket (`warm_up_shapes`)."""
     assets = _assets(version_dir)
     if not (assets / SERVING_CONFIG).exists():
         raise InputError(f"{version_dir}: no {SERVING_CONFIG}; not a model exported by the freeze or ir stage")
@@ -79,6 +108,9 @@ def load_version(kind: str, version_dir: Path, threads: int = 0, tfserving_url: 
     outputs = backend.predict({"input_ids": warm, "input_mask": np.ones_like(warm), "segment_ids": warm})
     if outputs["probabilities"].shape != (1, len(config.labels)):
         raise InputError(f"{version_dir}: outputs {outputs['probabilities'].shape}, expected (1, {len(config.labels)})")
+    if warm_up_rows:
+        shapes = warm_up_shapes(config.max_seq_length, bucket, warm_up_rows)
+        log.info("%s: warmed up on %d shapes in %.1f s", version_dir, len(shapes), warm_up(backend, shapes))
     return model
 
 

@@ -67,6 +67,14 @@ def lines(folder: Path) -> list[str]:
                 f"  pretrained {finetune['domain_pretraining']['cell']} minus none: {difference['difference']:+.3f} "
                 f"F1 (95% interval {low:+.3f} .. {high:+.3f}: {verdict((low, high))})"
             )
+    if distill := _load(folder, "distill"):
+        student, seeds = distill["student_test_f1"], len(distill["seeds"])
+        shipped = (_load(folder, "freeze") or {}).get("shipped", "?")
+        out.append(
+            f"distilled    {distill['student_layers']} of {distill['teacher_layers']} layers: test F1 "
+            f"{_f1(student['mean'], student['std'])} over {seeds} seed{'s' * (seeds > 1)} (teacher "
+            f"{_f1(distill['teacher_test_f1'])}), {distill['flops_ratio']}x fewer FLOPs; shipped: {shipped}"
+        )
     if ir := _load(folder, "ir"):
         chosen = ir["variants"][ir["chosen"]]
         out.append(

@@ -1,0 +1,127 @@
+"""The distill stage: which layers the student keeps, its weights copied from the teacher, the loss by hand, the
+unlabelled texts, and a whole run on a tiny teacher whose student freeze can ship."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from tests.helpers import from_params, tiny_finetuned, tiny_task, write_lines
+from vbert.core.errors import InputError
+from vbert.model.classifier import load_finetuned
+from vbert.pipeline.distill import (
+    DistillJob,
+    distill,
+    distillation_loss,
+    kept_layers,
+    student_from_teacher,
+    unlabelled_texts,
+)
+from vbert.pipeline.freeze import choose_shipped, freeze
+
+pytestmark = pytest.mark.xdist_group("heavy")
+
+LABELS = ["admin", "net"]
+
+
+@pytest.mark.parametrize(
+    ("teacher", "student", "kept"),
+    [(6, 3, [1, 3, 5]), (12, 4, [2, 5, 8, 11]), (12, 6, [1, 3, 5, 7, 9, 11]), (2, 1, [1]), (3, 3, [0, 1, 2])],
+)
+def test_the_student_keeps_evenly_spaced_layers_ending_with_the_last(teacher, student, kept):
+    assert kept_layers(teacher, student) == kept
+
+
+def test_a_student_larger_than_its_teacher_is_refused():
+    with pytest.raises(InputError, match=r"student_layers 7: must be in \[1, 6\]"):
+        kept_layers(6, 7)
+
+
+def test_the_student_starts_from_the_teachers_weights(tmp_path):
+    from vbert.model.weights import google_variable_map
+    from vbert.pipeline.distill import _backbone
+
+    teacher, config, _ = load_finetuned(tiny_finetuned(tmp_path / "best", LABELS))
+    student, student_config = student_from_teacher(teacher, config, [1], len(LABELS))
+    assert (config.num_hidden_layers, student_config.num_hidden_layers) == (2, 1)
+    ours = google_variable_map(student_config, _backbone(student))
+    theirs = google_variable_map(config, _backbone(teacher))
+    assert len(ours) == len(theirs) - 16  # one layer's 16 variables fewer
+    for name, variable in ours.items():
+        source = name.replace("layer_0/", "layer_1/")
+        np.testing.assert_array_equal(variable.numpy(), theirs[source].numpy(), err_msg=name)
+    for mine, its in zip(student.get_layer("classifier").weights, teacher.get_layer("classifier").weights, strict=True):
+        np.testing.assert_array_equal(mine.numpy(), its.numpy())
+
+
+def test_the_loss_by_hand():
+    # targets: [label, teacher logits]; -1 marks an unlabelled row
+    targets = np.array([[-1, 0.0, 0.0], [1, 0.0, 0.0], [1, 0.0, 0.0]], np.float32)
+    student = np.array([[0.0, 0.0], [0.0, math.log(3)], [0.0, math.log(3)]], np.float32)
+    soft_only = np.asarray(distillation_loss(1.0, 1.0)(targets, student))
+    # the teacher says (1/2, 1/2): cross-entropy -1/2 log p0 - 1/2 log p1; student (1/2, 1/2) -> log 2, (1/4, 3/4)
+    # -> -1/2 log(1/4) - 1/2 log(3/4)
+    np.testing.assert_allclose(soft_only, [math.log(2), *[-0.5 * math.log(0.25) - 0.5 * math.log(0.75)] * 2], 1e-5)
+    hard_only = np.asarray(distillation_loss(1.0, 0.0)(targets, student))
+    np.testing.assert_allclose(hard_only, [0.0, -math.log(0.75), -math.log(0.75)], atol=1e-5)  # unlabelled: no loss
+    # at temperature 2 the soft term is scaled by T^2 = 4 and both logits are halved
+    soft_t2 = np.asarray(distillation_loss(2.0, 1.0)(targets[1:2], student[1:2]))
+    p = np.exp([0.0, math.log(3) / 2]) / np.exp([0.0, math.log(3) / 2]).sum()
+    np.testing.assert_allclose(soft_t2, [4 * (-0.5 * math.log(p[0]) - 0.5 * math.log(p[1]))], rtol=1e-5)
+
+
+def test_unlabelled_texts_are_runs_of_sentences_within_a_document(tmp_path):
+    corpus = write_lines(tmp_path / "corpus.txt", ["one two three", "four five", "six", "", "seven eight nine ten", ""])
+    texts = unlabelled_texts(corpus, words_per_text=4, count=10, seed=0)
+    assert texts == ["one two three four five", "six", "seven eight nine ten"]  # a run never spans documents
+    assert len(unlabelled_texts(corpus, 4, count=2, seed=0)) == 2
+
+
+def test_distill_end_to_end_and_freeze_ships_the_student(tmp_path):
+    teacher = tiny_finetuned(tmp_path / "teacher", LABELS, max_seq_length=16)
+    (teacher / "selection.json").write_text(json.dumps({"cell": "reference", "seed": 1}))
+    task = tiny_task(tmp_path / "task", LABELS)
+    sentences = (tmp_path / "task" / "train.tsv").read_text().splitlines()[1:]
+    corpus = write_lines(tmp_path / "corpus.txt", [line.split("\t")[1] for line in sentences] + [""])
+    job = from_params(
+        DistillJob,
+        "distill",
+        teacher_dir=teacher,
+        corpus=corpus,
+        task_dir=task,
+        out_dir=tmp_path / "distill",
+        student_layers=1,
+        unlabelled_texts=6,
+        seeds=(1, 2),
+        epochs=1,
+        train_batch_size=8,
+        mixed_precision="fp32",
+    )
+    metrics = distill(job)
+    assert metrics["layers_kept"] == [1] and metrics["unlabelled_texts"] == 6
+    assert len(metrics["student_test_f1"]["values"]) == 2
+    assert metrics["student_parameters"] < metrics["teacher_parameters"]
+    assert metrics["flops_ratio"] > 1.9  # the embeddings cost no FLOPs: half the layers is about half the work
+    assert -1 <= metrics["student_minus_teacher"]["difference"] <= 1
+
+    best = tmp_path / "distill" / "best"
+    distilled = json.loads((best / "selection.json").read_text())["distilled"]
+    assert distilled["seed"] == metrics["best_seed"] and distilled["student_layers"] == [1]
+    assert json.loads((best / "bert_config.json").read_text())["num_hidden_layers"] == 1
+
+    shipped, why = choose_shipped("auto", teacher, best, max_eval_f1_drop=1.0)
+    assert (shipped, why["shipped"]) == (best, "student")
+    drop = distilled["teacher_eval_f1"] - distilled["eval_f1"]
+    if drop > 0:  # allowed no drop at all, a worse student is not shipped
+        assert choose_shipped("auto", teacher, best, max_eval_f1_drop=0.0)[0] == teacher
+    assert choose_shipped("teacher", teacher, tmp_path / "nothing", 0.0)[0] == teacher
+    frozen = freeze(best, tmp_path / "serving" / "vbert", 1)
+    assert frozen["num_hidden_layers"] == 1
+
+
+def test_auto_without_a_student_says_to_run_distill(tmp_path):
+    with pytest.raises(InputError, match=r"selection\.json: missing; run the distill stage first"):
+        choose_shipped("auto", tmp_path, tmp_path / "none", 0.01)

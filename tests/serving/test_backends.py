@@ -1,0 +1,39 @@
+"""Backends: the warm-up covers every shape a bucketing server meets, on a real OpenVINO model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.helpers import tiny_pipeline_models
+from vbert.serving.backends import load_version, warm_up, warm_up_shapes
+
+pytestmark = pytest.mark.xdist_group("heavy")
+
+
+def test_warm_up_shapes_by_hand():
+    # widths: multiples of 16 up to max_seq_length 40, the last bucket cut to 40
+    assert warm_up_shapes(40, 16, (1, 4)) == [(1, 16), (1, 32), (1, 40), (4, 16), (4, 32), (4, 40)]
+    assert warm_up_shapes(32, 16, (2,)) == [(2, 16), (2, 32)]
+    assert warm_up_shapes(32, 16, ()) == []
+
+
+class Recording:
+    """An OpenVINO backend that records the shapes it computes."""
+
+    def __init__(self, backend):
+        self.backend, self.shapes = backend, []
+
+    def predict(self, inputs):
+        self.shapes.append(inputs["input_ids"].shape)
+        return self.backend.predict(inputs)
+
+
+def test_an_openvino_model_is_warmed_up_on_every_bucket(tmp_path):
+    version = tiny_pipeline_models(tmp_path, ["admin", "net"]) / "ir" / "vbert" / "1"
+    model = load_version("openvino", version, warm_up_rows=(1, 3), bucket=16)  # max_seq_length 32
+    recording = Recording(model.backend)
+    assert warm_up(recording, warm_up_shapes(32, 16, (1, 3))) > 0
+    assert recording.shapes == [(1, 16), (1, 32), (3, 16), (3, 32)]
+    ids = model.encoder(["a short text"]).features
+    assert np.isclose(model.backend.predict(ids)["probabilities"].sum(), 1.0, atol=1e-5)

@@ -1,0 +1,330 @@
+"""The distill stage: a smaller student learns the fine-tuned teacher's answers (task-specific distillation).
+
+    student   the teacher's embeddings, pooler and classifier, and `student_layers` of its transformer layers, evenly
+              spaced and ending with the last (6 -> 3 keeps layers 1, 3, 5; 12 -> 4 keeps 2, 5, 8, 11)
+    texts     the task's train split (labelled) plus unlabelled in-domain texts cut from the cleaned corpus, runs of
+              consecutive sentences of about the length of the task's texts
+    targets   the teacher's logits on every text, computed once
+    loss      soft_weight * T^2 * cross-entropy(softmax(teacher / T), softmax(student / T))
+              + (1 - soft_weight) * cross-entropy(label, student) on the labelled rows (Hinton et al., 2015)
+
+Each seed trains for up to `epochs` epochs and keeps its epoch with the best eval F1; `best/` holds the seed with
+the best eval F1, in the finetune stage's `best/` format, so freeze can ship it instead of the teacher. The metrics
+set the student beside its teacher: test F1 (mean and spread over seeds, and a paired bootstrap against the
+teacher), parameters, and FLOPs per sequence at the task's real lengths.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from vbert.core.atomic import atomic_dir, write_json
+from vbert.core.errors import InputError
+from vbert.core.progress import examples_progress
+from vbert.core.provenance import SETTINGS_FILE
+from vbert.evaluation.scores import classification_scores, positive_index
+from vbert.evaluation.significance import paired_bootstrap
+from vbert.model.bert import BertConfig, classifier_flops
+from vbert.model.checkpoints import save_weights
+from vbert.model.classifier import load_finetuned
+from vbert.model.export import SERVING_CONFIG, ServingConfig
+from vbert.text.corpus import CorpusReader
+from vbert.text.encoding import Encoder, Row, length_grouped_batches, pad_rows, sorted_batches
+from vbert.text.tasks import read_task
+from vbert.text.tokenization import copy_tokenizer, load_tokenizer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DistillJob:
+    teacher_dir: Path  # the finetune stage's best/
+    corpus: Path  # the vnlp stage's corpus.txt: the unlabelled texts come from it
+    task_dir: Path
+    out_dir: Path
+    student_layers: int
+    temperature: float
+    soft_weight: float
+    unlabelled_texts: int
+    seeds: tuple[int, ...]
+    epochs: int
+    learning_rate: float
+    train_batch_size: int
+    eval_batch_size: int
+    warmup_proportion: float
+    mixed_precision: str
+
+
+# ---- the student -------------------------------------------------------------------------------------------
+
+
+def kept_layers(teacher_layers: int, student_layers: int) -> list[int]:
+    """The teacher's layers the student starts from: evenly spaced, the last always among them."""
+    if not 1 <= student_layers <= teacher_layers:
+        raise InputError(f"student_layers {student_layers}: must be in [1, {teacher_layers}] (the teacher's layers)")
+    return [round((j + 1) * teacher_layers / student_layers) - 1 for j in range(student_layers)]
+
+
+def student_from_teacher(teacher, teacher_config: BertConfig, layers: list[int], num_labels: int):
+    """A classifier with `len(layers)` transformer layers, every weight copied from the teacher's (layer j of the
+    student from the teacher's layer `layers[j]`)."""
+    from vbert.model.bert import build_classifier
+    from vbert.model.weights import google_variable_map
+
+    config = replace(teacher_config, num_hidden_layers=len(layers))
+    student = build_classifier(config, num_labels)
+    source = google_variable_map(teacher_config, _backbone(teacher))
+    for name, variable in google_variable_map(config, _backbone(student)).items():
+        for j, i in enumerate(layers):
+            if name.startswith(f"bert/encoder/layer_{j}/"):
+                name = name.replace(f"bert/encoder/layer_{j}/", f"bert/encoder/layer_{i}/", 1)
+                break
+        variable.assign(source[name])
+    student.get_layer("classifier").set_weights(teacher.get_layer("classifier").get_weights())
+    return student, config
+
+
+def _backbone(classifier):
+    return next(layer for layer in classifier.layers if layer.name.startswith("bert_backbone"))
+
+
+def parameter_count(model) -> int:
+    return int(sum(np.prod(v.shape) for v in model.weights))
+
+
+def mean_flops(config: BertConfig, rows: list[Row], num_labels: int) -> float:
+    """FLOPs per sequence averaged over `rows` at their own lengths (what serving without padding costs)."""
+    return float(np.mean([classifier_flops(config, len(row.ids), num_labels) for row in rows]))
+
+
+# ---- the texts ---------------------------------------------------------------------------------------------
+
+
+def unlabelled_texts(corpus: Path, words_per_text: int, count: int, seed: int) -> list[str]:
+    """Up to `count` texts drawn at random from `corpus`: runs of consecutive sentences of one document, each run
+    ending once it holds `words_per_text` words (or its document ends)."""
+    texts: list[str] = []
+    for document in CorpusReader([corpus]):
+        run: list[str] = []
+        words = 0
+        for sentence in document:
+            run.append(sentence)
+            words += len(sentence.split())
+            if words >= words_per_text:
+                texts.append(" ".join(run))
+                run, words = [], 0
+        if run:
+            texts.append(" ".join(run))
+    rng = np.random.default_rng(seed)
+    chosen = rng.permutation(len(texts))[:count]
+    return [texts[i] for i in sorted(chosen)]
+
+
+def _dataset(batches, width: int):
+    import tensorflow as tf
+
+    names = ("input_ids", "input_mask", "segment_ids")
+    spec = ({k: tf.TensorSpec((None, None), tf.int32) for k in names}, tf.TensorSpec((None, width), tf.float32))
+    return tf.data.Dataset.from_generator(lambda: iter(batches), output_signature=spec)
+
+
+def _padded(rows: list[Row], indices: np.ndarray) -> dict[str, np.ndarray]:
+    chosen = [rows[i] for i in indices]
+    return pad_rows(chosen, max(len(row.ids) for row in chosen))
+
+
+def logits(model, rows: list[Row], batch_size: int) -> np.ndarray:
+    """The model's float32 logits for every row (batches sorted by length, each padded to its longest)."""
+    batches = sorted_batches([len(row.ids) for row in rows], batch_size)
+    out = None
+    for batch in batches:
+        values = np.asarray(model(_padded(rows, batch), training=False), np.float32)
+        out = np.empty((len(rows), values.shape[1]), np.float32) if out is None else out
+        out[batch] = values
+    return out
+
+
+# ---- training ----------------------------------------------------------------------------------------------
+
+
+def distillation_loss(temperature: float, soft_weight: float):
+    """A Keras loss over targets [label (-1: unlabelled), teacher logits...] and the student's logits."""
+    import keras
+    from keras import ops
+
+    def loss(targets, student_logits):
+        student_logits = ops.cast(student_logits, "float32")
+        labels, teacher_logits = ops.cast(targets[:, 0], "int32"), targets[:, 1:]
+        soft_targets = ops.softmax(teacher_logits / temperature, axis=-1)
+        soft = -ops.sum(soft_targets * ops.log_softmax(student_logits / temperature, axis=-1), axis=-1)
+        labelled = ops.cast(labels >= 0, "float32")
+        hard = keras.losses.sparse_categorical_crossentropy(ops.maximum(labels, 0), student_logits, from_logits=True)
+        return soft_weight * temperature**2 * soft + (1.0 - soft_weight) * hard * labelled
+
+    return loss
+
+
+def train_student(job: DistillJob, teacher, teacher_config, layers, data: dict, seed: int, out: Path) -> list[dict]:
+    """One seed: epochs on (train + unlabelled) with the teacher's targets; the best eval epoch's weights and test
+    predictions are written to `out`. Returns a row per epoch."""
+    import keras
+
+    from vbert.model.optimization import make_optimizer
+
+    keras.utils.set_random_seed(seed)
+    student, _ = student_from_teacher(teacher, teacher_config, layers, data["num_labels"])
+    rows, targets = data["train_rows"], data["targets"]
+    steps = job.epochs * -(-len(rows) // job.train_batch_size)
+    student.compile(
+        optimizer=make_optimizer(job.learning_rate, steps, int(steps * job.warmup_proportion)),
+        loss=distillation_loss(job.temperature, job.soft_weight),
+    )
+    rng = np.random.default_rng(seed)
+    lengths = [len(row.ids) for row in rows]
+    history, best = [], -1.0
+    for epoch in range(1, job.epochs + 1):
+        started = time.perf_counter()
+        batches = length_grouped_batches(lengths, job.train_batch_size, rng)
+        progress = examples_progress(f"student seed {seed} epoch {epoch}", [len(b) for b in batches], True)
+        dataset = _dataset([(_padded(rows, b), targets[b]) for b in batches], targets.shape[1])
+        student.fit(dataset, verbose=0, callbacks=[progress])
+        row = {"seed": seed, "epoch": epoch, "train_seconds": round(time.perf_counter() - started, 1)}
+        predictions = {}
+        for split in ("eval", "test"):
+            predictions[split] = np.argmax(logits(student, data["rows"][split], job.eval_batch_size), axis=-1)
+            row[f"{split}_f1"] = data["score"](data["labels"][split], predictions[split])["f1"]
+        log.info("student seed %d epoch %d: eval F1 %.4f, test F1 %.4f", seed, epoch, row["eval_f1"], row["test_f1"])
+        history.append(row)
+        if row["eval_f1"] > best:
+            best = row["eval_f1"]
+            save_weights(out, student)
+            np.save(out / "test_predictions.npy", predictions["test"])
+    return history
+
+
+def _task_data(job: DistillJob, teacher, serving: ServingConfig) -> dict:
+    """The encoded splits, the unlabelled texts, and the teacher's targets for train + unlabelled."""
+    splits, names = read_task(job.task_dir)
+    if names != serving.labels:
+        raise InputError(f"{job.task_dir}: labels {names} differ from the teacher's {serving.labels}")
+    encoder = Encoder(load_tokenizer(job.teacher_dir), serving.max_seq_length)
+    index = {label: i for i, label in enumerate(names)}
+    rows = {name: encoder.rows(split.texts_a, split.texts_b)[0] for name, split in splits.items()}
+    labels = {name: np.array([index[x] for x in split.labels], np.int32) for name, split in splits.items()}
+    words = int(np.median([len(text.split()) for text in splits["train"].texts_a]))
+    extra = unlabelled_texts(job.corpus, words, job.unlabelled_texts, job.seeds[0])
+    extra_rows = encoder.rows(extra)[0] if extra else []
+    train_rows = rows["train"] + extra_rows
+    started = time.perf_counter()
+    teacher_logits = logits(teacher, train_rows, job.eval_batch_size)
+    log.info(
+        "teacher targets for %d labelled + %d unlabelled texts (~%d words each) in %.0f s",
+        len(rows["train"]),
+        len(extra_rows),
+        words,
+        time.perf_counter() - started,
+    )
+    gold = np.concatenate([labels["train"], np.full(len(extra_rows), -1, np.int32)])
+    positive = positive_index(names, serving.positive_label)
+    return {
+        "rows": rows,
+        "labels": labels,
+        "train_rows": train_rows,
+        "targets": np.concatenate([gold[:, None].astype(np.float32), teacher_logits], axis=1),
+        "num_labels": len(names),
+        "unlabelled": len(extra_rows),
+        "words_per_text": words,
+        "score": lambda g, p: classification_scores(g, p, len(names), positive=positive),
+    }
+
+
+def _spread(values: list[float]) -> dict:
+    return {
+        "mean": round(float(np.mean(values)), 6),
+        "std": round(float(np.std(values, ddof=1)) if len(values) > 1 else 0.0, 6),
+        "values": [round(v, 6) for v in values],
+    }
+
+
+def distill(job: DistillJob) -> dict:
+    """Distil the teacher into a student for every seed; write `best/`; returns the stage metrics."""
+    from vbert.model.precision import computing_in
+
+    with computing_in(job.mixed_precision):
+        teacher, teacher_config, serving = load_finetuned(job.teacher_dir)
+        layers = kept_layers(teacher_config.num_hidden_layers, job.student_layers)
+        data = _task_data(job, teacher, serving)
+        teacher_predictions = {
+            split: np.argmax(logits(teacher, data["rows"][split], job.eval_batch_size), axis=-1)
+            for split in ("eval", "test")
+        }
+        runs: dict[int, list[dict]] = {}
+        for seed in job.seeds:
+            with atomic_dir(job.out_dir / "seeds" / f"seed-{seed}") as tmp:
+                runs[seed] = train_student(job, teacher, teacher_config, layers, data, seed, tmp)
+                write_json(tmp / "history.json", runs[seed])
+        student, student_config = student_from_teacher(teacher, teacher_config, layers, data["num_labels"])
+    kept = {seed: max(history, key=lambda r: r["eval_f1"]) for seed, history in runs.items()}
+    best_seed = max(kept, key=lambda s: (kept[s]["eval_f1"], -s))
+    teacher_scores = {
+        split: data["score"](data["labels"][split], teacher_predictions[split])["f1"] for split in ("eval", "test")
+    }
+    selection = json.loads((job.teacher_dir / "selection.json").read_text(encoding="utf-8"))
+    distilled = {
+        "student_layers": layers,
+        "seed": best_seed,
+        "epoch": kept[best_seed]["epoch"],
+        "eval_f1": kept[best_seed]["eval_f1"],
+        "test_f1": kept[best_seed]["test_f1"],
+        "teacher_eval_f1": teacher_scores["eval"],
+        "teacher_test_f1": teacher_scores["test"],
+    }
+    _write_best(job, student_config, best_seed, {**selection, "distilled": distilled})
+    f1 = lambda g, p: data["score"](g, p)["f1"]  # noqa: E731
+    test_rows = data["rows"]["test"]
+    teacher_flops = mean_flops(teacher_config, test_rows, data["num_labels"])
+    student_flops = mean_flops(student_config, test_rows, data["num_labels"])
+    return {
+        "student_layers": len(layers),
+        "teacher_layers": teacher_config.num_hidden_layers,
+        "layers_kept": layers,
+        "unlabelled_texts": data["unlabelled"],
+        "words_per_unlabelled_text": data["words_per_text"],
+        "seeds": list(job.seeds),
+        "best_seed": best_seed,
+        "student_test_f1": _spread([kept[s]["test_f1"] for s in job.seeds]),
+        "student_eval_f1": _spread([kept[s]["eval_f1"] for s in job.seeds]),
+        "teacher_test_f1": round(teacher_scores["test"], 6),
+        "teacher_eval_f1": round(teacher_scores["eval"], 6),
+        "student_minus_teacher": paired_bootstrap(
+            data["labels"]["test"],
+            [np.load(job.out_dir / "seeds" / f"seed-{s}" / "test_predictions.npy") for s in job.seeds],
+            [teacher_predictions["test"]],
+            f1,
+        ),
+        "teacher_parameters": parameter_count(teacher),
+        "student_parameters": parameter_count(student),
+        "teacher_flops_per_sequence": round(teacher_flops),
+        "student_flops_per_sequence": round(student_flops),
+        "flops_ratio": round(teacher_flops / student_flops, 2),
+        "mean_test_length": round(float(np.mean([len(row.ids) for row in test_rows])), 1),
+    }
+
+
+def _write_best(job: DistillJob, config: BertConfig, seed: int, selection: dict) -> None:
+    source = job.out_dir / "seeds" / f"seed-{seed}"
+    with atomic_dir(job.out_dir / "best") as tmp:
+        shutil.copy(source / "variables.npz", tmp / "variables.npz")
+        (tmp / "bert_config.json").write_text(config.to_json(), encoding="utf-8")
+        copy_tokenizer(job.teacher_dir, tmp)
+        shutil.copy(job.teacher_dir / SERVING_CONFIG, tmp / SERVING_CONFIG)
+        if (job.teacher_dir / SETTINGS_FILE).exists():
+            shutil.copy(job.teacher_dir / SETTINGS_FILE, tmp / SETTINGS_FILE)
+        write_json(tmp / "selection.json", selection)
