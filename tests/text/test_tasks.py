@@ -88,7 +88,7 @@ def test_format_errors_name_file_and_line(tmp_path):
     with pytest.raises(InputError, match=r"train.jsonl:3: no field 'text' \(fields: label, txt\)"):
         read_split(task / "train.jsonl")
     (task / "train.jsonl").write_text('{"label": "a", "text": "x"}\n{"label": "b", "text": \n')
-    with pytest.raises(InputError, match=r"train.jsonl:2: not JSON"):
+    with pytest.raises(InputError, match=r"train.jsonl:2: not valid JSON"):
         read_split(task / "train.jsonl")
     (task / "train.jsonl").write_text('{"label": "a", "text": ["x"]}\n')
     with pytest.raises(InputError, match=r"train.jsonl:1: text: expected a string, got list"):

@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import gzip
 import io
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from vbert.core.errors import InputError
+from vbert.text.jsonl import json_objects
 
 KINDS = {".txt": "txt", ".md": "md", ".markdown": "md", ".rst": "rst", ".html": "html", ".htm": "html"}
 KINDS |= {".pdf": "pdf", ".jsonl": "jsonl"}
@@ -245,14 +245,8 @@ def read_pdf(raw: bytes, path: Path) -> list[Document]:
 
 def read_jsonl(raw: bytes, path: Path, text_field: str) -> list[Document]:
     documents = []
-    for number, line in enumerate(decode(raw, path).splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise InputError(f"{path}:{number}: not valid JSON: {error.msg}") from error
-        text = record.get(text_field) if isinstance(record, dict) else None
+    for number, record in json_objects(decode(raw, path).splitlines(), path):
+        text = record.get(text_field)
         if not isinstance(text, str):
             raise InputError(f"{path}:{number}: no string field {text_field!r}")
         documents.append(_paragraph_blocks(text))

@@ -16,7 +16,6 @@ Other columns are ignored. Labels are strings; the label set is the training spl
 from __future__ import annotations
 
 import csv
-import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from pathlib import Path
 import yaml
 
 from vbert.core.errors import InputError
+from vbert.text.jsonl import json_objects
 
 SPLITS = ("train", "eval", "test")
 FORMATS = ("tsv", "csv", "jsonl")
@@ -111,16 +111,7 @@ def _csv_rows(path: Path) -> Iterator[tuple[int, list[str] | dict]]:
 
 def _jsonl_rows(path: Path) -> Iterator[tuple[int, list[str] | dict]]:
     with path.open(encoding="utf-8") as lines:
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise InputError(f"{path}:{number}: not JSON: {error.msg} (column {error.colno})") from None
-            if not isinstance(record, dict):
-                raise InputError(f"{path}:{number}: expected a JSON object, got {type(record).__name__}")
-            yield number, record
+        yield from json_objects(lines, path)
 
 
 READERS = {".tsv": _tsv_rows, ".csv": _csv_rows, ".jsonl": _jsonl_rows}
