@@ -13,7 +13,7 @@ import yaml
 from tests.helpers import REPO, run_stage, tiny_pipeline_models
 from vbert.bench import report
 from vbert.bench.load import run_load
-from vbert.bench.models import BenchModel, pipeline_model, server_folder
+from vbert.bench.models import BenchModel, pipeline_model, random_model, server_folder
 from vbert.bench.runners import encoding
 from vbert.core.resources import resolve_vocab
 from vbert.pipeline.bench import (
@@ -221,6 +221,19 @@ def test_served_over_the_teacher_the_papers_way_at_the_same_f1():
 def test_random_models_serve_the_chosen_precision_where_they_have_it():
     made = BenchModel("tiny", None, {"fp32": None, "bf16": None}, None, None, True)
     assert [server_precision(p, made) for p in ("bf16", "fp32", "int8", "fp16")] == ["bf16", "fp32", "fp32", "fp32"]
+
+
+def test_random_models_get_int8_variants_calibrated_on_texts(tmp_path):
+    root = tiny_pipeline_models(tmp_path, LABELS)
+    like = pipeline_model(root / "serving" / "vbert", root / "ir")
+    model = random_model("tiny", like, 32, tmp_path / "work", calibration=["a game", ["a text", "its pair"]])
+    assert sorted(model.variants) == ["bf16", "fp32", "int8", "int8-bf16"]
+    assert model.variants["int8"] == model.variants["int8-bf16"] != model.variants["fp32"]
+    assert (
+        "FakeQuantize" in model.variants["int8"].read_text()
+        and "FakeQuantize" not in model.variants["fp32"].read_text()
+    )
+    assert sorted(random_model("tiny", like, 32, tmp_path / "work2").variants) == ["bf16", "fp32"]
 
 
 def test_server_folder_links_the_variant_and_records_its_precision(tmp_path):

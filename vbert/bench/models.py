@@ -57,9 +57,13 @@ def pipeline_model(serving_dir: Path, ir_dir: Path) -> BenchModel:
     )
 
 
-def random_model(name: str, like: BenchModel, seq_length: int, work_dir: Path, seed: int = 0) -> BenchModel:
+def random_model(
+    name: str, like: BenchModel, seq_length: int, work_dir: Path, calibration: list | None = None, seed: int = 0
+) -> BenchModel:
     """A classifier of size `name` with random weights, with `like`'s vocabulary and labels, exported to
-    `work_dir/<name>/`: SavedModel in `saved_model/1`, IR in `ir/model.xml` (bf16 is the same IR, computed in bf16)."""
+    `work_dir/<name>/`: SavedModel in `saved_model/1`, IR in `ir/model.xml` (bf16 is the same IR, computed in bf16);
+    with `calibration` (texts or pairs), also NNCF's int8 IR in `ir-int8/model.xml`, calibrated on them (int8 and
+    int8-bf16: for speed, as the random weights' answers mean nothing)."""
     import keras
     import openvino as ov
 
@@ -74,8 +78,27 @@ def random_model(name: str, like: BenchModel, seq_length: int, work_dir: Path, s
     classifier = build_classifier(config, len(serving.labels), None)
     saved = export_saved_model(classifier, config, serving, like.assets, root / "saved_model" / "1")
     xml = root / "ir" / "model.xml"
-    ov.save_model(ov.convert_model(str(saved)), str(xml), compress_to_fp16=False)
-    return BenchModel(name, saved, {"fp32": xml, "bf16": xml}, config, serving, True)
+    converted = ov.convert_model(str(saved))
+    ov.save_model(converted, str(xml), compress_to_fp16=False)
+    variants = {"fp32": xml, "bf16": xml}
+    if calibration:
+        int8 = root / "ir-int8" / "model.xml"
+        ov.save_model(quantised(converted, like, seq_length, calibration), str(int8), compress_to_fp16=False)
+        variants |= {"int8": int8, "int8-bf16": int8}
+    return BenchModel(name, saved, variants, config, serving, True)
+
+
+def quantised(model, like: BenchModel, seq_length: int, calibration: list):
+    """NNCF's int8 quantisation of `model`, calibrated on `calibration` encoded with `like`'s tokenizer."""
+    import nncf
+
+    from vbert.text.encoding import Encoder
+    from vbert.text.tokenization import load_tokenizer
+
+    encoder = Encoder(load_tokenizer(like.assets), seq_length)
+    items = [encoder.encode_items([item]).features for item in calibration]
+    log.info("quantising with NNCF on %d texts", len(items))
+    return nncf.quantize(model, nncf.Dataset(items), model_type=nncf.ModelType.TRANSFORMER, subset_size=len(items))
 
 
 def server_folder(model: BenchModel, precision: str, root: Path, model_name: str = "vbert") -> Path:
