@@ -141,13 +141,17 @@ def _padded(rows: list[Row], indices: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def logits(model, rows: list[Row], batch_size: int) -> np.ndarray:
-    """The model's float32 logits for every row (batches sorted by length, each padded to its longest)."""
+    """The model's float32 logits for every row (batches sorted by length, each padded to its longest), through
+    Keras' compiled predict loop."""
+    import tensorflow as tf
+
     batches = sorted_batches([len(row.ids) for row in rows], batch_size)
-    out = None
-    for batch in batches:
-        values = np.asarray(model(_padded(rows, batch), training=False), np.float32)
-        out = np.empty((len(rows), values.shape[1]), np.float32) if out is None else out
-        out[batch] = values
+    names = ("input_ids", "input_mask", "segment_ids")
+    spec = {k: tf.TensorSpec((None, None), tf.int32) for k in names}
+    dataset = tf.data.Dataset.from_generator(lambda: (_padded(rows, b) for b in batches), output_signature=spec)
+    values = np.asarray(model.predict(dataset, verbose=0), np.float32)
+    out = np.empty_like(values)
+    out[np.concatenate(batches)] = values
     return out
 
 
