@@ -47,6 +47,30 @@ def test_onnx_runtime_gives_tensorflow_s_probabilities_at_any_shape(exported):
     assert sum(n.op_type == "MatMulInteger" for n in int8_graph.node) >= 12  # 6 per layer, 2 layers
 
 
+def test_an_exact_gelu_model_converts_too(tmp_path):
+    """MiniLM and other Hugging Face models use the exact GELU, which TensorFlow computes with Erfc (no ONNX op)."""
+    import keras
+
+    from tests.helpers import TINY_BERT, uncased_tokenizer
+    from vbert.model.bert import BertConfig, build_classifier
+    from vbert.model.export import ServingConfig, export_saved_model
+
+    keras.utils.set_random_seed(0)
+    config = BertConfig(vocab_size=30522, max_position_embeddings=64, gelu_approximate=False, **TINY_BERT)
+    model = build_classifier(config, 2)
+    version = export_saved_model(
+        model, config, ServingConfig(["a", "b"], 32, None), uncased_tokenizer(tmp_path / "tok"), tmp_path / "sm" / "1"
+    )
+    files = export_onnx(version, tmp_path / "onnx")
+    assert not any(n.op_type == "Erfc" for n in onnx.load(str(files["fp32"])).graph.node)
+    inputs = random_inputs(2, 9, 30522, seed=1)
+    expected = load_version("tensorflow", version).backend.predict(inputs)["probabilities"]
+    np.testing.assert_allclose(
+        OnnxRuntimeBackend(files["fp32"], "fp32").predict(inputs)["probabilities"], expected, atol=1e-5
+    )
+    assert np.abs(OnnxRuntimeBackend(files["int8"], "int8").predict(inputs)["probabilities"] - expected).max() < 0.05
+
+
 def test_the_server_serves_the_onnx_folder(exported, tmp_path):
     version, files = exported
     folder = files["fp32"].parent

@@ -35,7 +35,31 @@ def convert_saved_model(version_dir: Path, onnx_file: Path) -> Path:
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode or not onnx_file.exists():
         raise InputError(f"{version_dir}: tf2onnx could not convert the SavedModel:\n{done.stderr[-2000:]}")
+    import onnx
+
+    model = onnx.load(str(onnx_file))
+    if erfc_as_erf(model):
+        onnx.save(model, str(onnx_file))
     return onnx_file
+
+
+def erfc_as_erf(model) -> int:
+    """Every Erfc node (TensorFlow's exact GELU, which Hugging Face models such as MiniLM use, computes
+    0.5 x erfc(-x / sqrt 2); ONNX has no Erfc) as 1 - Erf(x). Returns how many were rewritten."""
+    import numpy as np
+    from onnx import helper, numpy_helper
+
+    rewritten = 0
+    for index, node in reversed(list(enumerate(model.graph.node))):
+        if node.op_type != "Erfc":
+            continue
+        one, erf = f"{node.name}__one", f"{node.name}__erf"
+        model.graph.initializer.append(numpy_helper.from_array(np.array(1.0, np.float32), one))
+        model.graph.node.remove(node)
+        model.graph.node.insert(index, helper.make_node("Sub", [one, erf], list(node.output), f"{node.name}__sub"))
+        model.graph.node.insert(index, helper.make_node("Erf", [node.input[0]], [erf], f"{node.name}__erf"))
+        rewritten += 1
+    return rewritten
 
 
 def gemms_as_matmuls(model):
