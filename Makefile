@@ -41,7 +41,7 @@ serve-openvino: setup  ## serve the demo's model (OpenVINO IR) on http://127.0.0
 serve-tf: setup  ## the same model as a TF SavedModel in process, same API
 	$(BIN)/python -m vbert.serving --backend tensorflow --model-dir models/serving/$(MODEL_NAME) --port 8501
 
-bench: setup  ## the bench stage: Table 3 for BERT-base (random weights) and the demo's model, ~30 min here
+bench: setup  ## the bench stage: Table 3 for BERT-base (random weights) and the demo's model, ~45 min here
 	$(BIN)/dvc repro bench
 	@sed -n '/^## Targets/,/^Times/p' reports/bench.md | head -n -1
 	@echo "the whole report: reports/bench.md; the numbers: metrics/bench.json, reports/bench.json"
