@@ -422,6 +422,7 @@ class ModelBench:
             served = {f"served_{self.precision}": max(result["load"], key=lambda row: row["clients"])}
             result["mixed_load"] = self.mixed_load(server, client)
             result["soak"] = self.soak(client, server.pid)
+            shipped_f1 = self.served_test_f1(client) if self.model.name == "pipeline" else None
         with self.server(self.precision, batching=False) as (server, client):
             result["load"] += self.load_grid(client, False)
             paper = {f"paper_way_{self.precision}": self.paper_way(client)}
@@ -431,8 +432,6 @@ class ModelBench:
             with self.server("fp32", batching=False) as (server, client):
                 paper["paper_way_fp32"] = self.paper_way(client)
         if self.model.name == "pipeline":
-            with self.server(self.precision, batching=True) as (server, client):
-                shipped_f1 = self.served_test_f1(client)
             with self.teacher_server() as (server, client):
                 paper["paper_way_teacher_fp32"] = self.paper_way(client)
             teacher_config = BertConfig.from_json(latest_version(self.job.teacher_dir) / "assets" / "bert_config.json")
