@@ -2,17 +2,22 @@
 
     make demo data-full                          # once: models/pretrain (its reference) and the full task
     python benchmarks/distillation.py            # teacher, then students over seeds; the result file
+    python benchmarks/distillation.py --set distill.student_layers=4 --teacher models/full-teacher
 
 The teacher is MiniLM (6 layers, no domain pretraining: `finetune.checkpoints: reference`) fine-tuned on the full
 task; each student keeps 3 of its layers and learns its answers on the train split plus unlabelled texts from the
-docs corpus. Everything else is params.yaml as committed, overridden by OVERRIDES. The stages run as the pipeline
-runs them (`python -m stages.<name>`) in a scratch folder; the result, with the overrides, goes to
-benchmarks/results/distillation.json.
+docs corpus. Everything else is params.yaml as committed, overridden by OVERRIDES and then by `--set` (any
+`section.key=value`, the value read as YAML). The stages run as the pipeline runs them (`python -m stages.<name>`) in a
+scratch folder; the result, with the overrides, goes to `--out`. `--teacher DIR` reuses a teacher: when DIR holds
+one (a finetune stage's `best` folder and its metrics), fine-tuning is skipped; when it does not, the new teacher is
+kept there for the next run.
 """
 
 from __future__ import annotations
 
+import copy
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -49,6 +54,18 @@ def run_stage(name: str, *arguments: str) -> float:
     return round(time.perf_counter() - started, 1)
 
 
+def apply_settings(overrides: dict, settings: tuple[str, ...]) -> dict:
+    """OVERRIDES with every `section.key=value` of SETTINGS applied (values read as YAML)."""
+    merged = copy.deepcopy(overrides)
+    for setting in settings:
+        name, sep, value = setting.partition("=")
+        section, dot, key = name.partition(".")
+        if not (sep and dot and section and key):
+            raise click.BadParameter(f"{setting!r}: expected section.key=value", param_hint="--set")
+        merged.setdefault(section, {})[key] = yaml.safe_load(value)
+    return merged
+
+
 def markdown(result: dict) -> str:
     d, t = result["distill"], result["teacher"]
     student = d["student_test_f1"]
@@ -81,41 +98,68 @@ def markdown(result: dict) -> str:
     )
 
 
+def fine_tune_teacher(params: tuple[str, str], pretrain: Path, work: Path, teacher: Path) -> float:
+    """Run the finetune stage; keep its `best` model and metrics (with the seconds) in TEACHER; the seconds."""
+    seconds = run_stage(
+        "finetune",
+        *params,
+        *("--pretrain", str(pretrain), "--out", str(work / "finetune"), "--metrics", str(work / "f.json")),
+        *("--plots", str(work / "f.csv"), "--table", str(work / "t.csv")),
+    )
+    teacher.mkdir(parents=True, exist_ok=True)
+    if teacher != work / "finetune":
+        shutil.rmtree(teacher / "best", ignore_errors=True)
+        shutil.copytree(work / "finetune" / "best", teacher / "best")
+    metrics = json.loads((work / "f.json").read_text()) | {"seconds": seconds}
+    (teacher / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    return seconds
+
+
 @click.command()
 @click.option("--pretrain", type=click.Path(path_type=Path), default=REPO / "models/pretrain", show_default=True)
 @click.option("--task-dir", type=click.Path(path_type=Path), default=REPO / "data/full/pkg_section", show_default=True)
 @click.option("--corpus", type=click.Path(path_type=Path), default=REPO / "data/full/docs.txt.gz", show_default=True)
 @click.option("--out", type=click.Path(path_type=Path), default=REPO / "benchmarks/results/distillation.json")
-def main(pretrain: Path, task_dir: Path, corpus: Path, out: Path) -> None:
-    """Fine-tune the teacher, distil students over seeds, write the comparison."""
+@click.option("--set", "settings", multiple=True, metavar="SECTION.KEY=VALUE", help="Override one param (repeatable).")
+@click.option(
+    "--teacher",
+    "teacher_dir",
+    type=click.Path(path_type=Path),
+    help="Reuse the teacher kept here, or keep the new one here. The teacher's params must not change between runs.",
+)
+def main(
+    pretrain: Path, task_dir: Path, corpus: Path, out: Path, settings: tuple[str, ...], teacher_dir: Path | None
+) -> None:
+    """Fine-tune the teacher (or reuse one), distil students over seeds, write the comparison."""
     for path, how in ((pretrain / "reference", "make demo"), (task_dir, "make data-full"), (corpus, "make data-full")):
         if not path.exists():
             raise click.UsageError(f"{path}: missing; run `{how}` first")
+    overrides = apply_settings(OVERRIDES, settings)
     params = yaml.safe_load((REPO / "params.yaml").read_text())
-    for section, values in OVERRIDES.items():
+    for section, values in overrides.items():
         params[section].update(values)
     params["finetune"]["task_dir"] = str(task_dir)
     with tempfile.TemporaryDirectory(prefix="vbert-distillation-") as work:
         work = Path(work)
         (work / "params.yaml").write_text(yaml.safe_dump(params))
         p = ("--params", str(work / "params.yaml"))
-        seconds = {
-            "finetune": run_stage(
-                "finetune",
-                *p,
-                *("--pretrain", str(pretrain), "--out", str(work / "finetune"), "--metrics", str(work / "f.json")),
-                *("--plots", str(work / "f.csv"), "--table", str(work / "t.csv")),
-            )
-        }
+        teacher = teacher_dir or work / "teacher"
+        seconds = {}
+        if (teacher / "metrics.json").exists():
+            print(f"reusing the teacher in {teacher} (its fine-tuning minutes are from the run that made it)")
+        else:
+            seconds["finetune"] = fine_tune_teacher(p, pretrain, work, teacher)
         seconds["distill"] = run_stage(
             "distill",
             *p,
-            *("--teacher", str(work / "finetune" / "best"), "--corpus", str(corpus), "--task-dir", str(task_dir)),
+            *("--teacher", str(teacher / "best"), "--corpus", str(corpus), "--task-dir", str(task_dir)),
             *("--out", str(work / "distill"), "--metrics", str(work / "d.json")),
         )
+        teacher_result = json.loads((teacher / "metrics.json").read_text())
+        seconds.setdefault("finetune", teacher_result.get("seconds", 0.0))
         result = {
-            "overrides": OVERRIDES,
-            "teacher": json.loads((work / "f.json").read_text()),
+            "overrides": overrides,
+            "teacher": teacher_result,
             "distill": json.loads((work / "d.json").read_text()),
             "seconds": seconds,
             "machine": machine(),
