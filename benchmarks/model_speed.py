@@ -73,10 +73,12 @@ def pretrain_speed(model: str, jit: bool, steps: int) -> float:
 def finetune_speed(padding: str, steps: int) -> float:
     import keras
     import numpy as np
+    import tensorflow as tf
 
     from vbert.core.resources import packaged_model_dir
     from vbert.model.bert import BertConfig, build_classifier
-    from vbert.pipeline.finetune import _dataset, encode_task, padded
+    from vbert.model.classifier import batches_dataset, padded
+    from vbert.pipeline.finetune import encode_task
     from vbert.text.encoding import length_grouped_batches, pad_rows
 
     folder = packaged_model_dir("minilm")
@@ -89,9 +91,10 @@ def finetune_speed(padding: str, steps: int) -> float:
         inputs = [(padded(rows, b), labels[b]) for b in batches]
     else:
         inputs = [(pad_rows([rows[i] for i in b], MSL), labels[b]) for b in batches]
-    model.fit(_dataset(inputs[:2]), epochs=1, verbose=0)
+    labels_spec = tf.TensorSpec((None,), tf.int32)
+    model.fit(batches_dataset(inputs[:2], labels_spec), epochs=1, verbose=0)
     started = time.perf_counter()
-    model.fit(_dataset(inputs[2:]), epochs=1, verbose=0)
+    model.fit(batches_dataset(inputs[2:], labels_spec), epochs=1, verbose=0)
     return sum(len(b) for b in batches[2:]) / (time.perf_counter() - started)
 
 

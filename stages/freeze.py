@@ -10,7 +10,7 @@ import click
 from vbert.core.atomic import write_json
 from vbert.core.cli import stage
 from vbert.core.params import load_section
-from vbert.pipeline.freeze import SHIP, choose_shipped, freeze
+from vbert.pipeline.freeze import SHIP, choose_shipped, freeze, freeze_teacher
 
 
 @click.command()
@@ -42,7 +42,8 @@ def main(
         version = p.integer("version", min=1)
     shipped, choice = choose_shipped(ship, teacher, student, max_drop)
     frozen = freeze(shipped, out / name, version, pretrain, hf)
-    teacher_frozen = freeze(teacher, teacher_out / name, version)
+    shipped_teacher = (out / name / str(version), frozen) if choice["shipped"] == "teacher" else None
+    teacher_frozen = freeze_teacher(teacher, teacher_out / name, version, shipped_teacher)
     teacher_keys = ("num_hidden_layers", "weights_mb", "max_logit_difference_to_keras")
     write_json(metrics, {**choice, **frozen, "teacher": {k: teacher_frozen[k] for k in teacher_keys}})
 

@@ -20,10 +20,10 @@ from tests.helpers import REPO, run_stage, tiny_finetuned, tiny_pipeline_models,
 from vbert.bench.models import BenchModel
 from vbert.data.features import tf_schema
 from vbert.model.bert import BertConfig
+from vbert.model.classifier import padded as padded_batch
 from vbert.model.export import ServingConfig
 from vbert.pipeline.bench import model_encoder
 from vbert.pipeline.finetune import encode_task
-from vbert.pipeline.finetune import padded as padded_batch
 from vbert.pipeline.freeze import freeze
 from vbert.pipeline.ir import encoded_split
 from vbert.serving.backends import load_version
@@ -299,6 +299,10 @@ def test_an_extended_vocabulary_runs_through_the_stages_and_the_exports(tmp_path
     frozen = ("--teacher", str(finetuned / "best"), "--student", "none", "--pretrain", str(pretrain))
     frozen += ("--out", str(serving), "--hf", str(hf), "--teacher-out", str(tmp_path / "teacher"))
     stage("freeze", params_path, *frozen, "--metrics", str(tmp_path / "5"))
+    shipped, teacher_copy = serving / "vbert" / "1", tmp_path / "teacher" / "vbert" / "1"  # ship: teacher
+    files = sorted(p.relative_to(shipped) for p in shipped.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(teacher_copy) for p in teacher_copy.rglob("*") if p.is_file())
+    assert all((shipped / f).read_bytes() == (teacher_copy / f).read_bytes() for f in files)
     best = json.loads((tmp_path / "4").read_text())["best_cell"]  # the reference has the base vocabulary
     for folder in ("classifier", "masked_lm"):
         config = json.loads((hf / folder / "config.json").read_text())

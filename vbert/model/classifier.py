@@ -1,13 +1,18 @@
-"""A fine-tuned classifier's folder, as the finetune stage's `best/` and the distill stage's `best/` hold it:
-variables.npz, bert_config.json, serving.json and the tokenizer files."""
+"""A fine-tuned classifier: its folder, as the finetune and distill stages' `best/` hold it (variables.npz,
+bert_config.json, serving.json and the tokenizer files), and its logits on encoded rows."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from vbert.core.errors import InputError
 from vbert.model.export import SERVING_CONFIG, ServingConfig
+from vbert.text.encoding import Row, pad_rows, sorted_batches
 from vbert.text.tokenization import tokenizer_files
+
+FEATURES = ("input_ids", "input_mask", "segment_ids")
 
 FINETUNED_FILES = ("variables.npz", "bert_config.json", SERVING_CONFIG)
 
@@ -26,3 +31,37 @@ def load_finetuned(best_dir: Path):
     model = build_classifier(config, len(serving.labels))
     restore_checkpoint(best_dir, model)
     return model, config, serving
+
+
+def padded(rows: list[Row], indices: np.ndarray) -> dict[str, np.ndarray]:
+    """The rows at `indices` padded to the longest of them."""
+    chosen = [rows[i] for i in indices]
+    return pad_rows(chosen, max(len(row.ids) for row in chosen))
+
+
+def batches_dataset(batches: list, target_spec):
+    """A tf.data.Dataset of (features, targets) batches of any width, from a list of them; `target_spec` is the
+    targets' tf.TensorSpec."""
+    import tensorflow as tf
+
+    spec = ({k: tf.TensorSpec((None, None), tf.int32) for k in FEATURES}, target_spec)
+    return tf.data.Dataset.from_generator(lambda: iter(batches), output_signature=spec)
+
+
+def logits(model, rows: list[Row], batch_size: int) -> np.ndarray:
+    """The model's float32 logits for every row (batches sorted by length, each padded to its longest), through
+    Keras' compiled predict loop."""
+    import tensorflow as tf
+
+    batches = sorted_batches([len(row.ids) for row in rows], batch_size)
+    spec = {k: tf.TensorSpec((None, None), tf.int32) for k in FEATURES}
+    dataset = tf.data.Dataset.from_generator(lambda: (padded(rows, b) for b in batches), output_signature=spec)
+    values = np.asarray(model.predict(dataset, verbose=0), np.float32)
+    out = np.empty_like(values)
+    out[np.concatenate(batches)] = values
+    return out
+
+
+def predict(model, rows: list[Row], batch_size: int) -> np.ndarray:
+    """Class indices for every row."""
+    return np.argmax(logits(model, rows, batch_size), axis=-1)

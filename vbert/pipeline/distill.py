@@ -33,10 +33,10 @@ from vbert.evaluation.scores import classification_scores, positive_index
 from vbert.evaluation.significance import paired_bootstrap
 from vbert.model.bert import BertConfig, classifier_flops
 from vbert.model.checkpoints import save_weights
-from vbert.model.classifier import load_finetuned
+from vbert.model.classifier import batches_dataset, load_finetuned, logits, padded, predict
 from vbert.model.export import SERVING_CONFIG, ServingConfig
 from vbert.text.corpus import CorpusReader
-from vbert.text.encoding import Encoder, Row, length_grouped_batches, pad_rows, sorted_batches
+from vbert.text.encoding import Encoder, Row, length_grouped_batches
 from vbert.text.tasks import read_task
 from vbert.text.tokenization import copy_tokenizer, load_tokenizer
 
@@ -99,6 +99,15 @@ def parameter_count(model) -> int:
     return int(sum(np.prod(v.shape) for v in model.weights))
 
 
+def student_parameter_count(teacher, teacher_config: BertConfig, layers: list[int]) -> int:
+    """The parameters of the student keeping `layers`: the teacher's, less those of the layers it drops."""
+    from vbert.model.weights import google_variable_map
+
+    dropped = tuple(f"bert/encoder/layer_{i}/" for i in range(teacher_config.num_hidden_layers) if i not in layers)
+    variables = google_variable_map(teacher_config, _backbone(teacher)).items()
+    return parameter_count(teacher) - int(sum(np.prod(v.shape) for name, v in variables if name.startswith(dropped)))
+
+
 def mean_flops(config: BertConfig, rows: list[Row], num_labels: int) -> float:
     """FLOPs per sequence averaged over `rows` at their own lengths (what serving without padding costs)."""
     return float(np.mean([classifier_flops(config, len(row.ids), num_labels) for row in rows]))
@@ -127,34 +136,6 @@ def unlabelled_texts(corpus: Path, words_per_text: int, count: int, seed: int) -
     return [texts[i] for i in sorted(chosen)]
 
 
-def _dataset(batches, width: int):
-    import tensorflow as tf
-
-    names = ("input_ids", "input_mask", "segment_ids")
-    spec = ({k: tf.TensorSpec((None, None), tf.int32) for k in names}, tf.TensorSpec((None, width), tf.float32))
-    return tf.data.Dataset.from_generator(lambda: iter(batches), output_signature=spec)
-
-
-def _padded(rows: list[Row], indices: np.ndarray) -> dict[str, np.ndarray]:
-    chosen = [rows[i] for i in indices]
-    return pad_rows(chosen, max(len(row.ids) for row in chosen))
-
-
-def logits(model, rows: list[Row], batch_size: int) -> np.ndarray:
-    """The model's float32 logits for every row (batches sorted by length, each padded to its longest), through
-    Keras' compiled predict loop."""
-    import tensorflow as tf
-
-    batches = sorted_batches([len(row.ids) for row in rows], batch_size)
-    names = ("input_ids", "input_mask", "segment_ids")
-    spec = {k: tf.TensorSpec((None, None), tf.int32) for k in names}
-    dataset = tf.data.Dataset.from_generator(lambda: (_padded(rows, b) for b in batches), output_signature=spec)
-    values = np.asarray(model.predict(dataset, verbose=0), np.float32)
-    out = np.empty_like(values)
-    out[np.concatenate(batches)] = values
-    return out
-
-
 # ---- training ----------------------------------------------------------------------------------------------
 
 
@@ -179,6 +160,7 @@ def train_student(job: DistillJob, teacher, teacher_config, layers, data: dict, 
     """One seed: epochs on (train + unlabelled) with the teacher's targets; the best eval epoch's weights and test
     predictions are written to `out`. Returns a row per epoch."""
     import keras
+    import tensorflow as tf
 
     from vbert.model.optimization import make_optimizer
 
@@ -197,12 +179,13 @@ def train_student(job: DistillJob, teacher, teacher_config, layers, data: dict, 
         started = time.perf_counter()
         batches = length_grouped_batches(lengths, job.train_batch_size, rng)
         progress = examples_progress(f"student seed {seed} epoch {epoch}", [len(b) for b in batches], True)
-        dataset = _dataset([(_padded(rows, b), targets[b]) for b in batches], targets.shape[1])
+        target_spec = tf.TensorSpec((None, targets.shape[1]), tf.float32)
+        dataset = batches_dataset([(padded(rows, b), targets[b]) for b in batches], target_spec)
         student.fit(dataset, verbose=0, callbacks=[progress])
         row = {"seed": seed, "epoch": epoch, "train_seconds": round(time.perf_counter() - started, 1)}
         predictions = {}
         for split in ("eval", "test"):
-            predictions[split] = np.argmax(logits(student, data["rows"][split], job.eval_batch_size), axis=-1)
+            predictions[split] = predict(student, data["rows"][split], job.eval_batch_size)
             row[f"{split}_f1"] = data["score"](data["labels"][split], predictions[split])["f1"]
         log.info("student seed %d epoch %d: eval F1 %.4f, test F1 %.4f", seed, epoch, row["eval_f1"], row["test_f1"])
         history.append(row)
@@ -266,15 +249,14 @@ def distill(job: DistillJob) -> dict:
         layers = kept_layers(teacher_config.num_hidden_layers, job.student_layers)
         data = _task_data(job, teacher, serving)
         teacher_predictions = {
-            split: np.argmax(logits(teacher, data["rows"][split], job.eval_batch_size), axis=-1)
-            for split in ("eval", "test")
+            split: predict(teacher, data["rows"][split], job.eval_batch_size) for split in ("eval", "test")
         }
         runs: dict[int, list[dict]] = {}
         for seed in job.seeds:
             with atomic_dir(job.out_dir / "seeds" / f"seed-{seed}") as tmp:
                 runs[seed] = train_student(job, teacher, teacher_config, layers, data, seed, tmp)
                 write_json(tmp / "history.json", runs[seed])
-        student, student_config = student_from_teacher(teacher, teacher_config, layers, data["num_labels"])
+    student_config = replace(teacher_config, num_hidden_layers=len(layers))
     kept = {seed: max(history, key=lambda r: r["eval_f1"]) for seed, history in runs.items()}
     best_seed = max(kept, key=lambda s: (kept[s]["eval_f1"], -s))
     teacher_scores = {
@@ -314,7 +296,7 @@ def distill(job: DistillJob) -> dict:
             f1,
         ),
         "teacher_parameters": parameter_count(teacher),
-        "student_parameters": parameter_count(student),
+        "student_parameters": student_parameter_count(teacher, teacher_config, layers),
         "teacher_flops_per_sequence": round(teacher_flops),
         "student_flops_per_sequence": round(student_flops),
         "flops_ratio": round(teacher_flops / student_flops, 2),

@@ -34,8 +34,9 @@ from vbert.core.provenance import SETTINGS_FILE, digest, job_settings, same_sett
 from vbert.evaluation.scores import classification_scores, positive_index
 from vbert.model.bert import BertConfig
 from vbert.model.checkpoints import REFERENCE, Cell, pretraining_cells, restore_checkpoint, save_weights
+from vbert.model.classifier import batches_dataset, padded, predict
 from vbert.model.export import SERVING_CONFIG, ServingConfig
-from vbert.text.encoding import Encoder, Row, length_grouped_batches, pad_rows, sorted_batches
+from vbert.text.encoding import Encoder, Row, length_grouped_batches
 from vbert.text.tasks import read_task
 from vbert.text.tokenization import copy_tokenizer, load_tokenizer
 
@@ -83,31 +84,6 @@ def encode_task(tokenizer_dir: Path, task_dir: Path, max_seq_length: int) -> Tas
         labels={name: np.array([index[label] for label in split.labels], np.int32) for name, split in splits.items()},
         label_names=names,
     )
-
-
-def padded(rows: list[Row], indices: np.ndarray) -> dict[str, np.ndarray]:
-    """The rows at `indices` padded to the longest of them."""
-    chosen = [rows[i] for i in indices]
-    return pad_rows(chosen, max(len(row.ids) for row in chosen))
-
-
-def _dataset(batches):
-    """A tf.data.Dataset of (features, labels) batches of any width, from a list of them."""
-    import tensorflow as tf
-
-    names = ("input_ids", "input_mask", "segment_ids")
-    spec = ({k: tf.TensorSpec((None, None), tf.int32) for k in names}, tf.TensorSpec((None,), tf.int32))
-    return tf.data.Dataset.from_generator(lambda: iter(batches), output_signature=spec)
-
-
-def predict(model, rows: list[Row], batch_size: int) -> np.ndarray:
-    """Class indices for every row, batches sorted by length."""
-    lengths = [len(row.ids) for row in rows]
-    batches = sorted_batches(lengths, batch_size)
-    logits = model.predict(_dataset([(padded(rows, b), np.zeros(len(b), np.int32)) for b in batches]), verbose=0)
-    predicted = np.empty(len(rows), np.int64)
-    predicted[np.concatenate(batches)] = np.argmax(logits, axis=-1)
-    return predicted
 
 
 # ---- one run: a cell, a seed -------------------------------------------------------------------------------
@@ -180,9 +156,11 @@ def finetune_run(run: tuple[Cell, int]) -> list[dict]:
 def _train(job: FinetuneJob, cell: Cell, seed: int, out: Path) -> list[dict]:
     """Epochs until `patience` runs out; the best epoch's weights and test predictions are written to `out`."""
     import keras
+    import tensorflow as tf
 
     from vbert.model.optimization import make_optimizer
 
+    label_spec = tf.TensorSpec((None,), tf.int32)
     data = _task(cell.folder)
     labels, positive = data.label_names, positive_index(data.label_names, job.positive_label)
     keras.utils.set_random_seed(seed)
@@ -201,9 +179,8 @@ def _train(job: FinetuneJob, cell: Cell, seed: int, out: Path) -> list[dict]:
         started = time.perf_counter()
         batches = length_grouped_batches(lengths, job.train_batch_size, rng)
         progress = examples_progress(f"{cell.name} seed {seed} epoch {epoch}", [len(b) for b in batches], job.jobs == 1)
-        model.fit(
-            _dataset([(padded(train_rows, b), train_y[b]) for b in batches]), epochs=1, verbose=0, callbacks=[progress]
-        )
+        dataset = batches_dataset([(padded(train_rows, b), train_y[b]) for b in batches], label_spec)
+        model.fit(dataset, epochs=1, verbose=0, callbacks=[progress])
         train_seconds = time.perf_counter() - started
         row = {
             "cell": cell.name,

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from pathlib import Path
 
 import numpy as np
 
+from vbert.core.atomic import atomic_dir
 from vbert.core.errors import InputError
 from vbert.model.classifier import load_finetuned
 from vbert.model.export import export_saved_model, random_inputs
@@ -100,3 +102,17 @@ def freeze(
         "max_logit_difference_to_keras": float(check),
         **exported,
     }
+
+
+def freeze_teacher(
+    teacher_dir: Path, teacher_model_dir: Path, version: int, shipped_teacher: tuple[Path, dict] | None = None
+) -> dict:
+    """The teacher's SavedModel in `teacher_model_dir/<version>/` (the bench's paper's-way model) and its freeze
+    metrics. `shipped_teacher`: (version folder, metrics) of the teacher's export when freeze just shipped the teacher:
+    copied rather than exported a second time."""
+    if shipped_teacher is None:
+        return freeze(teacher_dir, teacher_model_dir, version)
+    version_dir, metrics = shipped_teacher
+    with atomic_dir(teacher_model_dir / str(version)) as tmp:
+        shutil.copytree(version_dir, tmp, dirs_exist_ok=True)
+    return metrics
