@@ -53,7 +53,8 @@ def main(params_file, model, teacher, ir_dir, task_dir, report, results, metrics
                 tfserving_grpc_target=p.text("tfserving_grpc_target"),
             )
         check_inputs(job)
-        measured = run_bench(job)
+        partial = results.with_name(f"{results.stem}.partial.json")
+        measured = run_bench(job, keep=lambda so_far: keep_partial(partial, so_far))
     goals = reporting.targets(measured)
     cells, load = reporting.plot_rows(measured)
     write_json(results, measured)
@@ -61,8 +62,15 @@ def main(params_file, model, teacher, ir_dir, task_dir, report, results, metrics
     write_csv(plots, cells, list(cells[0]))
     write_csv(load_plots, load, list(load[0]))
     write_text(report, reporting.markdown(measured, goals))
+    partial.unlink(missing_ok=True)
     for key, goal in goals.items():
         log.info("%s: %s (%s) %s", key, goal["value"], goal["target"], "met" if goal["met"] else "NOT MET")
+
+
+def keep_partial(path: Path, so_far: dict) -> None:
+    """The results of the models measured so far, in case a later one fails (removed when the bench completes)."""
+    write_json(path, so_far)
+    log.info("measured so far (%s): %s", ", ".join(so_far["models"]), path)
 
 
 if __name__ == "__main__":

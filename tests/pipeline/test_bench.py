@@ -284,6 +284,10 @@ def test_bench_stage_on_tiny_models(tmp_path):
             *("--metrics", str(out / "m.json"), "--plots", str(out / "p.csv"), "--load-plots", str(out / "l.csv")),
         )
     assert done.returncode == 0, done.stderr[-3000:]
+    # the results so far were kept after each model (a later failure would not lose them), removed at the end
+    assert done.stderr.count(f"measured so far (tiny): {out / 'b.partial.json'}") == 1
+    assert done.stderr.count(f"measured so far (tiny, pipeline): {out / 'b.partial.json'}") == 1
+    assert not (out / "b.partial.json").exists()
     results = json.loads((out / "b.json").read_text())
     assert set(results["models"]) == {"tiny", "pipeline"}
     assert results["skipped"] == ["tfserving-grpc: bench.tfserving_grpc_target is empty (no TF-Serving to measure)"]

@@ -9,7 +9,7 @@ import functools
 import json
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -445,8 +445,9 @@ class ModelBench:
         return result
 
 
-def run_bench(job: BenchJob) -> dict:
-    """Measure every model of `job.models`; returns everything measured (the report is made from it)."""
+def run_bench(job: BenchJob, keep: Callable[[dict], None] | None = None) -> dict:
+    """Measure every model of `job.models`; returns everything measured (the report is made from it). `keep` is
+    given the results so far after each model, so a failure later does not lose them."""
     pipeline = pipeline_model(job.serving_dir, job.ir_dir)
     precision = chosen_precision(job, job.serving_dir.name)
     test = read_split(split_file(job.task_dir, "test"))
@@ -461,6 +462,8 @@ def run_bench(job: BenchJob) -> dict:
         bench = ModelBench(job, model, server_precision(precision, model), real, test.labels)
         results["models"][name] = bench.run()
         measurements.append(measured_ceilings())
+        if keep:
+            keep({**results, "ceiling_measurements_gflops": measurements, "partial": True})
     results["ceiling_measurements_gflops"] = measurements
     results["ceilings_gflops"] = highest_ceilings(measurements)
     add_ceiling_shares(results, results["ceilings_gflops"])
