@@ -1,5 +1,5 @@
 """Stage distill: a smaller student (fewer of the teacher's layers) learns the fine-tuned teacher's answers on the
-task's train split and unlabelled in-domain texts."""
+task's train split, unlabelled in-domain texts and texts made from the train split."""
 
 from pathlib import Path
 
@@ -31,6 +31,7 @@ def main(params_file: str, teacher: Path, corpus: Path, task_dir: Path, out: Pat
             temperature=p.number("temperature", min=0, min_open=True),
             soft_weight=p.probability("soft_weight"),
             unlabelled_texts=p.integer("unlabelled_texts", min=0),
+            augmented_texts=p.integer("augmented_texts", min=0),
             seeds=p.integers("seeds", min=0),
             epochs=p.integer("epochs", min=1),
             learning_rate=p.number("learning_rate", min=0, max=1, min_open=True),

@@ -14,6 +14,7 @@ from vbert.core.errors import InputError
 from vbert.model.classifier import load_finetuned
 from vbert.pipeline.distill import (
     DistillJob,
+    augmented_texts,
     distill,
     distillation_loss,
     kept_layers,
@@ -83,6 +84,36 @@ def test_unlabelled_texts_are_runs_of_sentences_within_a_document(tmp_path):
     assert len(unlabelled_texts(corpus, 4, count=2, seed=0)) == 2
 
 
+def test_augmented_texts_drop_words_or_join_two_texts_halves():
+    texts = ["a b c d e f g h", "p q r s t u v w", ""]  # the empty text is never drawn
+    made = augmented_texts(texts, count=200, seed=0)
+    assert len(made) == 200 and made == augmented_texts(texts, count=200, seed=0)
+    sources = [text.split() for text in texts[:2]]
+    for k, text in enumerate(made):
+        words = text.split()
+        assert words
+        if k % 2 == 0:  # a subsequence of one text, about 10% of its words dropped
+            assert any(_subsequence(words, source) for source in sources), text
+        else:  # a prefix of one text, then a suffix of one
+            assert any(
+                words[:i] == a[:i] and words[i:] == b[len(b) - (len(words) - i) :] and len(words) - i <= len(b)
+                for a in sources
+                for b in sources
+                for i in range(1, len(a) + 1)
+            ), text
+    dropped = 1 - np.mean([len(t.split()) / 8 for t in made[::2]])
+    assert 0.05 < dropped < 0.15
+    assert any(set(t.split()) & set("abcdefgh") and set(t.split()) & set("pqrstuvw") for t in made[1::2])
+    assert augmented_texts(texts, count=0, seed=0) == []
+    with pytest.raises(InputError, match="no words to make texts from"):
+        augmented_texts(["", " "], count=1, seed=0)
+
+
+def _subsequence(words: list[str], source: list[str]) -> bool:
+    rest = iter(source)
+    return all(word in rest for word in words)
+
+
 def test_distill_end_to_end_and_freeze_ships_the_student(tmp_path):
     teacher = tiny_finetuned(tmp_path / "teacher", LABELS, max_seq_length=16)
     (teacher / "selection.json").write_text(json.dumps({"cell": "reference", "seed": 1}))
@@ -98,13 +129,14 @@ def test_distill_end_to_end_and_freeze_ships_the_student(tmp_path):
         out_dir=tmp_path / "distill",
         student_layers=1,
         unlabelled_texts=6,
+        augmented_texts=4,
         seeds=(1, 2),
         epochs=1,
         train_batch_size=8,
         mixed_precision="fp32",
     )
     metrics = distill(job)
-    assert metrics["layers_kept"] == [1] and metrics["unlabelled_texts"] == 6
+    assert metrics["layers_kept"] == [1] and (metrics["unlabelled_texts"], metrics["augmented_texts"]) == (6, 4)
     assert len(metrics["student_test_f1"]["values"]) == 2
     assert metrics["student_parameters"] < metrics["teacher_parameters"]
     assert metrics["flops_ratio"] > 1.9  # the embeddings cost no FLOPs: half the layers is about half the work

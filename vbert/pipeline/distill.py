@@ -3,7 +3,8 @@
     student   the teacher's embeddings, pooler and classifier, and `student_layers` of its transformer layers, evenly
               spaced and ending with the last (6 -> 3 keeps layers 1, 3, 5; 12 -> 4 keeps 2, 5, 8, 11)
     texts     the task's train split (labelled) plus unlabelled in-domain texts cut from the cleaned corpus, runs of
-              consecutive sentences of about the length of the task's texts
+              consecutive sentences of about the length of the task's texts, plus `augmented_texts` made from the
+              train texts (words dropped, or two texts' halves joined: Tang et al. 2019, TinyBERT), unlabelled
     targets   the teacher's logits on every text, computed once
     loss      soft_weight * T^2 * cross-entropy(softmax(teacher / T), softmax(student / T))
               + (1 - soft_weight) * cross-entropy(label, student) on the labelled rows (Hinton et al., 2015)
@@ -53,6 +54,7 @@ class DistillJob:
     temperature: float
     soft_weight: float
     unlabelled_texts: int
+    augmented_texts: int
     seeds: tuple[int, ...]
     epochs: int
     learning_rate: float
@@ -136,6 +138,29 @@ def unlabelled_texts(corpus: Path, words_per_text: int, count: int, seed: int) -
     return [texts[i] for i in sorted(chosen)]
 
 
+AUGMENT_WORD_DROP = 0.1
+
+
+def augmented_texts(texts: list[str], count: int, seed: int) -> list[str]:
+    """`count` new texts made from `texts` (the train split's) for the teacher to label: in turn, one text with each
+    word dropped with probability AUGMENT_WORD_DROP (one word at least kept), and one text's words up to a random cut
+    followed by another's from a random cut (the teacher's answers between classes)."""
+    pool = [words for words in (text.split() for text in texts) if words]
+    if count and not pool:
+        raise InputError("augmented_texts: the train split has no words to make texts from")
+    rng = np.random.default_rng(seed)
+    made = []
+    for k in range(count):
+        words = pool[rng.integers(len(pool))]
+        if k % 2 == 0:
+            kept = [w for w in words if rng.random() >= AUGMENT_WORD_DROP] or words[:1]
+        else:
+            other = pool[rng.integers(len(pool))]
+            kept = words[: rng.integers(1, len(words) + 1)] + other[rng.integers(len(other)) :]
+        made.append(" ".join(kept))
+    return made
+
+
 # ---- training ----------------------------------------------------------------------------------------------
 
 
@@ -206,16 +231,20 @@ def _task_data(job: DistillJob, teacher, serving: ServingConfig) -> dict:
     rows = {name: encoder.rows(split.texts_a, split.texts_b)[0] for name, split in splits.items()}
     labels = {name: np.array([index[x] for x in split.labels], np.int32) for name, split in splits.items()}
     words = int(np.median([len(text.split()) for text in splits["train"].texts_a]))
-    extra = unlabelled_texts(job.corpus, words, job.unlabelled_texts, job.seeds[0])
-    extra_rows = encoder.rows(extra)[0] if extra else []
+    if job.augmented_texts and splits["train"].texts_b is not None:
+        raise InputError(f"{job.task_dir}: augmented_texts works on single-text tasks, this one has text pairs: set 0")
+    corpus_texts = unlabelled_texts(job.corpus, words, job.unlabelled_texts, job.seeds[0])
+    made = augmented_texts(splits["train"].texts_a, job.augmented_texts, job.seeds[0])
+    extra_rows = encoder.rows(corpus_texts + made)[0] if corpus_texts or made else []
     train_rows = rows["train"] + extra_rows
     started = time.perf_counter()
     teacher_logits = logits(teacher, train_rows, job.eval_batch_size)
     log.info(
-        "teacher targets for %d labelled + %d unlabelled texts (~%d words each) in %.0f s",
+        "teacher targets for %d labelled + %d corpus (~%d words each) + %d augmented texts in %.0f s",
         len(rows["train"]),
-        len(extra_rows),
+        len(corpus_texts),
         words,
+        len(made),
         time.perf_counter() - started,
     )
     gold = np.concatenate([labels["train"], np.full(len(extra_rows), -1, np.int32)])
@@ -226,7 +255,8 @@ def _task_data(job: DistillJob, teacher, serving: ServingConfig) -> dict:
         "train_rows": train_rows,
         "targets": np.concatenate([gold[:, None].astype(np.float32), teacher_logits], axis=1),
         "num_labels": len(names),
-        "unlabelled": len(extra_rows),
+        "unlabelled": len(corpus_texts),
+        "augmented": len(made),
         "words_per_text": words,
         "score": lambda g, p: classification_scores(g, p, len(names), positive=positive),
     }
@@ -282,6 +312,7 @@ def distill(job: DistillJob) -> dict:
         "teacher_layers": teacher_config.num_hidden_layers,
         "layers_kept": layers,
         "unlabelled_texts": data["unlabelled"],
+        "augmented_texts": data["augmented"],
         "words_per_unlabelled_text": data["words_per_text"],
         "seeds": list(job.seeds),
         "best_seed": best_seed,
