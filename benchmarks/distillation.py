@@ -77,8 +77,9 @@ def markdown(result: dict) -> str:
             "`python benchmarks/distillation.py`: the teacher (MiniLM, 6 layers, fine-tuned on the full task, "
             f"max_seq_length {result['overrides']['finetune']['max_seq_length']}) and students of "
             f"{d['student_layers']} layers (its layers {d['layers_kept']}), seeds {d['seeds']}, trained on the train "
-            f"split and {d['unlabelled_texts']:,} unlabelled docs-corpus texts (~{d['words_per_unlabelled_text']} "
-            "words each).",
+            f"split, {d['unlabelled_texts']:,} unlabelled docs-corpus texts (~{d['words_per_unlabelled_text']} "
+            f"words each) and {d.get('augmented_texts', 0):,} texts made from the train split, for "
+            f"{result['overrides']['distill']['epochs']} epochs.",
             "",
             "| model | layers | parameters | GFLOP per sequence (test lengths) | test F1 |",
             "|---|---:|---:|---:|---|",
