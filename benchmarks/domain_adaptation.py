@@ -101,7 +101,7 @@ def result(metrics: dict, minutes: float) -> dict:
         },
         "difference": metrics["difference"]["difference"],
         "difference_ci95": metrics["difference"]["ci95"],
-        "beyond_noise": metrics["difference"]["beyond_noise"],
+        "verdict": metrics["difference"]["verdict"],
         "params": OVERRIDES,
         "machine": machine(),
     }

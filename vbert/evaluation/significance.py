@@ -18,6 +18,16 @@ def mean_score(gold: np.ndarray, predictions: Sequence[np.ndarray], score: Score
     return float(np.mean([score(gold, p) for p in predictions]))
 
 
+def verdict(ci95) -> str:
+    """What a difference's 95% interval says, in words: better or worse beyond noise, or within it."""
+    low, high = ci95
+    if low > 0:
+        return "better beyond noise"
+    if high < 0:
+        return "worse beyond noise"
+    return "within noise"
+
+
 def paired_bootstrap(
     gold: np.ndarray,
     ours: Sequence[np.ndarray],
@@ -27,7 +37,7 @@ def paired_bootstrap(
     seed: int = 0,
 ) -> dict:
     """Mean score of `ours` minus that of `theirs` (each a list of per-seed predictions), with the 2.5th and
-    97.5th percentiles of the same difference over `samples` resamplings of the test examples."""
+    97.5th percentiles of the same difference over `samples` resamplings of the test examples, and its verdict."""
     gold = np.asarray(gold)
     rng = np.random.default_rng(seed)
     differences = np.empty(samples)
@@ -41,5 +51,5 @@ def paired_bootstrap(
         "difference": round(mean_score(gold, ours, score) - mean_score(gold, theirs, score), 6),
         "ci95": [round(float(low), 6), round(float(high), 6)],
         "samples": samples,
-        "beyond_noise": bool(low > 0),
+        "verdict": verdict((low, high)),
     }
