@@ -101,7 +101,7 @@ def result(metrics: dict, minutes: float) -> dict:
         },
         "difference": metrics["difference"]["difference"],
         "difference_ci95": metrics["difference"]["ci95"],
-        "verdict": metrics["difference"]["verdict"],
+        "beyond_noise": metrics["difference"]["beyond_noise"],
         "params": OVERRIDES,
         "machine": machine(),
     }

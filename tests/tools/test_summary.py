@@ -39,7 +39,7 @@ def test_a_line_per_finding_from_the_metrics(tmp_path):
             "baselines": {"tfidf_lr": {"test_f1": 0.65}, "majority": {"f1": 0.05}},
             "no_domain_pretraining": {"test_f1_mean": 0.69},
             "domain_pretraining": {"cell": "msl128-step-000040"},
-            "difference": {"difference": 0.0112, "ci95": [0.002, 0.02], "verdict": "better beyond noise"},
+            "difference": {"difference": 0.0112, "ci95": [0.002, 0.02], "beyond_noise": True},
         },
     )
     write(

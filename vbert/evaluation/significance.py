@@ -18,16 +18,6 @@ def mean_score(gold: np.ndarray, predictions: Sequence[np.ndarray], score: Score
     return float(np.mean([score(gold, p) for p in predictions]))
 
 
-def verdict(ci95) -> str:
-    """What a difference's 95% interval says, in words: better or worse beyond noise, or within it."""
-    low, high = ci95
-    if low > 0:
-        return "better beyond noise"
-    if high < 0:
-        return "worse beyond noise"
-    return "within noise"
-
-
 def paired_bootstrap(
     gold: np.ndarray,
     ours: Sequence[np.ndarray],
@@ -37,7 +27,7 @@ def paired_bootstrap(
     seed: int = 0,
 ) -> dict:
     """Mean score of `ours` minus that of `theirs` (each a list of per-seed predictions), with the 2.5th and
-    97.5th percentiles of the same difference over `samples` resamplings of the test examples, and its verdict."""
+    97.5th percentiles of the same difference over `samples` resamplings of the test examples."""
     gold = np.asarray(gold)
     rng = np.random.default_rng(seed)
     differences = np.empty(samples)
@@ -51,5 +41,5 @@ def paired_bootstrap(
         "difference": round(mean_score(gold, ours, score) - mean_score(gold, theirs, score), 6),
         "ci95": [round(float(low), 6), round(float(high), 6)],
         "samples": samples,
-        "verdict": verdict((low, high)),
+        "beyond_noise": bool(low > 0),
     }

@@ -11,7 +11,15 @@ import json
 import sys
 from pathlib import Path
 
-from vbert.evaluation.significance import verdict
+
+def verdict(ci95) -> str:
+    """What a difference's 95% interval says, in words: better or worse beyond noise, or within it."""
+    low, high = ci95
+    if low > 0:
+        return "better beyond noise"
+    if high < 0:
+        return "worse beyond noise"
+    return "within noise"
 
 
 def _load(folder: Path, stage: str) -> dict | None:
