@@ -99,8 +99,8 @@ def markdown(result: dict) -> str:
     )
 
 
-def fine_tune_teacher(params: tuple[str, str], pretrain: Path, work: Path, teacher: Path) -> float:
-    """Run the finetune stage; keep its `best` model and metrics (with the seconds) in TEACHER; the seconds."""
+def fine_tune_teacher(params: tuple[str, str], pretrain: Path, work: Path, teacher: Path) -> None:
+    """Run the finetune stage; keep its `best` model and metrics (with the seconds it took) in TEACHER."""
     seconds = run_stage(
         "finetune",
         *params,
@@ -108,12 +108,10 @@ def fine_tune_teacher(params: tuple[str, str], pretrain: Path, work: Path, teach
         *("--plots", str(work / "f.csv"), "--table", str(work / "t.csv")),
     )
     teacher.mkdir(parents=True, exist_ok=True)
-    if teacher != work / "finetune":
-        shutil.rmtree(teacher / "best", ignore_errors=True)
-        shutil.copytree(work / "finetune" / "best", teacher / "best")
+    shutil.rmtree(teacher / "best", ignore_errors=True)
+    shutil.copytree(work / "finetune" / "best", teacher / "best")
     metrics = json.loads((work / "f.json").read_text()) | {"seconds": seconds}
     (teacher / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    return seconds
 
 
 @click.command()
@@ -145,24 +143,22 @@ def main(
         (work / "params.yaml").write_text(yaml.safe_dump(params))
         p = ("--params", str(work / "params.yaml"))
         teacher = teacher_dir or work / "teacher"
-        seconds = {}
         if (teacher / "metrics.json").exists():
             print(f"reusing the teacher in {teacher} (its fine-tuning minutes are from the run that made it)")
         else:
-            seconds["finetune"] = fine_tune_teacher(p, pretrain, work, teacher)
-        seconds["distill"] = run_stage(
+            fine_tune_teacher(p, pretrain, work, teacher)
+        distill_seconds = run_stage(
             "distill",
             *p,
             *("--teacher", str(teacher / "best"), "--corpus", str(corpus), "--task-dir", str(task_dir)),
             *("--out", str(work / "distill"), "--metrics", str(work / "d.json")),
         )
         teacher_result = json.loads((teacher / "metrics.json").read_text())
-        seconds.setdefault("finetune", teacher_result.get("seconds", 0.0))
         result = {
             "overrides": overrides,
             "teacher": teacher_result,
             "distill": json.loads((work / "d.json").read_text()),
-            "seconds": seconds,
+            "seconds": {"finetune": teacher_result["seconds"], "distill": distill_seconds},
             "machine": machine(),
         }
     print(write_result(out, result, markdown))
