@@ -31,10 +31,10 @@ OVERRIDES = {  # the recipe: everything else is params.yaml as committed
     "vnlp.input_dir": "data/full",  # the 33 MB docs corpus
     "finetune.task_dir": "data/full/pkg_section",
     "vnlp.task_text_repeat": 10,  # task-adaptive: the task's train texts join the corpus, 10 times
-    "vocab.variant": "default",  # new tokens start as the mean of their pieces: too few steps to learn them here
+    "vocab": "default",  # new tokens start as the mean of their pieces: too few steps to learn them here
     "pretrain.next_sentence": "false",  # masked LM only (RoBERTa's finding; the pooler keeps MiniLM's weights)
     # pretraining: 800 updates of 32 at MSL 128 (25,600 examples), no MSL-512 phase
-    "tfrecords.msl512": "false",
+    "msl512": "false",
     "pretrain.num_train_steps_msl512": 0,
     "pretrain.msl512_from_steps": "[]",
     "pretrain.train_batch_size": 32,

@@ -9,11 +9,13 @@ import click
 
 from vbert.core.atomic import write_json
 from vbert.core.cli import stage
-from vbert.core.params import load_section
-from vbert.pipeline.freeze import SHIP, choose_shipped, freeze, freeze_teacher
+from vbert.core.params import params_help, read_job
+from vbert.pipeline.freeze import FreezeJob, run_freeze
+
+JOB = FreezeJob
 
 
-@click.command()
+@click.command(epilog=params_help(JOB))
 @click.option("--params", "params_file", default="params.yaml", show_default=True)
 @click.option("--teacher", required=True, type=click.Path(path_type=Path), help="the finetune stage's best/ folder")
 @click.option("--student", required=True, type=click.Path(path_type=Path), help="the distill stage's best/ folder")
@@ -23,29 +25,9 @@ from vbert.pipeline.freeze import SHIP, choose_shipped, freeze, freeze_teacher
 @click.option("--teacher-out", required=True, type=click.Path(path_type=Path), help="the teacher's SavedModel base")
 @click.option("--metrics", required=True, type=click.Path(path_type=Path))
 @stage("freeze")
-def main(
-    params_file: str,
-    teacher: Path,
-    student: Path,
-    pretrain: Path,
-    out: Path,
-    hf: Path,
-    teacher_out: Path,
-    metrics: Path,
-) -> None:
-    with load_section("freeze", params_file) as p:
-        ship = p.choice("ship", SHIP)
-        max_drop = p.probability("max_eval_f1_drop")
-        name = p.text("model_name", empty=False)
-        if "/" in name:
-            raise p.error("model_name", "must be a name without '/'")
-        version = p.integer("version", min=1)
-    shipped, choice = choose_shipped(ship, teacher, student, max_drop)
-    frozen = freeze(shipped, out / name, version, pretrain, hf)
-    shipped_teacher = (out / name / str(version), frozen) if choice["shipped"] == "teacher" else None
-    teacher_frozen = freeze_teacher(teacher, teacher_out / name, version, shipped_teacher)
-    teacher_keys = ("num_hidden_layers", "weights_mb", "max_logit_difference_to_keras")
-    write_json(metrics, {**choice, **frozen, "teacher": {k: teacher_frozen[k] for k in teacher_keys}})
+def main(params_file, teacher, student, pretrain, out, hf, teacher_out, metrics) -> None:
+    paths = dict(teacher_dir=teacher, student_dir=student, pretrain_dir=pretrain, out_dir=out, hf_dir=hf)
+    write_json(metrics, run_freeze(read_job(JOB, params_file, **paths, teacher_out_dir=teacher_out)))
 
 
 if __name__ == "__main__":

@@ -8,29 +8,20 @@ import click
 
 from vbert.core.atomic import write_json
 from vbert.core.cli import stage
-from vbert.core.params import load_section
-from vbert.pipeline.ingest import IngestJob, corpus_inputs, run_ingest
+from vbert.core.params import params_help, read_job
+from vbert.pipeline.ingest import IngestJob, run_ingest
+
+JOB = IngestJob
 
 
-@click.command()
+@click.command(epilog=params_help(JOB))
 @click.option("--params", "params_file", default="params.yaml", show_default=True)
 @click.option("--input", "input_dir", required=True, type=click.Path(path_type=Path), help="holds docs/, informal/")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="docs.txt, informal.txt, manifest.jsonl")
 @click.option("--metrics", required=True, type=click.Path(path_type=Path))
 @stage("ingest")
 def main(params_file: str, input_dir: Path, out: Path, metrics: Path) -> None:
-    with load_section("ingest", params_file) as p:
-        p.text("input_dir", empty=False)  # dvc.yaml passes it as --input (and lists it in deps)
-        job = IngestJob(
-            inputs=corpus_inputs(input_dir),
-            out_dir=out,
-            include=p.strings("include"),
-            exclude=p.strings("exclude", empty=True),
-            jsonl_text_field=p.text("jsonl_text_field", empty=False),
-            boilerplate_min_documents=p.integer("boilerplate_min_documents", min=2),
-            max_failed_fraction=p.probability("max_failed_fraction"),
-            workers=p.integer("workers", min=0),
-        )
+    job = read_job(JOB, params_file, input_dir=input_dir, out_dir=out)  # dvc.yaml passes ingest.input_dir as --input
     write_json(metrics, run_ingest(job))
 
 

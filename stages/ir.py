@@ -6,11 +6,13 @@ import click
 
 from vbert.core.atomic import write_json
 from vbert.core.cli import stage
-from vbert.core.params import load_section
-from vbert.pipeline.ir import PRECISIONS, IRJob, build_ir
+from vbert.core.params import params_help, read_job
+from vbert.pipeline.ir import IRJob, build_ir
+
+JOB = IRJob
 
 
-@click.command()
+@click.command(epilog=params_help(JOB))
 @click.option("--params", "params_file", default="params.yaml", show_default=True)
 @click.option("--model", required=True, type=click.Path(path_type=Path), help="the freeze stage's <base>/<model_name>")
 @click.option("--task-dir", required=True, type=click.Path(path_type=Path), help="the finetune task (eval, test)")
@@ -18,19 +20,7 @@ from vbert.pipeline.ir import PRECISIONS, IRJob, build_ir
 @click.option("--metrics", required=True, type=click.Path(path_type=Path))
 @stage("ir")
 def main(params_file: str, model: Path, task_dir: Path, out: Path, metrics: Path) -> None:
-    with load_section("ir", params_file) as p:
-        job = IRJob(
-            serving_dir=model,
-            task_dir=task_dir,
-            out_dir=out,
-            precision=p.choice("precision", ("auto", *PRECISIONS)),
-            calibration_size=p.integer("calibration_size", min=1),
-            max_probability_delta=p.probability("max_probability_delta"),
-            max_f1_drop=p.probability("max_f1_drop"),
-            timing_batch=p.integer("timing_batch", min=1),
-            timing_repeats=p.integer("timing_repeats", min=1),
-        )
-    write_json(metrics, build_ir(job))
+    write_json(metrics, build_ir(read_job(JOB, params_file, serving_dir=model, task_dir=task_dir, out_dir=out)))
 
 
 if __name__ == "__main__":

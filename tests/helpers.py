@@ -32,15 +32,31 @@ def google_flags(**changes):
     return InstanceConfig(**{**GOOGLE_FLAGS, **changes})
 
 
+def repo_params() -> dict:
+    """The repository's params.yaml: the one place defaults live."""
+    from vbert.core.params import ParamsFile
+
+    return ParamsFile.load(REPO / "params.yaml").data
+
+
 def params_section(name: str) -> dict:
-    """Section `name` of the repository's params.yaml: the one place defaults live."""
-    return yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))[name]
+    """Section `name` of the repository's params.yaml."""
+    return repo_params()[name]
 
 
 def from_params(cls, section: str, **values):
-    """A config or job dataclass `cls` with the values params.yaml's `section` has for its fields, then `values`."""
-    names = {field.name for field in dataclasses.fields(cls)}
-    defaults = {k: tuple(v) if isinstance(v, list) else v for k, v in params_section(section).items() if k in names}
+    """A config or job dataclass `cls` with the values params.yaml has for its fields (keys of `section`, or the
+    switches a field is read from, or top-level keys of the same name), then `values`."""
+    from vbert.core.params import knob_fields
+
+    params = repo_params()
+    switches = {k.field[0]: k.key for k in knob_fields(cls) if k.knob.switch and len(k.field) == 1}
+    defaults = {}
+    for field in dataclasses.fields(cls):
+        key = switches.get(field.name, field.name)
+        found = params[section].get(key, params.get(key) if not isinstance(params.get(key), dict) else None)
+        if found is not None:
+            defaults[field.name] = tuple(found) if isinstance(found, list) else found
     return cls(**{**defaults, **values})
 
 
@@ -187,8 +203,7 @@ def tiny_pipeline_models(
     return root
 
 
-TINY_PRETRAIN = {  # a pretrain section for the tiny model on `tiny_pretraining_inputs`: seconds, not minutes
-    "model": "tiny",
+TINY_PRETRAIN = {  # a pretrain section for the tiny model (switch `model: tiny`): seconds, not minutes
     "init_checkpoint": "scratch",
     "learning_rate": 1e-3,
     "train_batch_size": 8,
@@ -208,6 +223,7 @@ TINY_PRETRAIN = {  # a pretrain section for the tiny model on `tiny_pretraining_
 def tiny_pretrain_params(path: Path, **overrides) -> str:
     """params.yaml with TINY_PRETRAIN (and `overrides`) as its pretrain section, written to `path`; returns its name."""
     params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["model"] = "tiny"
     params["pretrain"].update({**TINY_PRETRAIN, **overrides})
     path.write_text(yaml.safe_dump(params))
     return str(path)
@@ -217,7 +233,13 @@ def tiny_pretrain_job(inputs: Path, out: Path, **overrides):
     """A PretrainJob with TINY_PRETRAIN (and `overrides`) on `tiny_pretraining_inputs`."""
     from vbert.pipeline.pretrain import PretrainJob
 
-    settings = {"tfrecords": inputs / "tf", "vocab_dir": inputs / "vocab", **TINY_PRETRAIN, **overrides}
+    settings = {
+        "tfrecords": inputs / "tf",
+        "vocab_dir": inputs / "vocab",
+        "model": "tiny",
+        **TINY_PRETRAIN,
+        **overrides,
+    }
     settings["msl512_from_steps"] = tuple(settings["msl512_from_steps"])
     return from_params(PretrainJob, "pretrain", out_dir=out, **settings)
 

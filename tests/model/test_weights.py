@@ -13,7 +13,7 @@ from safetensors.numpy import save_file
 
 from vbert.core.errors import InputError
 from vbert.core.resources import packaged_model_dir
-from vbert.model.bert import BertConfig, build_backbone, build_pretraining_heads
+from vbert.model.bert import GOOGLE_CHECKPOINTS, BertConfig, build_backbone, build_pretraining_heads, named_config
 from vbert.model.weights import (
     assign_weights,
     google_variable_map,
@@ -186,7 +186,7 @@ def check_against_numpy(config: BertConfig, weights: dict, backbone, heads, appr
     outputs = backbone(INPUTS)
     expected_seq, expected_pooled = numpy_bert(
         weights,
-        TINY,
+        config.to_dict(),
         INPUTS["token_ids"],
         INPUTS["segment_ids"],
         INPUTS["padding_mask"].astype(np.float64),
@@ -217,6 +217,28 @@ def test_google_checkpoint_matches_numpy(tmp_path):
     backbone, heads, left = load(config, read_google_checkpoint(tmp_path / "bert_model.ckpt"), "google")
     assert left == []
     check_against_numpy(config, weights, backbone, heads, approximate=True)
+
+
+LARGE_SCALED_DOWN = {  # BERT-large's layout (24 layers, 16 heads, intermediate 4 x hidden) at hidden 32
+    **TINY,
+    "hidden_size": 32,
+    "num_hidden_layers": 24,
+    "num_attention_heads": 16,
+    "intermediate_size": 128,
+}
+
+
+def test_model_large_is_bert_large_and_loads_googles_large_checkpoint_names(tmp_path):
+    config = named_config("large", 30522)
+    assert (config.num_hidden_layers, config.hidden_size, config.num_attention_heads) == (24, 1024, 16)
+    assert config.intermediate_size == 4096 and GOOGLE_CHECKPOINTS["large"] == "wwm_uncased_L-24_H-1024_A-16"
+    weights = google_weights(LARGE_SCALED_DOWN, seed=2)
+    assert "bert/encoder/layer_23/output/LayerNorm/gamma" in weights  # the names Google's BERT-large checkpoint has
+    save_google_checkpoint(weights, str(tmp_path / "bert_model.ckpt"))
+    scaled = BertConfig.from_dict(LARGE_SCALED_DOWN)
+    backbone, heads, left = load(scaled, read_google_checkpoint(tmp_path / "bert_model.ckpt"), "google")
+    assert left == []
+    check_against_numpy(scaled, weights, backbone, heads, approximate=True)
 
 
 def test_hf_safetensors_matches_numpy(tmp_path):

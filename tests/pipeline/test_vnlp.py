@@ -19,9 +19,9 @@ def test_vnlp_keeps_the_corpus_format(tmp_path, sample_docs):
     corpus.write_text(corpus.read_text() + "\nWe use kubectl and the filesystemcheck after configuraiton.\n")
     metrics = run_vnlp(
         VnlpJob(
-            inputs=(corpus,),
+            input_dir=corpus.parent,
             out_dir=tmp_path / "clean",
-            corpus_name="docs",
+            corpus="docs",
             spell=from_params(SpellConfig, "vnlp", pair_min_count=5),
             lexicon=None,
             workers=2,
@@ -54,9 +54,9 @@ def test_not_utf8_is_refused_without_output(tmp_path):
     with pytest.raises(InputError, match=r"docs.txt:4: not UTF-8: byte 0xff at byte offset 23"):
         run_vnlp(
             VnlpJob(
-                inputs=(corpus,),
+                input_dir=corpus.parent,
                 out_dir=tmp_path / "clean",
-                corpus_name="docs",
+                corpus="docs",
                 spell=from_params(SpellConfig, "vnlp"),
                 lexicon=None,
                 chunk_documents=200,
@@ -75,9 +75,9 @@ def test_task_text_joins_the_corpus_train_split_only_repeated(tmp_path, sample_d
     write_lines(task / "train.tsv", train)
     write_lines(task / "eval.tsv", ["label\ttext", "games\tEVAL TEXT NEVER USED."])
     job = VnlpJob(
-        inputs=(corpus,),
+        input_dir=corpus.parent,
         out_dir=tmp_path / "clean",
-        corpus_name="docs",
+        corpus="docs",
         spell=from_params(SpellConfig, "vnlp"),
         lexicon=None,
         chunk_documents=2,

@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from tests.helpers import REPO
-from vbert.tools.deps import closure, runs_code, stage_scripts, uncovered_modules
+from vbert.tools.deps import closure, params_mismatches, runs_code, stage_scripts, uncovered_modules
 
 STAGES = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
 
@@ -43,12 +43,30 @@ def test_the_check_names_the_stage_and_the_module_a_dep_misses(tmp_path):
     assert Path("vbert/data/masking.py") in missing["tfrecords"]
 
 
+def test_every_stage_lists_exactly_the_params_it_reads():
+    assert params_mismatches(REPO) == {}
+
+
+def test_the_params_check_names_a_key_read_but_not_listed_and_one_listed_but_not_read(tmp_path):
+    for name in ("stages", "vbert"):
+        shutil.copytree(REPO / name, tmp_path / name)
+    pipeline = yaml.safe_load((REPO / "dvc.yaml").read_text())
+    pipeline["stages"]["vocab"]["params"].remove("vocab")  # the switch the vocab stage reads
+    pipeline["stages"]["ir"]["params"].append("model")  # a switch the ir stage never reads
+    (tmp_path / "dvc.yaml").write_text(yaml.safe_dump(pipeline))
+    assert params_mismatches(tmp_path) == {
+        "vocab": "reads vocab but params: does not list it",
+        "ir": "params: lists model, which it does not read",
+    }
+
+
 def test_closures_follow_imports_inside_functions_and_servers_started_with_dash_m():
     bench = closure(REPO / "stages/bench.py", REPO)
     assert Path("vbert/serving/__main__.py") in bench  # started as `python -m vbert.serving` by the bench
     assert Path("vbert/pipeline/bench.py") in bench  # imported inside the stage's function
     assert Path("vbert/data/masking.py") in closure(REPO / "stages/tfrecords.py", REPO)
     assert stage_scripts(STAGES["ir"]["cmd"], REPO) == [REPO / "stages/ir.py"]
+    assert {Path("stages/vocab.py"), Path("vbert/text/vocabulary.py")} <= closure(REPO / "stages/params.py", REPO)
 
 
 def test_package_inits_run_no_code():
@@ -133,6 +151,9 @@ def recorded(tmp_path_factory) -> Path:
     return root
 
 
+CHECK = "params"  # the params stage: its output never changes, so nothing downstream re-runs because it ran
+
+
 def downstream(name: str) -> set[str]:
     """Every stage that reads, directly or through others, what stage `name` writes (from dvc.yaml)."""
     found, frontier = set(), {name}
@@ -172,16 +193,20 @@ def test_editing_a_module_makes_dvc_status_report_the_stages_that_run_it(recorde
     (recorded / module).write_text(original + "\n# edited\n")
     try:
         status = json.loads(sh("dvc", "status", "--json", cwd=recorded))
-        # what `dvc repro` would run if the edit changes the stage's outputs (it does not run them otherwise)
+        # what `dvc repro` would run if the edit changes the stage's outputs (it does not run them otherwise); the
+        # params stage frozen, as its output cannot change
+        sh("dvc", "freeze", "-q", CHECK, cwd=recorded)
         dry = sh("dvc", "repro", "--dry", "--force-downstream", cwd=recorded)
     finally:
         (recorded / module).write_text(original)
+        sh("dvc", "unfreeze", "-q", CHECK, cwd=recorded)
     assert runs_it <= set(status), f"editing {module}: dvc status reports {sorted(status)}, not all of {runs_it}"
     covering = {n for n, s in STAGES.items() if any(module.startswith(d) for d in declared(s.get("deps")))}
-    assert set(status) == covering
+    assert CHECK in covering and set(status) == covering
     changed = status[stage][0]["changed deps"]
     assert any(module.startswith(dep) and state == "modified" for dep, state in changed.items()), changed
     would_run = set(re.findall(r"Running stage '(\w+)'", dry))
+    covering -= {CHECK}
     assert would_run == covering | set().union(*(downstream(name) for name in covering)), dry
     assert json.loads(sh("dvc", "status", "--json", cwd=recorded)) == {}
 

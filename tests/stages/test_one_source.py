@@ -93,12 +93,12 @@ SENTENCES = [
 
 def cased_params(tmp_path: Path, task: Path) -> Path:
     params = yaml.safe_load((REPO / "params.yaml").read_text())
-    params["vocab"].update(variant="default", base_vocab=str(tmp_path / "cased.txt"), do_lower_case=False)
+    params.update(vocab="default", msl512=False, model="tiny")
+    params["vocabulary"].update(base_vocab=str(tmp_path / "cased.txt"), do_lower_case=False)
     params["tfrecords"].update(
-        max_seq_length=32, max_predictions_per_seq=5, msl512=False, dupe_factor=2, eval_fraction=0.2, workers=1
+        max_seq_length=32, max_predictions_per_seq=5, dupe_factor=2, eval_fraction=0.2, workers=1
     )
     params["pretrain"].update(
-        model="tiny",
         init_checkpoint="scratch",
         train_batch_size=8,
         num_train_steps=2,
@@ -264,8 +264,9 @@ def test_an_extended_vocabulary_runs_through_the_stages_and_the_exports(tmp_path
     task = corpus_and_task(tmp_path, DOMAIN, lambda s: "tool" if "kubectl" in s else "platform")
     params_path = cased_params(tmp_path, task)
     params = yaml.safe_load(params_path.read_text())
-    params["vocab"].update(variant="extend", base_vocab=str(tmp_path / "base.txt"), do_lower_case=True)
-    params["vocab"].update(min_frequency=2, heldout_fraction=0.1)
+    params["vocab"] = "extend"
+    params["vocabulary"].update(base_vocab=str(tmp_path / "base.txt"), do_lower_case=True)
+    params["vocabulary"].update(min_frequency=2, heldout_fraction=0.1)
     params["pretrain"].update(init_checkpoint=str(starting_model(tmp_path / "start", len(BASE))), head_warmup_steps=0)
     params_path.write_text(yaml.safe_dump(params))
     vocab, records, pretrain = tmp_path / "vocab", tmp_path / "tfrecords", tmp_path / "pretrain"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 
 import pytest
@@ -137,7 +138,7 @@ def test_tfrecords_single_document_corpus(tmp_path, upstream):
 def test_vocab_stage_is_deterministic_across_processes(tmp_path, sample_docs):
     """DVC caches outputs by hash: two runs on the same input must write the same bytes."""
     corpus = small_corpus(tmp_path / "clean" / "corpus.txt", sample_docs, documents=60)
-    params = params_file(tmp_path, "vocab", min_frequency=2)
+    params = params_file(tmp_path, "vocabulary", min_frequency=2)
     outputs = []
     for run in ("a", "b"):
         result = run_stage(
@@ -187,10 +188,14 @@ def test_each_stage_reads_every_key_of_its_section(tmp_path, name):
     assert result.returncode == 2, result.stderr[-2000:]
     assert "unknown key" not in result.stderr and "none" in result.stderr.splitlines()[-1]
 
-    first = next(iter(yaml.safe_load((REPO / "params.yaml").read_text())[name]))
-    text = (REPO / "params.yaml").read_text().replace(f"\n  {first}:", f"\n  {first}x:", 1)
+    section = importlib.import_module(f"stages.{name}").JOB.SECTION
+    first = next(iter(yaml.safe_load((REPO / "params.yaml").read_text())[section]))
+    text = (REPO / "params.yaml").read_text()
+    text = text[: text.index(f"\n{section}:")] + text[text.index(f"\n{section}:") :].replace(
+        f"\n  {first}:", f"\n  {first}x:", 1
+    )
     (tmp_path / "params.yaml").write_text(text)
     result = run_stage(name, "--params", str(tmp_path / "params.yaml"), *STAGE_PATHS[name], cwd=tmp_path)
     line = text[: text.index(f"  {first}x:")].count("\n") + 1
     assert result.returncode == 2
-    assert f"params.yaml:{line}: {name}.{first}x: unknown key; did you mean {first}?" in result.stderr
+    assert f"params.yaml:{line}: {section}.{first}x: unknown key; did you mean {first}?" in result.stderr

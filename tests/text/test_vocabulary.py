@@ -93,7 +93,7 @@ def test_free_slots(base):
 @pytest.mark.parametrize("variant", ["default", "unused", "unused-nonascii"])
 def test_build_vocab_keeps_ids_and_size(base, variant):
     counts = WordCounts(train=WORDS, heldout=Counter({"vsphere": 1, "kubectl": 1, "the": 2}))
-    config = from_params(VocabConfig, "vocab", variant=variant, min_frequency=1)
+    config = from_params(VocabConfig, "vocabulary", variant=variant, min_frequency=1)
     vocab, replaced, metrics = build_vocab(base, counts, config)
     assert len(vocab) == len(base)
     changed = {i for i, (old, new) in enumerate(zip(base.tokens, vocab.tokens, strict=True)) if old != new}
@@ -125,7 +125,7 @@ def test_tokenization_stats_exact(base):
 
 def test_extend_keeps_every_base_token_and_appends_the_best_candidates(base):
     counts = WordCounts(train=WORDS, heldout=Counter({"vsphere": 1, "kubectl": 1, "the": 2}))
-    config = from_params(VocabConfig, "vocab", variant="extend", min_frequency=1, max_new_tokens=2)
+    config = from_params(VocabConfig, "vocabulary", variant="extend", min_frequency=1, max_new_tokens=2)
     vocab, replaced, metrics = build_vocab(base, counts, config)
     assert vocab.tokens[: len(base)] == base.tokens and len(vocab) == len(base) + 2
     assert vocab.tokens[len(base)] == "vsphere" and vocab.ids["vsphere"] == len(base)
@@ -136,7 +136,7 @@ def test_extend_keeps_every_base_token_and_appends_the_best_candidates(base):
 
 def test_metrics_compare_all_four_variants_on_the_heldout_words(base):
     counts = WordCounts(train=WORDS, heldout=Counter({"vsphere": 1, "kubectl": 1, "the": 2}))
-    config = from_params(VocabConfig, "vocab", variant="default", min_frequency=1)
+    config = from_params(VocabConfig, "vocabulary", variant="default", min_frequency=1)
     _, _, metrics = build_vocab(base, counts, config)
     variants = metrics["variants"]
     assert list(variants) == ["default", "unused", "unused-nonascii", "extend"]

@@ -23,7 +23,7 @@ def setup_logging() -> None:
 
 
 def stage(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Wrap a stage's entry point: log set-up, and InputError -> 'NAME: error: ...' on stderr, exit 2."""
+    """Wrap a stage's entry point: log set-up, and InputError -> one 'NAME: ...' line per problem on stderr, exit 2."""
 
     def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(func)
@@ -32,7 +32,8 @@ def stage(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
             try:
                 return func(*args, **kwargs)
             except InputError as err:
-                log.error("%s: %s", name, err)
+                for line in str(err).splitlines() or [type(err).__name__]:
+                    log.error("%s: %s", name, line)
                 sys.exit(2)
 
         return wrapper

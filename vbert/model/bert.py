@@ -105,6 +105,11 @@ class BertConfig:
 MODEL_SIZES = {  # the paper's sizes besides the packaged MiniLM
     "tiny": {"hidden_size": 128, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 512},
     "base": {"hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12, "intermediate_size": 3072},
+    "large": {"hidden_size": 1024, "num_hidden_layers": 24, "num_attention_heads": 16, "intermediate_size": 4096},
+}
+GOOGLE_CHECKPOINTS = {  # the Google checkpoints of these sizes the paper started from (downloaded by hand)
+    "base": "uncased_L-12_H-768_A-12",
+    "large": "wwm_uncased_L-24_H-1024_A-16",
 }
 MODEL_NAMES = (*PACKAGED_MODELS, *MODEL_SIZES)
 

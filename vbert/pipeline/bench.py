@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import psutil
@@ -20,7 +21,7 @@ from tqdm import tqdm
 from vbert.bench import measure
 from vbert.bench.load import max_size_texts, run_load, run_mixed_load
 from vbert.bench.measure import ceilings_gflops, cpu_seconds, resident_bytes, summarise
-from vbert.bench.models import BenchModel, pipeline_model, random_model, server_folder
+from vbert.bench.models import MODELS, BenchModel, pipeline_model, random_model, server_folder
 from vbert.bench.runners import (
     Runner,
     encoding,
@@ -32,6 +33,8 @@ from vbert.bench.runners import (
     over_predict_api,
     tensorflow_predict,
 )
+from vbert.core import params as knob
+from vbert.core.atomic import write_json
 from vbert.core.errors import InputError
 from vbert.model.bert import BertConfig, classifier_flops
 from vbert.model.export import latest_version
@@ -46,22 +49,25 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class BenchJob:
+    SECTION: ClassVar[str] = "bench"
     serving_dir: Path  # the freeze stage's <base>/<model_name>
     teacher_dir: Path  # the freeze stage's teacher <base>/<model_name> (the shipped model, or the one it learnt from)
     ir_dir: Path  # the ir stage's output (variants/, <model_name>/<version>/ir.json)
     task_dir: Path  # real texts: the task's test split
     work_dir: Path  # scratch: random models, server folders and logs
-    models: tuple[str, ...]
-    batch_sizes: tuple[int, ...]
-    requests: int
-    large_batch_requests: int  # BERT-base requests at batch >= 100 (one takes seconds to tens of seconds)
-    seq_length: int
-    clients: tuple[int, ...]
-    load_seconds: float
-    soak_seconds: float
-    naive: bool
-    tfserving_rest_url: str  # e.g. http://host:8501, serving the freeze stage's model under its name
-    tfserving_grpc_target: str  # e.g. host:8500
+    models: tuple[str, ...] = knob.choices(
+        MODELS, "bert-base: 12 x 768, random weights (speed only); pipeline: the ir stage's model; tiny"
+    )
+    batch_sizes: tuple[int, ...] = knob.integers("texts per request, as in the paper's Table 3", min=1)
+    requests: int = knob.integer("requests per cell", min=3)
+    large_batch_requests: int = knob.integer("BERT-base requests at batch >= 100 (each takes seconds)", min=3)
+    seq_length: int = knob.integer("max_seq_length of the random models", min=8, max=512)
+    clients: tuple[int, ...] = knob.integers("concurrent clients against the server, one text per request", min=1)
+    load_seconds: float = knob.number("seconds per load run", min=1)
+    soak_seconds: float = knob.number("seconds of the reliability run (the most clients)", min=1)
+    naive: bool = knob.boolean("the baseline: load the SavedModel, then predict, per request")
+    tfserving_rest_url: str = knob.text("e.g. http://localhost:8501: a TF-Serving serving models/serving ('' = none)")
+    tfserving_grpc_target: str = knob.text("e.g. localhost:8500 ('' = none)")
 
 
 CALIBRATION_TEXTS = 32  # random models: int8 variants (where the pipeline's is int8) calibrated on these test texts
@@ -495,6 +501,12 @@ def machine() -> dict:
     import tensorflow as tf
 
     return {**measure.machine(), "openvino": openvino.__version__, "tensorflow": tf.__version__}
+
+
+def keep_partial(path: Path, so_far: dict) -> None:
+    """The results of the models measured so far, in case a later one fails (removed when the bench completes)."""
+    write_json(path, so_far)
+    log.info("measured so far (%s): %s", ", ".join(so_far["models"]), path)
 
 
 def check_inputs(job: BenchJob) -> None:

@@ -23,9 +23,11 @@ import shutil
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
+from vbert.core import params as knob
 from vbert.core.atomic import atomic_dir, write_json
 from vbert.core.errors import InputError
 from vbert.core.progress import examples_progress
@@ -36,6 +38,7 @@ from vbert.model.bert import BertConfig, classifier_flops
 from vbert.model.checkpoints import save_weights
 from vbert.model.classifier import batches_dataset, load_finetuned, logits, padded, predict
 from vbert.model.export import SERVING_CONFIG, ServingConfig
+from vbert.model.precision import SETTINGS as PRECISIONS
 from vbert.text.corpus import CorpusReader
 from vbert.text.encoding import Encoder, Row, length_grouped_batches
 from vbert.text.tasks import read_task
@@ -46,22 +49,27 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class DistillJob:
+    SECTION: ClassVar[str] = "distill"
     teacher_dir: Path  # the finetune stage's best/
     corpus: Path  # the vnlp stage's corpus.txt: the unlabelled texts come from it
     task_dir: Path
     out_dir: Path
-    student_layers: int
-    temperature: float
-    soft_weight: float
-    unlabelled_texts: int
-    augmented_texts: int
-    seeds: tuple[int, ...]
-    epochs: int
-    learning_rate: float
-    train_batch_size: int
-    eval_batch_size: int
-    warmup_proportion: float
-    mixed_precision: str
+    student_layers: int = knob.integer(
+        "the student keeps this many of the teacher's layers, evenly spaced, ending with the last", min=1
+    )
+    temperature: float = knob.number("softens both models' probabilities in the soft loss", min=0, min_open=True)
+    soft_weight: float = knob.probability("loss = w * T^2 * soft cross-entropy + (1 - w) * label cross-entropy")
+    unlabelled_texts: int = knob.integer("in-domain corpus texts labelled by the teacher (0: train split only)", min=0)
+    augmented_texts: int = knob.integer(
+        "texts made from the train split (words dropped, halves joined), labelled by the teacher", min=0
+    )
+    seeds: tuple[int, ...] = knob.integers("each student is trained once per seed", min=0, distinct=True)
+    epochs: int = knob.integer("passes at most; the best epoch by eval F1 is kept", min=1)
+    learning_rate: float = knob.number("peak learning rate", min=0, max=1, min_open=True)
+    train_batch_size: int = knob.integer("texts per update", min=1)
+    eval_batch_size: int = knob.integer("texts per eval batch", min=1)
+    warmup_proportion: float = knob.probability("share of the updates spent warming up", max_open=True)
+    mixed_precision: str = knob.choice(PRECISIONS, "as finetune's")
 
 
 # ---- the student -------------------------------------------------------------------------------------------

@@ -23,10 +23,11 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 
 import numpy as np
 
+from vbert.core import params as knob
 from vbert.core.atomic import atomic_dir, write_json
 from vbert.core.parallel import ordered_map
 from vbert.core.progress import examples_progress
@@ -36,6 +37,7 @@ from vbert.model.bert import BertConfig
 from vbert.model.checkpoints import REFERENCE, Cell, pretraining_cells, restore_checkpoint, save_weights
 from vbert.model.classifier import batches_dataset, padded, predict
 from vbert.model.export import SERVING_CONFIG, ServingConfig
+from vbert.model.precision import SETTINGS as PRECISIONS
 from vbert.text.encoding import Encoder, Row, length_grouped_batches
 from vbert.text.tasks import read_task
 from vbert.text.tokenization import copy_tokenizer, load_tokenizer
@@ -47,22 +49,25 @@ CHECKPOINTS = ("all", "last", "reference")
 
 @dataclass(frozen=True)
 class FinetuneJob:
+    SECTION: ClassVar[str] = "finetune"
     pretrain_dir: Path
-    task_dir: Path
     out_dir: Path
-    checkpoints: str  # all | last (each pretraining phase's last checkpoint) | reference (none)
-    max_seq_length: int
-    seeds: tuple[int, ...]
-    epochs: int
-    patience: int
-    learning_rate: float
-    train_batch_size: int
-    eval_batch_size: int
-    warmup_proportion: float
-    positive_label: str | None
-    mixed_precision: str
-    jobs: int
-    jit_compile: bool
+    task_dir: Path = knob.path("train, eval, test: .tsv (label<TAB>text[<TAB>text_b]), .csv or .jsonl")
+    positive_label: str | None = knob.label("binary tasks: the class whose precision/recall/F1 count ('' = macro)")
+    checkpoints: str = knob.choice(
+        CHECKPOINTS, "fine-tune every pretraining checkpoint, each phase's last, or none (always the reference)"
+    )
+    max_seq_length: int = knob.integer("pieces per text (pair) at most", min=8, max=512)
+    seeds: tuple[int, ...] = knob.integers("each cell is fine-tuned once per seed", min=0, distinct=True)
+    epochs: int = knob.integer("passes over the train split at most", min=1)
+    patience: int = knob.integer("early stopping: epochs without a better eval F1", min=1)
+    learning_rate: float = knob.number("peak learning rate", min=0, max=1, min_open=True)
+    train_batch_size: int = knob.integer("texts per update", min=1)
+    eval_batch_size: int = knob.integer("texts per eval batch", min=1)
+    warmup_proportion: float = knob.probability("share of the updates spent warming up", max_open=True)
+    mixed_precision: str = knob.choice(PRECISIONS, "as pretrain's: bf16 where the hardware has it")
+    jobs: int = knob.integer("(cell, seed) runs fine-tuned in parallel processes", min=1)
+    jit_compile: bool = knob.boolean("XLA (make bench-models measures it)")
 
 
 # ---- data --------------------------------------------------------------------------------------------------

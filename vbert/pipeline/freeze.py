@@ -8,10 +8,14 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
+from vbert.core import params as knob
 from vbert.core.atomic import atomic_dir
 from vbert.core.errors import InputError
 from vbert.model.classifier import load_finetuned
@@ -20,6 +24,36 @@ from vbert.model.export import export_saved_model, random_inputs
 log = logging.getLogger(__name__)
 
 SHIP = ("auto", "teacher", "student")
+
+
+@dataclass(frozen=True)
+class FreezeJob:
+    SECTION: ClassVar[str] = "freeze"
+    teacher_dir: Path  # the finetune stage's best/
+    student_dir: Path  # the distill stage's best/
+    pretrain_dir: Path
+    out_dir: Path  # served models' base: <out>/<model_name>/<version>/
+    hf_dir: Path
+    teacher_out_dir: Path  # the teacher's SavedModel base (the bench's "paper's way" model)
+    ship: str = knob.choice(SHIP, "auto: the student when its eval F1 is within max_eval_f1_drop of its teacher's")
+    max_eval_f1_drop: float = knob.probability("auto: the most eval F1 the student may lose")
+    model_name: str = knob.text("TF-Serving layout: models/serving/<model_name>/<version>/", empty=False)
+    version: int = knob.integer("the version folder", min=1)
+
+    def problems(self) -> Iterator[tuple[str, str]]:
+        if "/" in self.model_name:
+            yield "model_name", "must be a name without '/'"
+
+
+def run_freeze(job: FreezeJob) -> dict:
+    """Ship the chosen model (and the teacher beside it, for the bench); returns the stage metrics."""
+    shipped, choice = choose_shipped(job.ship, job.teacher_dir, job.student_dir, job.max_eval_f1_drop)
+    frozen = freeze(shipped, job.out_dir / job.model_name, job.version, job.pretrain_dir, job.hf_dir)
+    version_dir = job.out_dir / job.model_name / str(job.version)
+    shipped_teacher = (version_dir, frozen) if choice["shipped"] == "teacher" else None
+    teacher = freeze_teacher(job.teacher_dir, job.teacher_out_dir / job.model_name, job.version, shipped_teacher)
+    teacher_keys = ("num_hidden_layers", "weights_mb", "max_logit_difference_to_keras")
+    return {**choice, **frozen, "teacher": {k: teacher[k] for k in teacher_keys}}
 
 
 def choose_shipped(ship: str, teacher_dir: Path, student_dir: Path, max_eval_f1_drop: float) -> tuple[Path, dict]:

@@ -20,9 +20,11 @@ import logging
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from tqdm import tqdm
 
+from vbert.core import params as knob
 from vbert.core.atomic import atomic_dir
 from vbert.core.errors import InputError
 from vbert.core.parallel import default_workers, ordered_map
@@ -35,19 +37,27 @@ log = logging.getLogger(__name__)
 MANIFEST = "manifest.jsonl"
 
 
+CORPORA = ("docs", "informal")  # the input folder's subfolders, written as <name>.txt (vnlp's corpus files)
+
+
 @dataclass(frozen=True)
 class IngestJob:
-    inputs: dict[str, Path]  # corpus name (docs, informal) -> its folder of documents
+    SECTION: ClassVar[str] = "ingest"
     out_dir: Path
-    include: tuple[str, ...]
-    exclude: tuple[str, ...]
-    jsonl_text_field: str
-    boilerplate_min_documents: int
-    max_failed_fraction: float
-    workers: int
+    input_dir: Path = knob.path("holds docs/ (and informal/): folders of documents, any depth")
+    include: tuple[str, ...] = knob.strings("globs on the path under docs/ (or informal/); '*' matches across folders")
+    exclude: tuple[str, ...] = knob.strings("globs of files to leave out, e.g. 'archive/*'", empty=True)
+    jsonl_text_field: str = knob.text(".jsonl: one document per line, its text in this field", empty=False)
+    boilerplate_min_documents: int = knob.integer(
+        "a line found in this many documents or more (navigation, footers) is dropped", min=2
+    )
+    max_failed_fraction: float = knob.probability("stop if more than this share of the files cannot be read")
+    workers: int = knob.integer("processes; 0 = every core", min=0)
 
-
-CORPORA = ("docs", "informal")  # the input folder's subfolders, written as <name>.txt (vnlp's corpus files)
+    @property
+    def inputs(self) -> dict[str, Path]:
+        """Corpus name (docs, informal) -> its folder of documents."""
+        return corpus_inputs(self.input_dir)
 
 
 def corpus_inputs(input_dir: Path) -> dict[str, Path]:

@@ -26,9 +26,11 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
+from vbert.core import params as knob
 from vbert.core.atomic import atomic_dir, write_json
 from vbert.core.errors import InputError
 from vbert.evaluation.scores import classification_scores, positive_index
@@ -47,15 +49,20 @@ BF16_CONFIG = {"INFERENCE_PRECISION_HINT": "bf16"}  # computed in bfloat16 where
 
 @dataclass(frozen=True)
 class IRJob:
+    SECTION: ClassVar[str] = "ir"
     serving_dir: Path  # <base>/<model_name> of the freeze stage
     task_dir: Path
     out_dir: Path
-    precision: str
-    calibration_size: int
-    max_probability_delta: float
-    max_f1_drop: float
-    timing_batch: int
-    timing_repeats: int
+    precision: str = knob.choice(("auto", *PRECISIONS), "auto: the fastest variant that passes the gate")
+    calibration_size: int = knob.integer(
+        "int8: eval rows NNCF calibrates on (then layers go back to floating point until eval F1 is within "
+        "max_f1_drop)",
+        min=1,
+    )
+    max_probability_delta: float = knob.probability("gate against TF on test: largest |probability difference|")
+    max_f1_drop: float = knob.probability("gate: test F1 may drop this much at most (int8: eval F1 too)")
+    timing_batch: int = knob.integer("auto: requests of this many rows are timed", min=1)
+    timing_repeats: int = knob.integer("requests per variant, the variants taking turns", min=1)
 
 
 def encoded_split(version_dir: Path, task_dir: Path, split: str) -> tuple[dict, np.ndarray, ServingConfig]:

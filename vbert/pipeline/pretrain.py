@@ -25,17 +25,20 @@ import json
 import logging
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
+from vbert.core import params as knob
 from vbert.core.atomic import atomic_dir, write_text
 from vbert.core.errors import InputError
 from vbert.core.provenance import claim, digest, job_settings, same_settings
-from vbert.model.bert import BertConfig, named_config
+from vbert.core.resources import PACKAGED_MODELS
+from vbert.model.bert import GOOGLE_CHECKPOINTS, MODEL_NAMES, BertConfig, named_config
 from vbert.model.checkpoints import (
     REFERENCE,
     list_checkpoints,
@@ -44,6 +47,8 @@ from vbert.model.checkpoints import (
     save_weights,
     step_dir,
 )
+from vbert.model.distribution import STRATEGIES
+from vbert.model.precision import SETTINGS as PRECISIONS
 from vbert.text.tokenization import (
     Vocab,
     copy_tokenizer,
@@ -58,36 +63,75 @@ log = logging.getLogger(__name__)
 EVAL_METRICS = ("masked_lm_accuracy", "masked_lm_loss", "next_sentence_accuracy", "next_sentence_loss")
 
 
+INIT_CHECKPOINTS = "auto (minilm's own weights; scratch for tiny) | minilm | an HF folder | a Google prefix | scratch"
+
+
 @dataclass(frozen=True)
 class PretrainJob:
+    SECTION: ClassVar[str] = "pretrain"
     tfrecords: Path
     vocab_dir: Path
     out_dir: Path
-    model: str
-    init_checkpoint: str
-    learning_rate: float
-    train_batch_size: int  # examples per update
-    gradient_accumulation_steps: int  # batches of train_batch_size / this many per update
-    num_train_steps: int
-    num_warmup_steps: int
-    head_warmup_steps: int
-    next_sentence: bool
-    save_checkpoints_steps: int
-    num_train_steps_msl512: int
-    msl512_from_steps: tuple[int, ...]
-    embedding_init: str
-    eval_batch_size: int
-    eval_batches: int
-    mixed_precision: str
-    jit_compile: bool
-    strategy: str
-    cpu_devices: int
-    tpu: str
-    random_seed: int
+    model: str = knob.choice(
+        MODEL_NAMES,
+        "the packaged MiniLM (6 x 384), or a size: tiny 2 x 128, base 12 x 768, large 24 x 1024",
+        switch="model",
+    )
+    init_checkpoint: str = knob.text(INIT_CHECKPOINTS, empty=False)
+    embedding_init: str = knob.choice(("mean", "random"), "rows of replaced vocabulary tokens: mean of their pieces")
+    learning_rate: float = knob.number("peak learning rate (linear warm-up and decay)", min=0, max=1, min_open=True)
+    train_batch_size: int = knob.integer("examples per update", min=1)
+    gradient_accumulation_steps: int = knob.integer(
+        "N: each update averages N batches of train_batch_size / N (a big batch that fits)", min=1
+    )
+    num_train_steps: int = knob.integer("updates of the MSL-128 phase", min=1)
+    num_warmup_steps: int = knob.integer("updates of linear warm-up", min=0)
+    head_warmup_steps: int = knob.integer(
+        "a model without MLM/NSP heads (MiniLM): train only the new heads (and new vocabulary rows) first", min=0
+    )
+    next_sentence: bool = knob.boolean("Google's next-sentence loss; false drops it (RoBERTa's finding)")
+    save_checkpoints_steps: int = knob.integer("a checkpoint every this many updates; each is fine-tuned", min=1)
+    num_train_steps_msl512: int = knob.integer("updates of each MSL-512 phase", min=0)
+    msl512_from_steps: tuple[int, ...] = knob.integers(
+        "MSL-128 checkpoints that start an MSL-512 phase (the paper: every 100k-th)", min=0, empty=True
+    )
+    eval_batch_size: int = knob.integer("examples per eval batch", min=1)
+    eval_batches: int = knob.integer("eval batches per checkpoint", min=1)
+    mixed_precision: str = knob.choice(PRECISIONS, "auto: bf16 where the CPU has AVX512_BF16/AMX or the GPU Ampere+")
+    jit_compile: bool = knob.boolean("XLA (make bench-models measures it)")
+    strategy: str = knob.choice(STRATEGIES, "multi-worker takes its cluster from TF_CONFIG")
+    cpu_devices: int = knob.integer("mirrored on a machine without GPUs: split the CPU into this many devices", min=1)
+    tpu: str = knob.text("strategy tpu: the TPU's name or grpc:// address ('' = this TPU VM)")
+    random_seed: int = knob.integer("seed of the weights, dropout and data order", min=0)
+
+    def problems(self) -> Iterator[tuple[str, str]]:
+        if self.train_batch_size % self.gradient_accumulation_steps:
+            multiple = f"must be a multiple of gradient_accumulation_steps ({self.gradient_accumulation_steps})"
+            yield "train_batch_size", multiple
+        if self.num_train_steps % self.save_checkpoints_steps:
+            yield "num_train_steps", f"must be a multiple of save_checkpoints_steps ({self.save_checkpoints_steps})"
+        for step in self.msl512_from_steps:
+            if step % self.save_checkpoints_steps or step > self.num_train_steps:
+                yield "msl512_from_steps", f"{step} is not an MSL-128 checkpoint step"
+        if self.init_checkpoint == "auto" and self.model in ("base", "large"):
+            yield (
+                "init_checkpoint",
+                (
+                    f"model {self.model} has no packaged weights: give Google's checkpoint prefix (e.g. "
+                    f"{GOOGLE_CHECKPOINTS[self.model]}/bert_model.ckpt), an HF folder, or scratch"
+                ),
+            )
 
     @property
     def micro_batch_size(self) -> int:
         return self.train_batch_size // self.gradient_accumulation_steps
+
+    @property
+    def initial_weights(self) -> str:
+        """Where the weights start: `init_checkpoint`, with `auto` resolved for the model."""
+        if self.init_checkpoint != "auto":
+            return self.init_checkpoint
+        return self.model if self.model in PACKAGED_MODELS else "scratch"
 
 
 def build_trainer(
@@ -150,7 +194,7 @@ def _phase(manifest: dict, max_seq_length: int) -> dict:
     for phase in manifest["phases"]:
         if phase["max_seq_length"] == max_seq_length:
             return phase
-    raise InputError(f"the tfrecords manifest has no MSL-{max_seq_length} data (tfrecords.msl512 off?)")
+    raise InputError(f"the tfrecords manifest has no MSL-{max_seq_length} data")
 
 
 def _progress_callback(job: PretrainJob, desc: str, steps: int, start: int, total: int, chief: bool, on_epoch=None):
@@ -295,7 +339,7 @@ def initialise(model, job: PretrainJob, config: BertConfig) -> list[str]:
         reinitialise_replaced_rows,
     )
 
-    tensors, source = initial_tensors(job.init_checkpoint)
+    tensors, source = initial_tensors(job.initial_weights)
     if tensors is None:
         return []
     tensors = grow_vocabulary_rows(tensors, config.vocab_size, source)
@@ -419,16 +463,8 @@ def _run(job: PretrainJob) -> dict | None:
     from vbert.model.distribution import is_chief, make_strategy
     from vbert.model.optimization import make_optimizer
 
-    if job.num_train_steps % job.save_checkpoints_steps:
-        raise InputError(
-            f"num_train_steps {job.num_train_steps} must be a multiple of save_checkpoints_steps "
-            f"{job.save_checkpoints_steps}"
-        )
-    if job.train_batch_size % job.gradient_accumulation_steps:
-        raise InputError(
-            f"train_batch_size {job.train_batch_size} must be a multiple of gradient_accumulation_steps "
-            f"{job.gradient_accumulation_steps}"
-        )
+    if not (job.tfrecords / "manifest.json").exists():
+        raise InputError(f"{job.tfrecords}: no TFRecords (manifest.json); run the tfrecords stage first")
     strategy = make_strategy(job.strategy, job.cpu_devices, job.tpu)
     chief = is_chief(strategy)
     log.info("strategy %s: %d replica(s)%s", job.strategy, strategy.num_replicas_in_sync, "" if chief else ", worker")
@@ -470,13 +506,16 @@ def _run(job: PretrainJob) -> dict | None:
             compile_with(model, optimizer, job.jit_compile, strategy)
             warmed = job.head_warmup_steps
         elif job.head_warmup_steps:
-            reason = "is trained from scratch" if job.init_checkpoint == "scratch" else "has pretraining heads"
+            reason = "is trained from scratch" if job.initial_weights == "scratch" else "has pretraining heads"
             log.info("no head warm-up: the starting model %s", reason)
     elif (job.out_dir / "heads" / "variables.npz").exists():
         warmed = job.head_warmup_steps
     rows = {root128.name: train_phase(model, job, root128, phase128, job.num_train_steps, extra, chief, resume, warmed)}
 
-    for from_step in job.msl512_from_steps if job.num_train_steps_msl512 else ():
+    has_msl512 = any(phase["max_seq_length"] == 512 for phase in manifest["phases"])
+    if job.msl512_from_steps and job.num_train_steps_msl512 and not has_msl512:
+        log.info("the TFRecords have no MSL-512 data (msl512: false): no MSL-512 phase")
+    for from_step in job.msl512_from_steps if job.num_train_steps_msl512 and has_msl512 else ():
         start = step_dir(root128, from_step)
         if not chief:
             _wait_for(start / "variables.npz")  # the chief may still be writing it

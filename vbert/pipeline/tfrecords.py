@@ -24,11 +24,12 @@ import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import BinaryIO, NamedTuple
+from typing import BinaryIO, ClassVar, NamedTuple
 
 import numpy as np
 from tqdm import tqdm
 
+from vbert.core import params as knob
 from vbert.core.atomic import atomic_dir
 from vbert.core.errors import InputError
 from vbert.core.parallel import default_workers, ordered_map
@@ -42,7 +43,7 @@ from vbert.data.instances import (
 )
 from vbert.data.masking import create_training_batch
 from vbert.data.tfrecord_format import TFRecordWriter, read_records
-from vbert.text.corpus import CorpusReader, is_heldout
+from vbert.text.corpus import CORPUS_FILE, CorpusReader, is_heldout
 from vbert.text.tokenization import FullTokenizer, load_tokenizer
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,67 @@ class TFRecordsJob:
     chunk_bytes: int
     workers: int
     extra_info: dict
+
+
+@dataclass(frozen=True)
+class TFRecordsParams:
+    """The tfrecords section and the switches `msl512` and `do_whole_word_mask`: Google's flags for each phase."""
+
+    SECTION: ClassVar[str] = "tfrecords"
+    max_seq_length: int = knob.integer("pieces per example of the first phase", min=8, max=512)
+    max_predictions_per_seq: int = knob.integer("masked positions per example of the first phase", min=1)
+    msl512: bool = knob.boolean("also write MSL-512 data (the paper's second phase)", switch="msl512")
+    max_predictions_per_seq_msl512: int = knob.integer("masked positions per MSL-512 example", min=1)
+    masked_lm_prob: float = knob.probability("share of the pieces masked", min_open=True, max_open=True)
+    short_seq_prob: float = knob.probability("share of examples shorter than max_seq_length, at random")
+    dupe_factor: int = knob.integer("passes over the corpus, each with other masks", min=1)
+    do_whole_word_mask: bool = knob.boolean(
+        "mask every piece of a word together (Google's wwm models)", switch="do_whole_word_mask"
+    )
+    exact_google_rng: bool = knob.boolean("draw random numbers in Google's order (3x slower)")
+    random_seed: int = knob.integer("seed of the masks and the shuffles", min=0)
+    num_shards: int = knob.integer("train files per phase", min=1, max=1024)
+    eval_fraction: float = knob.probability("documents held out for pretraining eval", max_open=True)
+    chunk_bytes: int = knob.integer("text per worker task; random next sentences come from the same chunk", min=1000)
+    workers: int = knob.integer("processes; 0 = every core", min=0)
+
+    def problems(self) -> Iterator[tuple[str, str]]:
+        for key, predictions, length in (
+            ("max_predictions_per_seq", self.max_predictions_per_seq, self.max_seq_length),
+            ("max_predictions_per_seq_msl512", self.max_predictions_per_seq_msl512, 512),
+        ):  # the MSL-512 phase is checked even when it is off
+            if predictions > length:
+                yield key, f"must not exceed the max_seq_length of its phase ({length})"
+
+    def phase(self, max_seq_length: int, max_predictions_per_seq: int) -> InstanceConfig:
+        return InstanceConfig(
+            max_seq_length=max_seq_length,
+            max_predictions_per_seq=max_predictions_per_seq,
+            masked_lm_prob=self.masked_lm_prob,
+            short_seq_prob=self.short_seq_prob,
+            dupe_factor=self.dupe_factor,
+            do_whole_word_mask=self.do_whole_word_mask,
+            exact_google_rng=self.exact_google_rng,
+        )
+
+    def job(self, clean_dir: Path, vocab_dir: Path, out_dir: Path) -> TFRecordsJob:
+        """The job on the vnlp stage's corpus and the vocab stage's tokenizer, its data set named after both."""
+        phases = [self.phase(self.max_seq_length, self.max_predictions_per_seq)]
+        if self.msl512:
+            phases.append(self.phase(512, self.max_predictions_per_seq_msl512))
+        return TFRecordsJob(
+            corpus=clean_dir / CORPUS_FILE,
+            vocab_dir=vocab_dir,
+            out_dir=out_dir,
+            phases=tuple(phases),
+            dataset_name=dataset_name(clean_dir, vocab_dir, self.do_whole_word_mask),
+            random_seed=self.random_seed,
+            num_shards=self.num_shards,
+            eval_fraction=self.eval_fraction,
+            chunk_bytes=self.chunk_bytes,
+            workers=self.workers,
+            extra_info={"corpus": read_info(clean_dir)["corpus"], "vocab_variant": read_info(vocab_dir)["variant"]},
+        )
 
 
 class Chunk(NamedTuple):

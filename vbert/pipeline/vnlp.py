@@ -14,9 +14,11 @@ from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from itertools import chain
 from pathlib import Path
+from typing import ClassVar
 
 from tqdm import tqdm
 
+from vbert.core import params as knob
 from vbert.core.atomic import atomic_dir
 from vbert.core.errors import InputError
 from vbert.core.parallel import default_workers, ordered_map
@@ -33,15 +35,24 @@ AUDIT_ROWS = 500  # the most frequent changes listed in audit.tsv
 
 @dataclass(frozen=True)
 class VnlpJob:
-    inputs: tuple[Path, ...]
+    SECTION: ClassVar[str] = "vnlp"
     out_dir: Path
-    corpus_name: str
-    spell: SpellConfig
-    lexicon: Path | None
-    chunk_documents: int
-    workers: int
     task_dir: Path  # the finetune task: its train texts join the corpus when task_text_repeat > 0
-    task_text_repeat: int
+    corpus: str = knob.choice(CORPORA, "docs, or docs+informal (the paper's DOCS_REDDIT)", switch="corpus")
+    input_dir: Path = knob.path(
+        "holds docs.txt[.gz] and informal.txt[.gz]: the ingest stage's output, or a corpus already in that format"
+    )
+    lexicon: Path | None = knob.path("terms never to correct, one per line ('' for none)", empty=True)
+    spell: SpellConfig = knob.nested()
+    task_text_repeat: int = knob.integer(
+        "N > 0: the task's train texts join the corpus N times (never its eval or test texts)", min=0
+    )
+    chunk_documents: int = knob.integer("documents per worker task", min=1)
+    workers: int = knob.integer("processes; 0 = every core", min=0)
+
+    @property
+    def inputs(self) -> tuple[Path, ...]:
+        return corpus_files(self.input_dir, self.corpus)
 
 
 def corpus_files(input_dir: Path, corpus: str) -> tuple[Path, ...]:
@@ -154,7 +165,7 @@ def run_vnlp(job: VnlpJob) -> dict:
         seconds = time.perf_counter() - started
         metrics = {**_metrics(reader, stats, changes, seconds), "task_documents": len(task)}
         info = {
-            "corpus": job.corpus_name,
+            "corpus": job.corpus,
             "inputs": [str(p) for p in job.inputs],
             "spell": asdict(job.spell),
             "lexicon_terms": len(lexicon),

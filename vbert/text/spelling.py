@@ -29,6 +29,8 @@ from typing import NamedTuple
 
 from symspellpy import SymSpell, Verbosity
 
+from vbert.core import params as knob
+
 # A whitespace token = leading punctuation, a core, trailing punctuation.
 _TOKEN = re.compile(r"\S+")
 _EDGES = re.compile(r"^([\"'(\[{<`*]*)(.*?)([\"')\]}>`*.,;:!?]*)$", re.S)
@@ -49,12 +51,12 @@ _INFLECTIONS = ("s", "es", "ed", "d", "ing", "er", "ers", "r", "ly", "al", "able
 class SpellConfig:
     """Knobs of the corrector (params.yaml `vnlp`)."""
 
-    max_edit_distance: int
-    min_word_length: int  # shorter unknown words are left alone
-    max_typo_count: int  # an unknown word the corpus uses more often than this is a domain term
-    min_target_count: int  # a correction must be a word the corpus uses at least this often
-    min_split_length: int  # only words this long are tried as run-together compounds
-    pair_min_count: int  # two words this frequent in the corpus may stand side by side in a split
+    max_edit_distance: int = knob.integer("corrections are this many edits inside a word at most", min=1, max=3)
+    min_word_length: int = knob.integer("unknown words shorter than this are left alone", min=1)
+    max_typo_count: int = knob.integer("an unknown word the corpus uses more often than this is a domain term", min=0)
+    min_target_count: int = knob.integer("a correction must be a word the corpus uses this often", min=1)
+    min_split_length: int = knob.integer("shortest word tried as a run-together compound", min=2)
+    pair_min_count: int = knob.integer("split parts must be an English bigram or both this frequent", min=1)
 
 
 def english_dictionary_path() -> str:

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from vbert.core import params as knob
 from vbert.core.errors import InputError
 from vbert.text.corpus import CorpusReader, is_heldout
 from vbert.text.tokenization import SPECIAL_TOKENS, FullTokenizer, Vocab, wordpiece_tokenize
@@ -38,13 +39,17 @@ _UNUSED = re.compile(r"^\[unused\d+\]$")
 
 @dataclass(frozen=True)
 class VocabConfig:
-    variant: str
-    max_new_tokens: int
-    min_frequency: int
-    min_savings: int
-    heldout_fraction: float
-    random_seed: int
-    do_lower_case: bool
+    variant: str = knob.choice(
+        VARIANTS, "the paper's three vocabularies, or extend (new tokens appended after the base)", switch="vocab"
+    )
+    max_new_tokens: int = knob.integer("the most new tokens (unused: 994 slots; unused-nonascii: ~2,900)", min=0)
+    min_frequency: int = knob.integer("candidates come from words the corpus uses this often", min=1)
+    min_savings: int = knob.integer("word pieces a new token must save on the corpus", min=1)
+    heldout_fraction: float = knob.probability("documents kept out for the before/after metrics", max_open=True)
+    random_seed: int = knob.integer("seed of the held-out documents", min=0)
+    do_lower_case: bool = knob.boolean(
+        "the casing of the whole pipeline: recorded with the vocabulary, read by every later stage"
+    )
 
 
 @dataclass

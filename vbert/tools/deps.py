@@ -1,11 +1,13 @@
-"""Which project modules each pipeline stage runs, found by reading imports, against its deps in dvc.yaml.
+"""Which project modules each pipeline stage runs, found by reading imports, against its deps in dvc.yaml; and which
+params.yaml keys it reads (its job's section and switches) against its `params:`.
 
-A stage runs its script (`python -m stages.<name>`) and every `vbert` module that script imports, directly or
-through other modules, wherever the import statement stands (module top or inside a function), plus any module it
-starts as `[..., "-m", "vbert.x"]`. Nothing is executed: the source is read with `ast`. Package `__init__.py` files
-that hold only a docstring run no code and are not counted.
+A stage runs its script (`python -m stages.<name>`) and every `vbert` or `stages` module that script imports,
+directly or through other modules, wherever the import statement stands (module top or inside a function), plus any
+module it starts as `[..., "-m", "vbert.x"]`. Nothing is executed for that: the source is read with `ast`. Package
+`__init__.py` files that hold only a docstring run no code and are not counted. The keys a stage reads come from
+its script's `JOB` (the dataclass whose fields declare the knobs: `vbert.core.params`), which is imported.
 
-    python -m vbert.tools.deps      # per stage, the modules its deps miss; exit 1 if any
+    python -m vbert.tools.deps      # per stage, the modules its deps miss and the params it misreads; exit 1 if any
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from pathlib import Path
 
 import yaml
 
-PACKAGE = "vbert"
+PACKAGES = ("vbert", "stages")
+ALL_PARAMS = "params.yaml"  # `params: [params.yaml:]`: the whole file (the params stage checks every key)
 
 
 def module_file(name: str, root: Path) -> Path | None:
@@ -50,7 +53,7 @@ def imported_files(path: Path, root: Path) -> set[Path]:
     files = set()
     for name in _named_modules(ast.parse(path.read_text(encoding="utf-8"), str(path))):
         parts = name.split(".")
-        if parts[0] != PACKAGE:
+        if parts[0] not in PACKAGES:
             continue
         for depth in range(1, len(parts) + 1):  # importing vbert.a.b runs vbert/__init__ and vbert/a/__init__ too
             found = module_file(".".join(parts[:depth]), root)
@@ -108,11 +111,61 @@ def uncovered_modules(root: Path) -> dict[str, list[Path]]:
     return missing
 
 
+def declared_params(stage: dict) -> set[str]:
+    """The keys a dvc.yaml stage lists under `params:` (`params.yaml` alone for the whole file)."""
+    keys = set()
+    for entry in stage.get("params", []):
+        keys |= {ALL_PARAMS} if isinstance(entry, dict) and ALL_PARAMS in entry else {str(entry)}
+    return keys
+
+
+def params_read(script: Path, root: Path) -> set[str]:
+    """The params.yaml keys the stage script at `script` reads: its JOB's section and switches, or the whole file for
+    a script that checks every job (the params stage: `JOBS`)."""
+    import importlib
+
+    from vbert.core.params import keys_read
+
+    sys.path.insert(0, str(root))
+    try:
+        module = importlib.import_module(".".join(script.relative_to(root).with_suffix("").parts))
+    finally:
+        sys.path.remove(str(root))
+    if hasattr(module, "JOBS"):
+        return {ALL_PARAMS}
+    return keys_read(module.JOB)
+
+
+def params_mismatches(root: Path) -> dict[str, str]:
+    """Per stage of `root/dvc.yaml` whose `params:` differ from the keys its script reads, what differs."""
+    stages = yaml.safe_load((root / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
+    found = {}
+    for name, stage in stages.items():
+        scripts = [s for s in stage_scripts(stage["cmd"], root) if s.parent.name == "stages"]
+        reads = set().union(*(params_read(s, root) for s in scripts))
+        listed = declared_params(stage)
+        if reads != listed:
+            unlisted, unread = sorted(reads - listed), sorted(listed - reads)
+            found[name] = "; ".join(
+                part
+                for part in (
+                    f"reads {', '.join(unlisted)} but params: does not list it" if unlisted else "",
+                    f"params: lists {', '.join(unread)}, which it does not read" if unread else "",
+                )
+                if part
+            )
+    return found
+
+
 def main() -> int:
-    missing = uncovered_modules(Path.cwd())
+    root = Path.cwd()
+    missing = uncovered_modules(root)
     for stage, files in missing.items():
         print(f"{stage}: deps miss {', '.join(map(str, files))}")
-    return 1 if missing else 0
+    mismatched = params_mismatches(root)
+    for stage, what in mismatched.items():
+        print(f"{stage}: {what}")
+    return 1 if missing or mismatched else 0
 
 
 if __name__ == "__main__":
