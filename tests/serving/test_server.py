@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
+from tests.adversarial import KINDS, time_ratio
 from tests.helpers import tiny_pipeline_models
 from vbert.model.export import random_inputs
 from vbert.serving.launcher import running_server
@@ -145,6 +146,18 @@ def test_status_metadata_health_and_the_text_endpoint(servers):
     assert body["predictions"][0] == body["predictions"][1]  # the training tokenizer: accents stripped
     status, body, _ = call(f"{url}/v1/models/vbert:classify_text", {"texts": [["a puzzle", "game"], ["b", "c"]]})
     assert status == 200 and len(body["predictions"]) == 2  # sentence pairs
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_a_megabyte_text_of_any_kind_is_answered_in_about_a_kilobytes_time(servers, kind):
+    url = f"{servers['openvino'].url}/v1/models/vbert:classify_text"
+
+    def classify(text: str) -> None:
+        body = json.dumps({"texts": [text]}, ensure_ascii=False).encode()
+        status, answer, _ = call(url, body, timeout=60)
+        assert status == 200, answer
+
+    assert time_ratio(classify, kind) < 20
 
 
 def test_concurrent_requests_are_batched(servers):

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from tests.adversarial import KINDS, adversarial, time_ratio
+from vbert.core.resources import packaged_model_dir
 from vbert.text.encoding import Encoder
-from vbert.text.tokenization import FullTokenizer, load_vocab
+from vbert.text.tokenization import FullTokenizer, load_tokenizer, load_vocab
 
 # [UNK]=0 [CLS]=1 [SEP]=2 want=3 ##want=4 ##ed=5 wa=6 un=7 runn=8 ##ing=9 ,=10 [PAD]=11 [MASK]=12
 
@@ -64,3 +66,13 @@ def test_length_grouped_batches_cover_every_row_once_with_little_padding():
     assert all(np.array_equal(a, b) for a, b in zip(batches, again, strict=True))
     evaluation = sorted_batches(lengths, 100)
     assert np.concatenate(evaluation).tolist() == np.argsort(lengths, kind="stable").tolist()
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_a_megabyte_of_any_kind_encodes_in_about_the_time_of_a_kilobyte(kind):
+    """Linear time, bounded work: a text is cut to a character budget derived from max_seq_length before any
+    tokenising, so a megabyte costs a small multiple of a kilobyte (a quadratic scan took hours on spaces)."""
+    encoder = Encoder(load_tokenizer(packaged_model_dir("minilm")), 128)
+    encoded = encoder([adversarial(kind, 1 << 20)])
+    assert encoded.features["input_ids"].shape[1] <= 128
+    assert time_ratio(lambda text: encoder([text], [text]), kind) < 50  # a pair: both sides

@@ -6,9 +6,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.adversarial import KINDS
 from tests.helpers import GOOGLE_TEST_VOCAB, write_lines
 from vbert.core.errors import InputError
 from vbert.text.tokenization import (
+    CHARS_PER_PIECE_BUDGET,
     FullTokenizer,
     GoogleTokenizer,
     Vocab,
@@ -128,6 +130,22 @@ def test_ascii_path_equals_reference(bert_vocab_tokenizers, text):
     assert fast.encode(text) == fast.encode(text)  # the second time from the word cache
 
 
+@settings(max_examples=150, deadline=None)
+@given(
+    unit=_TEXT.filter(bool) | st.sampled_from([u for u in KINDS.values() if u]),
+    repeats=st.integers(1, 20_000),
+    tail=_TEXT,
+)
+def test_long_runs_give_the_references_first_pieces_of_the_budget(bert_vocab_tokenizers, unit, repeats, tail):
+    """The fuzzed inputs include the adversarial kinds: long runs of one unit, then anything. With max_pieces the
+    answer is the reference's first pieces of the text cut to max_pieces x CHARS_PER_PIECE_BUDGET characters."""
+    fast, reference = bert_vocab_tokenizers
+    text = unit * repeats + tail
+    (pieces,) = fast.encode_batch([text], 16)
+    expected = reference.encode(text[: 16 * CHARS_PER_PIECE_BUDGET])
+    assert pieces[:16] == expected[:16] and len(pieces) >= min(16, len(expected))
+
+
 @pytest.fixture(scope="module")
 def bert_vocab_tokenizers(bert_vocab_path):
     vocab = load_vocab(bert_vocab_path)
@@ -148,7 +166,8 @@ def test_fast_tokenizer_equals_googles_code_on_the_sample_corpus(bert_vocab_path
 
 def test_the_first_pieces_of_a_long_text_without_tokenising_it_all(bert_vocab_path):
     """The encoder asks only for max_seq_length pieces: a prefix cut at ASCII white space gives exactly the first
-    pieces of the whole text (Google's tokens never span it), whatever the text holds."""
+    pieces of the text (Google's tokens never span it), whatever it holds, once the text is cut to its character
+    budget (max_pieces x CHARS_PER_PIECE_BUDGET): a text of real words has its first pieces well inside it."""
     import random
 
     tokenizer = FullTokenizer(load_vocab(bert_vocab_path), do_lower_case=True)
@@ -161,7 +180,9 @@ def test_the_first_pieces_of_a_long_text_without_tokenising_it_all(bert_vocab_pa
     for count in (1, 5, 32, 128):
         cut = tokenizer.encode_batch(texts, max_pieces=count)
         for text, pieces in zip(texts, cut, strict=True):
-            whole = tokenizer.encode(text)
+            whole = tokenizer.encode(text[: count * CHARS_PER_PIECE_BUDGET])
             assert pieces[:count] == whole[:count] and len(pieces) >= min(count, len(whole))
+    assert tokenizer.encode_batch([texts[3]], 128)[0][:128] == tokenizer.encode(texts[3])[:128]
+    assert tokenizer.encode_batch(["\u200b " * 5000 + "late words"], 128) == [[]]  # past the budget
     long = "word " * 100_000
     assert len(tokenizer.encode_batch([long], max_pieces=128)[0]) < 1000  # far fewer than the 100,000 there are

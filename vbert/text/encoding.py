@@ -4,7 +4,9 @@
     [CLS] a [SEP] b [SEP]     segment ids 0 ... 0 1 ... 1
 
 A text too long keeps its first `max_seq_length - 2` pieces; a pair drops the last piece of its longer side until
-both fit (Google's `_truncate_seq_pair`). Rows are padded with zeros (input_mask 0) to the longest row or to `pad_to`.
+both fit (Google's `_truncate_seq_pair`). Only the first `max_seq_length x CHARS_PER_PIECE_BUDGET` characters of a
+text are read (`FullTokenizer.encode_batch`), so the work per text is bounded whatever it holds. Rows are padded
+with zeros (input_mask 0) to the longest row or to `pad_to`.
 Fine-tuning, the ir stage's checks, the server and the bench all encode through `Encoder`.
 """
 

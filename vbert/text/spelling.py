@@ -33,10 +33,17 @@ from vbert.core import params as knob
 
 # A whitespace token = leading punctuation, a core, trailing punctuation.
 _TOKEN = re.compile(r"\S+")
-_EDGES = re.compile(r"^([\"'(\[{<`*]*)(.*?)([\"')\]}>`*.,;:!?]*)$", re.S)
+_LEADING, _TRAILING = "\"'([{<`*", "\"')]}>`*.,;:!?"  # stripped with str methods: linear in the token
 _WORD = re.compile(r"[A-Za-z]+")
 # Lines that read as code: braces, statement ends, operators, calls, shell prompts, SQL/Perl sigils.
-_CODE_LINE = re.compile(r"[{};]\s*$|[{}]|==|!=|->|=>|::|\(\)|^\s*[$#>] |\$\w|@\w+\s*=|\w+\s*=\s*\S")
+_CODE_LINE = re.compile(r"[{};]\s*$|[{}]|==|!=|->|=>|::|\(\)|^\s*[$#>] |\$\w|@\w+\s*=|\b\w+\s*=\s*\S")
+
+
+def _edges(token: str) -> tuple[str, str, str]:
+    """Leading punctuation, the core, trailing punctuation (the core as short as the trailing marks allow)."""
+    rest = token.lstrip(_LEADING)
+    core = rest.rstrip(_TRAILING)
+    return token[: len(token) - len(rest)], core, rest[len(core) :]
 
 
 class Decision(NamedTuple):
@@ -80,7 +87,7 @@ def token_shape(token: str) -> tuple[str, str, str, str]:
     The class is `word` (ASCII letters, lower-case or capitalised), `case` (mixed or upper case: vSphere, NULL),
     or `pattern` (anything with digits, `_ . / - :` or other symbols: paths, versions, identifiers, options).
     """
-    lead, core, trail = _EDGES.match(token).groups()
+    lead, core, trail = _edges(token)
     if not core:
         return lead, core, trail, "pattern"
     if not _WORD.fullmatch(core):

@@ -112,17 +112,20 @@ def _is_chinese_char(cp: int) -> bool:
 
 
 def _split_on_punctuation(token: str) -> list[str]:
+    """Google's _run_split_on_punc: each punctuation mark alone, the runs between them kept (linear time: the runs
+    are joined once, not grown a character at a time)."""
     pieces: list[str] = []
-    start_new_word = True
+    run: list[str] = []
     for char in token:
         if _is_punctuation(char):
+            if run:
+                pieces.append("".join(run))
+                run = []
             pieces.append(char)
-            start_new_word = True
         else:
-            if start_new_word:
-                pieces.append("")
-            start_new_word = False
-            pieces[-1] += char
+            run.append(char)
+    if run:
+        pieces.append("".join(run))
     return pieces
 
 
@@ -222,13 +225,14 @@ _ASCII_CLEAN = str.maketrans(
 _ASCII_WORD = re.compile(r"[A-Za-z0-9]+|[!-/:-@\[-`{-~]")
 
 
-_WORDS = re.compile(r"[ \t\n\r]*[^ \t\n\r]+")
+_WORD_RUN = re.compile(r"[^ \t\n\r]+")  # no leading white space in the pattern: linear, however long a space run
+CHARS_PER_PIECE_BUDGET = 64  # with max_pieces, a text is cut to max_pieces x this many characters first
 
 
 def _first_words(text: str, count: int) -> str:
     """`text` up to the end of its `count`-th run of characters other than ASCII white space."""
     end = 0
-    for index, match in enumerate(_WORDS.finditer(text)):
+    for index, match in enumerate(_WORD_RUN.finditer(text)):
         if index == count:
             return text[:end]
         end = match.end()
@@ -270,8 +274,12 @@ class FullTokenizer:
 
     def encode_batch(self, texts: Sequence[str], max_pieces: int | None = None) -> list[list[int]]:
         """Token ids of each text (no [CLS]/[SEP]); with `max_pieces`, at least the first `max_pieces` of them
-        (exactly those of the whole text) without tokenising all of a long text."""
+        (exactly those of the whole text) without tokenising all of a long text: a text is first cut to
+        `max_pieces * CHARS_PER_PIECE_BUDGET` characters (BERT text averages 4 to 6 a piece), so the work per text
+        is bounded whatever a client sends (a megabyte of spaces, one endless word, a million combining marks)."""
         if max_pieces is not None:  # short texts all at once; long ones (10+ characters a piece) by prefixes
+            budget = max_pieces * CHARS_PER_PIECE_BUDGET
+            texts = [text[:budget] for text in texts]
             long = {i for i, text in enumerate(texts) if len(text) > 10 * max_pieces}
             short = iter(self.encode_batch([t for i, t in enumerate(texts) if i not in long]))
             return [self._first_pieces(t, max_pieces) if i in long else next(short) for i, t in enumerate(texts)]
