@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.helpers import tiny_finetuned
+from tests.helpers import TINY_BERT, tiny_finetuned
 from vbert.core.errors import InputError
-from vbert.model.classifier import load_finetuned, logits, padded, predict
+from vbert.model.classifier import load_finetuned, logits, mean_pooled, padded, predict
 from vbert.text.encoding import Row, pad_rows
 
 LABELS = ["admin", "net"]
@@ -26,6 +26,19 @@ def test_logits_come_back_in_the_rows_order(tmp_path):
     expected = np.stack([np.asarray(model(pad_rows([row], len(row.ids)), training=False))[0] for row in rows])
     np.testing.assert_allclose(logits(model, rows, batch_size=2), expected, atol=1e-5)
     np.testing.assert_array_equal(predict(model, rows, batch_size=2), np.argmax(expected, axis=-1))
+
+
+def test_mean_pooled_averages_the_real_tokens_unit_length_in_the_rows_order(tmp_path):
+    from vbert.model.bert import BertConfig, build_backbone, encode
+
+    backbone = build_backbone(BertConfig(vocab_size=30522, max_position_embeddings=64, **TINY_BERT))
+    rows = [Row([101, *range(1000, 1000 + n), 102], n + 2) for n in (7, 1, 12, 3)]
+    expected = []
+    for row in rows:  # each row alone, unpadded: the mean of its token outputs, normalised
+        sequence = np.asarray(encode(backbone, pad_rows([row], len(row.ids)))["sequence_output"])[0]
+        mean = sequence.mean(0)
+        expected.append(mean / np.linalg.norm(mean))
+    np.testing.assert_allclose(mean_pooled(backbone, rows, batch_size=3), np.stack(expected), atol=1e-5)
 
 
 def test_a_folder_without_its_weights_says_what_is_missing(tmp_path):

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from tests.helpers import REPO, from_params, google_flags, tiny_pretrain_job, tiny_pretraining_inputs, write_lines
+from vbert.evaluation.baselines import EMBEDDING_C_VALUES
 from vbert.model.checkpoints import pretraining_cells
 from vbert.pipeline.finetune import FinetuneJob, best_epochs, run_sweep
 from vbert.pipeline.pretrain import run_pretraining
@@ -81,6 +82,12 @@ def test_sweep_runs_every_cell_and_seed_against_baselines_and_is_resumable(pretr
     assert metrics["baselines"]["majority"]["label"] in ("games", "science")
     tfidf = metrics["baselines"]["tfidf_lr"]
     assert tfidf["C"] in (0.3, 1.0, 3.0, 10.0, 30.0) and 0 <= tfidf["test_f1"] <= 1
+    frozen = metrics["baselines"]["embeddings_lr"]  # the reference cell's encoder, untrained on the task
+    assert frozen["C"] in EMBEDDING_C_VALUES and 0 <= frozen["test_f1"] <= 1 and 0 <= frozen["eval_f1"] <= 1
+    over = metrics["chosen_over_best_baseline"]
+    chosen_baseline = max(("tfidf_lr", "embeddings_lr"), key=lambda n: metrics["baselines"][n]["eval_f1"])
+    assert over["baseline"] == chosen_baseline
+    assert over["difference"] == pytest.approx(metrics["test_f1"] - metrics["baselines"][chosen_baseline]["test_f1"])
     assert metrics["no_domain_pretraining"]["cell"] == "reference"
     assert metrics["domain_pretraining"]["test_f1"] == tests
     difference = metrics["difference"]

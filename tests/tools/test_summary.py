@@ -36,7 +36,12 @@ def test_a_line_per_finding_from_the_metrics(tmp_path):
             "test_f1": 0.7012,
             "test_f1_std": 0.004,
             "seeds": [1, 2, 3],
-            "baselines": {"tfidf_lr": {"test_f1": 0.65}, "majority": {"f1": 0.05}},
+            "baselines": {
+                "tfidf_lr": {"test_f1": 0.65, "eval_f1": 0.7},
+                "embeddings_lr": {"test_f1": 0.66, "eval_f1": 0.71},
+                "majority": {"f1": 0.05},
+            },
+            "chosen_over_best_baseline": {"baseline": "embeddings_lr", "baseline_test_f1": 0.66, "difference": 0.0412},
             "no_domain_pretraining": {"test_f1_mean": 0.69},
             "domain_pretraining": {"cell": "msl128-step-000040"},
             "difference": {"difference": 0.0112, "ci95": [0.002, 0.02], "beyond_noise": True},
@@ -69,7 +74,8 @@ def test_a_line_per_finding_from_the_metrics(tmp_path):
     assert "994 domain tokens added; word pieces per word 1.15 -> 1.08" in text
     assert "40 steps (bf16): masked-LM accuracy 0.000 -> 0.210" in text
     assert "test F1 0.701 ± 0.004 over 3 seeds" in text
-    assert "no domain pretraining 0.690, TF-IDF + LR 0.650, majority class 0.050" in text
+    assert "no domain pretraining 0.690, frozen embeddings + LR 0.660, TF-IDF + LR 0.650, majority class 0.050" in text
+    assert "chosen     by eval F1: msl128-step-000040, +0.041 F1 over the best baseline by eval (embeddings_lr" in text
     assert "+0.011 F1 (95% interval +0.002 .. +0.020: better beyond noise)" in text
     assert "3 of 6 layers: test F1 0.695 ± 0.003 over 2 seeds (teacher 0.701), 2.0x fewer FLOPs" in text
     assert "; shipped: student" in text

@@ -1,5 +1,6 @@
-"""Baselines every fine-tuning run reports on the same splits: the majority class, and TF-IDF + logistic
-regression (scikit-learn) with its n-gram range and C chosen on the eval split."""
+"""Baselines every fine-tuning run reports on the same splits: the majority class, TF-IDF + logistic regression
+(scikit-learn) with its n-gram range and C chosen on the eval split, and the starting model's frozen sentence
+embeddings + logistic regression with C chosen on eval (what a practitioner tries first: seconds, no fine-tuning)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ log = logging.getLogger(__name__)
 
 NGRAM_RANGES = ((1, 1), (1, 2))
 C_VALUES = (0.3, 1.0, 3.0, 10.0, 30.0)
+EMBEDDING_C_VALUES = (0.3, 1.0, 3.0, 10.0, 30.0, 100.0)  # unit-length embeddings want weaker regularisation
 
 Scores = Callable[[np.ndarray, np.ndarray], dict]  # (gold, predicted) -> the task's scores
 
@@ -54,3 +56,19 @@ def tfidf_logistic_regression(splits: dict[str, Split], y: dict[str, np.ndarray]
         **{f"test_{k}": v for k, v in scores(y["test"], best.pop("test")).items()},
         **best,
     }
+
+
+def embeddings_logistic_regression(x: dict[str, np.ndarray], y: dict[str, np.ndarray], scores: Scores) -> dict:
+    """Logistic regression on fixed features (frozen sentence embeddings) per split, C with the best eval F1;
+    returns its test scores, its eval F1 and C."""
+    from sklearn.linear_model import LogisticRegression
+
+    best = None
+    for c in EMBEDDING_C_VALUES:
+        model = LogisticRegression(C=c, max_iter=3000).fit(x["train"], y["train"])
+        eval_f1 = scores(y["eval"], model.predict(x["eval"]))["f1"]
+        if best is None or eval_f1 > best["eval_f1"]:
+            best = {"eval_f1": eval_f1, "C": c, "test": model.predict(x["test"])}
+    assert best is not None
+    log.info("frozen embeddings + LR: C %s chosen on eval (F1 %.4f)", best["C"], best["eval_f1"])
+    return {**{f"test_{k}": v for k, v in scores(y["test"], best.pop("test")).items()}, **best}

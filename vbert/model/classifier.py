@@ -65,3 +65,26 @@ def logits(model, rows: list[Row], batch_size: int) -> np.ndarray:
 def predict(model, rows: list[Row], batch_size: int) -> np.ndarray:
     """Class indices for every row."""
     return np.argmax(logits(model, rows, batch_size), axis=-1)
+
+
+def mean_pooled(backbone, rows: list[Row], batch_size: int) -> np.ndarray:
+    """Each row's encoder outputs averaged over its real tokens and L2-normalised (sentence-transformers' pooling,
+    all-MiniLM-L6-v2's own): the frozen sentence embedding a practitioner feeds to logistic regression."""
+    import tensorflow as tf
+
+    from vbert.model.bert import encode
+
+    @tf.function(reduce_retracing=True)
+    def pool(features):
+        sequence = tf.cast(encode(backbone, features)["sequence_output"], tf.float32)
+        mask = tf.cast(features["input_mask"], tf.float32)[..., None]
+        mean = tf.reduce_sum(sequence * mask, 1) / tf.maximum(tf.reduce_sum(mask, 1), 1.0)
+        return tf.math.l2_normalize(mean, -1)
+
+    batches = sorted_batches([len(row.ids) for row in rows], batch_size)
+    out = None
+    for batch in batches:
+        pooled = pool({k: tf.constant(v) for k, v in padded(rows, batch).items()}).numpy()
+        out = np.empty((len(rows), pooled.shape[1]), np.float32) if out is None else out
+        out[batch] = pooled
+    return out

@@ -57,10 +57,17 @@ def lines(folder: Path) -> list[str]:
         )
         baselines = finetune["baselines"]
         reference = finetune["no_domain_pretraining"]
+        frozen = baselines.get("embeddings_lr")
         out.append(
-            f"  against    no domain pretraining {_f1(reference['test_f1_mean'])}, TF-IDF + LR "
-            f"{_f1(baselines['tfidf_lr']['test_f1'])}, majority class {_f1(baselines['majority']['f1'])}"
+            f"  against    no domain pretraining {_f1(reference['test_f1_mean'])}, "
+            + (f"frozen embeddings + LR {_f1(frozen['test_f1'])}, " if frozen else "")
+            + f"TF-IDF + LR {_f1(baselines['tfidf_lr']['test_f1'])}, majority class {_f1(baselines['majority']['f1'])}"
         )
+        if over := finetune.get("chosen_over_best_baseline"):
+            out.append(
+                f"  chosen     by eval F1: {finetune['best_cell']}, {over['difference']:+.3f} F1 over the best "
+                f"baseline by eval ({over['baseline']}, {_f1(over['baseline_test_f1'])})"
+            )
         if difference := finetune.get("difference"):
             low, high = difference["ci95"]
             out.append(
