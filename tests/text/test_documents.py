@@ -119,8 +119,12 @@ def test_jsonl_one_document_per_line(tmp_path):
     lines = [json.dumps({"body": "First doc. Two sentences."}), "", json.dumps({"body": "Second doc."})]
     documents = read_documents(write(tmp_path / "a.jsonl", "\n".join(lines)), jsonl_text_field="body")
     assert [document_lines(d) for d in documents] == [["First doc.", "Two sentences."], ["Second doc."]]
-    with pytest.raises(InputError, match=r"a.jsonl:2: no string field 'text'"):
-        read_documents(write(tmp_path / "a.jsonl", '{"text": "ok"}\n{"body": "x"}\n'))
+    problems: list[str] = []  # a bad line is skipped and reported, the good ones kept
+    documents = read_documents(write(tmp_path / "a.jsonl", '{"text": "ok"}\n{"body": "x"}\n'), problems=problems)
+    assert [document_lines(d) for d in documents] == [["ok"]] and len(problems) == 1
+    assert problems[0].endswith("a.jsonl:2: no string field 'text'")
+    with pytest.raises(InputError, match=r"a.jsonl:1: no string field 'text' \(and every other line: no document\)"):
+        read_documents(write(tmp_path / "a.jsonl", '{"body": "x"}\n'))
 
 
 def test_a_real_pdf_gives_its_text_with_hyphenation_joined():
@@ -137,7 +141,7 @@ def test_a_real_pdf_gives_its_text_with_hyphenation_joined():
         ("latin1.txt", "caf\xe9\nna\xefve".encode("latin-1"), r"latin1.txt:1: not UTF-8 \(byte 0xe9\)"),
         ("broken.pdf", b"%PDF-1.4 this is not a pdf", "not a readable PDF"),
         ("broken.md.gz", b"not gzip", "not a readable gzip file"),
-        ("bad.jsonl", b'{"text": "ok"}\n{oops\n', r"bad.jsonl:2: not valid JSON"),
+        ("bad.jsonl", b'{oops\n{"text": 1}\n', r"bad.jsonl:1: not valid JSON"),
     ],
 )
 def test_unreadable_files_are_named_with_the_reason(tmp_path, name, data, reason):

@@ -6,9 +6,14 @@ of workers): the first reads each file into documents (`vbert.text.documents`), 
 (`vbert.text.sentences`) and spools them to disk, counting in how many documents each line appears; the second
 writes every document that is not an exact duplicate of an earlier one, without its boilerplate lines (a line found
 in `boilerplate_min_documents` documents or more: navigation, footers, licence notices). Memory holds one
-fingerprint per distinct line, never the corpus. A file that cannot be read is skipped and reported (manifest and
-metrics, with its path and the reason); the stage fails only when nothing usable is left or more than
-`max_failed_fraction` of the files failed.
+fingerprint per distinct line, never the corpus.
+
+Every file under the input folder is in the manifest with one status: `read`; `skipped` (a kind this stage does not
+read, an image or a stylesheet, or left out by `exclude`, or a symbolic link to a folder already walked: links are
+followed once, so a loop ends); `empty` (no text); `too_large` (over `max_file_bytes`, after gzip decoding, which
+streams and stops there); or `failed` (a broken file, with the reason). Only `failed` counts toward
+`max_failed_fraction`; the stage also stops when nothing usable is left. No corpus line is longer than
+`max_line_chars` (longer ones are cut at white space, never dropped), so memory stays flat whatever the files hold.
 """
 
 from __future__ import annotations
@@ -18,9 +23,10 @@ import hashlib
 import json
 import logging
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, NamedTuple
 
 from tqdm import tqdm
 
@@ -29,7 +35,7 @@ from vbert.core.atomic import atomic_dir
 from vbert.core.errors import InputError
 from vbert.core.parallel import default_workers, ordered_map
 from vbert.text.corpus import write_documents
-from vbert.text.documents import kind_of, read_documents
+from vbert.text.documents import NotRead, kind_of, read_documents, suffix_of
 from vbert.text.sentences import document_lines
 
 log = logging.getLogger(__name__)
@@ -51,7 +57,9 @@ class IngestJob:
     boilerplate_min_documents: int = knob.integer(
         "a line found in this many documents or more (navigation, footers) is dropped", min=2
     )
-    max_failed_fraction: float = knob.probability("stop if more than this share of the files cannot be read")
+    max_failed_fraction: float = knob.probability("stop if more than this share of the files are broken")
+    max_file_bytes: int = knob.integer("a file larger than this (after gzip decoding) is left out as too_large", min=1)
+    max_line_chars: int = knob.integer("longer corpus lines are cut at white space into lines this long", min=80)
     workers: int = knob.integer("processes; 0 = every core", min=0)
 
     @property
@@ -67,56 +75,121 @@ def corpus_inputs(input_dir: Path) -> dict[str, Path]:
     return {name: input_dir / name for name in CORPORA if (input_dir / name).is_dir()}
 
 
+STATUSES = ("read", "skipped", "empty", "too_large", "failed")
+
+
 def _matches(relative: str, patterns: tuple[str, ...]) -> bool:
     return any(fnmatch.fnmatch(relative, pattern) for pattern in patterns)
 
 
-def find_files(root: Path, include: tuple[str, ...], exclude: tuple[str, ...]) -> list[Path]:
-    """Files under `root` whose path relative to it matches an include glob and no exclude glob, sorted."""
+class Found(NamedTuple):
+    path: Path
+    skipped: str | None = None  # why it is left out before reading (excluded, a link walked already), or None
+
+
+def walk(root: Path) -> Iterator[Found]:
+    """Every file under `root`, sorted, following symbolic links to folders once: a link to a folder already walked
+    (a loop, or a second way in) is reported, not walked again; a broken link is reported too."""
+    seen: set[tuple[int, int]] = set()
+
+    def visit(folder: Path) -> Iterator[Found]:
+        info = folder.stat()
+        if (info.st_dev, info.st_ino) in seen:
+            yield Found(folder, f"{folder}: a symbolic link to a folder already walked (a loop, or a second way in)")
+            return
+        seen.add((info.st_dev, info.st_ino))
+        for entry in sorted(folder.iterdir(), key=lambda p: p.name):
+            if entry.is_dir():
+                yield from visit(entry)
+            elif entry.is_file():
+                yield Found(entry)
+            elif entry.is_symlink():
+                yield Found(entry, f"{entry}: a broken symbolic link")
+            else:
+                yield Found(entry, f"{entry}: not a regular file")
+
+    yield from visit(root)
+
+
+def find_files(root: Path, include: tuple[str, ...], exclude: tuple[str, ...]) -> list[Found]:
+    """Every file under `root` (relative paths sorted), those an include glob misses or an exclude glob hits marked
+    as left out."""
     if not root.is_dir():
         raise InputError(f"{root}: no such folder")
-    return sorted(
-        path
-        for path in root.rglob("*")
-        if path.is_file()
-        and _matches(path.relative_to(root).as_posix(), include)
-        and not _matches(path.relative_to(root).as_posix(), exclude)
-    )
+    found = []
+    for item in walk(root):
+        relative = item.path.relative_to(root).as_posix()
+        if item.skipped is None and (not _matches(relative, include) or _matches(relative, exclude)):
+            item = Found(item.path, f"{relative}: left out by ingest.include / ingest.exclude")
+        found.append(item)
+    return sorted(found, key=lambda item: item.path.relative_to(root).as_posix())
 
 
 def _fingerprint(line: str) -> bytes:
     return hashlib.blake2b(line.encode(), digest_size=8).digest()
 
 
-def read_file(task: tuple[Path, Path, str]) -> dict:
-    """One file: its manifest record, and its documents as corpus lines (or the reason it was skipped)."""
-    path, root, text_field = task
-    record = {
-        "path": path.relative_to(root).as_posix(),
-        "kind": kind_of(path) or "unknown",
-        "bytes": path.stat().st_size,
-    }
-    record["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+@dataclass(frozen=True)
+class FileTask:
+    found: Found
+    root: Path
+    text_field: str
+    max_bytes: int
+    max_line_chars: int
+
+
+def _record(task: FileTask) -> dict:
+    path = task.found.path
+    kind = kind_of(path) or suffix_of(path) or "no extension"
+    record = {"path": path.relative_to(task.root).as_posix(), "kind": "no extension" if kind == "txt?" else kind}
+    if path.is_file():
+        record["bytes"] = path.stat().st_size
+    if path.is_file() and record["bytes"] <= task.max_bytes:
+        with open(path, "rb") as handle:
+            record["sha256"] = hashlib.file_digest(handle, "sha256").hexdigest()
+    return record
+
+
+def read_file(task: FileTask) -> dict:
+    """One file: its manifest record (status, and the reason when it is not `read`), and its documents as corpus
+    lines."""
+    record = _record(task)
+    if task.found.skipped is not None:
+        return {**record, "status": "skipped", "reason": task.found.skipped, "documents": []}
+    problems: list[str] = []
     try:
-        documents = [lines for lines in map(document_lines, read_documents(path, text_field)) if lines]
+        documents = read_documents(task.found.path, task.text_field, task.max_bytes, problems)
+        documents = [lines for document in documents if (lines := document_lines(document, task.max_line_chars))]
+    except NotRead as error:
+        return {**record, "status": error.status, "reason": str(error), "documents": []}
     except InputError as error:
-        return {**record, "status": "skipped", "reason": str(error), "documents": []}
+        return {**record, "status": "failed", "reason": str(error), "documents": []}
     except Exception as error:  # a library's own failure on a malformed file: reported, never fatal alone
-        return {**record, "status": "skipped", "reason": f"{path}: {type(error).__name__}: {error}", "documents": []}
+        reason = f"{task.found.path}: {type(error).__name__}: {error}"
+        return {**record, "status": "failed", "reason": reason, "documents": []}
     if not documents:
-        return {**record, "status": "skipped", "reason": f"{path}: no text found", "documents": []}
-    return {**record, "status": "read", "documents": documents}
+        return {**record, "status": "empty", "reason": f"{task.found.path}: no text found", "documents": []}
+    extra = {"problems": len(problems), "first_problems": problems[:10]} if problems else {}
+    return {**record, "status": "read", **extra, "documents": documents}
+
+
+def largest_groups(records: list[dict], status: str, top: int = 5) -> str:
+    """The most common kinds among the records of `status`: "41 .png, 12 .css"."""
+    kinds = Counter(r["kind"] for r in records if r["status"] == status)
+    shown = {kind: kind if kind.startswith(".") or " " in kind else f".{kind}" for kind in kinds}
+    return ", ".join(f"{n} {shown[kind]}" for kind, n in kinds.most_common(top))
 
 
 def _spool(job: IngestJob, name: str, root: Path, spool: Path, manifest) -> tuple[Counter, dict]:
-    """Pass 1 over one input folder: documents to `spool` (JSON lines), line fingerprints counted per document."""
+    """Pass 1 over one input folder: documents to `spool` (JSON lines), line fingerprints counted per document; every
+    file to the manifest with its status."""
     files = find_files(root, job.include, job.exclude)
-    if not files:
+    if not any(f.skipped is None for f in files):
         raise InputError(f"{root}: no file matches include {list(job.include)} (exclude {list(job.exclude)})")
     counts: Counter = Counter()
-    stats: dict = Counter(files=len(files))
-    skipped = []
-    tasks = [(path, root, job.jsonl_text_field) for path in files]
+    statuses: Counter = Counter(dict.fromkeys(STATUSES, 0))
+    records, failed = [], []
+    tasks = [FileTask(f, root, job.jsonl_text_field, job.max_file_bytes, job.max_line_chars) for f in files]
     results = ordered_map(read_file, tasks, default_workers(job.workers))
     with open(spool, "w", encoding="utf-8") as out:
         for result in tqdm(results, total=len(files), desc=f"ingest {name}", unit="file"):
@@ -127,16 +200,20 @@ def _spool(job: IngestJob, name: str, root: Path, spool: Path, manifest) -> tupl
                 )
                 + "\n"
             )
-            if result["status"] != "read":
-                log.warning("skipped %s", result["reason"])
-                stats["failed"] += 1
-                skipped.append({"path": result["path"], "reason": result["reason"]})
-                continue
-            stats[f"kind_{result['kind']}"] += 1
+            records.append(result)
+            statuses[result["status"]] += 1
+            if result["status"] == "failed":
+                log.warning("failed: %s", result["reason"])
+                failed.append({"path": result["path"], "reason": result["reason"]})
             for lines in documents:
                 counts.update({_fingerprint(line) for line in lines})
                 out.write(json.dumps(lines) + "\n")
-    return counts, {**stats, "skipped": skipped[:100]}
+    kinds = Counter(f"kind_{r['kind']}" for r in records if r["status"] == "read")
+    groups = {s: largest_groups(records, s) for s in STATUSES if s != "read" and statuses[s]}
+    for status, group in groups.items():
+        log.info("%s: %s %d files (%s)", name, status, statuses[status], group)
+    stats = {"files": len(files), **statuses, **dict(sorted(kinds.items())), "largest_groups": groups}
+    return counts, {**stats, "failed_files": failed[:100]}
 
 
 def _write_corpus(job: IngestJob, spool: Path, counts: Counter, target: Path) -> dict:
@@ -177,15 +254,13 @@ def run_ingest(job: IngestJob) -> dict:
             written = _write_corpus(job, spool, counts, tmp / f"{name}.txt")
             spool.unlink()
             metrics[name] = {"files": files, **written}
-            failed = files.get("failed", 0) / files["files"]
+            failed = files["failed"] / files["files"]
             if written.get("documents", 0) == 0:
-                raise InputError(
-                    f"{root}: nothing usable left ({files['files']} files, {files.get('failed', 0)} "
-                    f"skipped; see the warnings above)"
-                )
+                counted = ", ".join(f"{files[s]} {s}" for s in STATUSES if files[s])
+                raise InputError(f"{root}: nothing usable left ({files['files']} files: {counted})")
             if failed > job.max_failed_fraction:
                 raise InputError(
-                    f"{root}: {files['failed']} of {files['files']} files could not be read ({failed:.0%}), more "
+                    f"{root}: {files['failed']} of {files['files']} files are broken ({failed:.0%}), more "
                     f"than ingest.max_failed_fraction = {job.max_failed_fraction:g}; the warnings above say why"
                 )
             log.info("%s: %s", name, metrics[name])

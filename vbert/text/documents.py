@@ -7,9 +7,16 @@ README says why):
     .rst                  docutils: paragraphs, titles, list items; literal blocks as code
     .html .htm            trafilatura: the main text without navigation, boilerplate or comments; <pre> as code
     .pdf                  pdfminer.six: text with its layout's paragraph breaks, words hyphenated at line ends joined
-    .jsonl                one document per line, its text in a configurable field
+    .jsonl                one document per line, its text in a configurable field (a broken line is skipped and
+                          reported, the good lines kept)
+    no extension          README, AUTHORS, NEWS.Debian, changelog: read as .txt when their bytes are text
 
 A document is a list of blocks; a block is prose (to be cut into sentences) or code (kept as whole lines).
+
+A file is read in bounded memory: at most `max_bytes` of it (after gzip decoding, which streams and stops there), so
+a small bomb that unpacks to gigabytes is `TooLarge`, not a crash. What is not read says why with its status:
+`NotRead` (a kind this stage does not read), `NoText` (nothing to read), `TooLarge`; any other InputError is a
+failure (a broken file).
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from __future__ import annotations
 import gzip
 import io
 import re
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +33,26 @@ from vbert.text.jsonl import json_objects
 
 KINDS = {".txt": "txt", ".md": "md", ".markdown": "md", ".rst": "rst", ".html": "html", ".htm": "html"}
 KINDS |= {".pdf": "pdf", ".jsonl": "jsonl"}
+TEXT_SUFFIXES = {"", ".debian", ".source", ".news", ".readme"}  # README, NEWS.Debian, README.source: text if it is
+SNIFF_BYTES = 8192  # the head of an extension-less file that must decode as UTF-8 without NUL bytes to count as text
+
+
+class NotRead(InputError):
+    """A file ingest does not read (an image, a stylesheet, a binary): skipped, not a failure."""
+
+    status = "skipped"
+
+
+class NoText(NotRead):
+    """A file with nothing to read (empty, or a page without text)."""
+
+    status = "empty"
+
+
+class TooLarge(NotRead):
+    """A file (or what it unpacks to) over the size limit: left out whole, never read partly."""
+
+    status = "too_large"
 
 
 @dataclass(frozen=True)
@@ -36,21 +64,33 @@ class Block:
 Document = list[Block]
 
 
+def suffix_of(path: Path) -> str:
+    """The suffix that names a file's kind, lower-cased, `.gz` aside (`notes.md.gz`: `.md`; `README`: '')."""
+    name = path.name.lower().removesuffix(".gz")
+    return Path(name).suffix if not name.startswith(".") or name.count(".") > 1 else ""
+
+
 def kind_of(path: Path) -> str | None:
-    """The kind of a file by its name (`notes.md.gz` is Markdown), or None for a kind we do not read."""
-    suffixes = [s.lower() for s in path.suffixes]
-    if suffixes and suffixes[-1] == ".gz":
-        suffixes = suffixes[:-1]
-    return KINDS.get(suffixes[-1]) if suffixes else None
+    """The kind of a file by its name (`notes.md.gz` is Markdown), `txt?` for a name that may hold text (README,
+    NEWS.Debian.gz: read as text if its bytes are), or None for a kind we do not read."""
+    suffix = suffix_of(path)
+    return KINDS.get(suffix) or ("txt?" if suffix in TEXT_SUFFIXES else None)
 
 
-def read_bytes(path: Path) -> bytes:
-    raw = path.read_bytes()
-    if path.suffix.lower() == ".gz":
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError) as error:
-            raise InputError(f"{path}: not a readable gzip file ({error})") from error
+def read_bytes(path: Path, max_bytes: int) -> bytes:
+    """The file's bytes (gunzipped for .gz, streaming), at most `max_bytes` of them or TooLarge."""
+    if path.suffix.lower() != ".gz":
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise TooLarge(f"{path}: {size:,} bytes, over ingest.max_file_bytes = {max_bytes:,}")
+        return path.read_bytes()
+    try:
+        with gzip.open(path, "rb") as stream:
+            raw = stream.read(max_bytes + 1)
+    except (OSError, EOFError, zlib.error) as error:
+        raise InputError(f"{path}: not a readable gzip file ({error})") from error
+    if len(raw) > max_bytes:
+        raise TooLarge(f"{path}: unpacks to over ingest.max_file_bytes = {max_bytes:,} bytes")
     return raw
 
 
@@ -243,24 +283,49 @@ def read_pdf(raw: bytes, path: Path) -> list[Document]:
     return [[block for block in _paragraph_blocks(text) if not re.fullmatch(r"[\d\s.]+", block.text)]]
 
 
-def read_jsonl(raw: bytes, path: Path, text_field: str) -> list[Document]:
+def read_jsonl(raw: bytes, path: Path, text_field: str, problems: list[str]) -> list[Document]:
+    """One document per line; a line that is not a JSON object with the text field is skipped and reported in
+    `problems` (with its line number), the good lines kept."""
     documents = []
-    for number, record in json_objects(decode(raw, path).splitlines(), path):
-        text = record.get(text_field)
-        if not isinstance(text, str):
-            raise InputError(f"{path}:{number}: no string field {text_field!r}")
-        documents.append(_paragraph_blocks(text))
+    for number, line in enumerate(decode(raw, path).splitlines(), start=1):
+        try:
+            for _, record in json_objects([line], path):
+                text = record.get(text_field)
+                if not isinstance(text, str):
+                    raise InputError(f"{path}:{number}: no string field {text_field!r}")
+                documents.append(_paragraph_blocks(text))
+        except InputError as error:
+            problems.append(str(error).replace(f"{path}:1:", f"{path}:{number}:", 1))
+    if problems and not documents:
+        raise InputError(f"{problems[0]} (and every other line: no document)")
     return documents
 
 
-def read_documents(path: Path, jsonl_text_field: str = "text") -> list[Document]:
-    """The documents of one file (one, or one per line of a .jsonl); InputError, naming the file, if unreadable."""
+def _looks_like_text(raw: bytes) -> bool:
+    head = raw[:SNIFF_BYTES]
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as error:
+        if error.start < len(head) - 4:  # a character cut at the sniffed head's end is not a bad byte
+            return False
+    return b"\0" not in head
+
+
+def read_documents(
+    path: Path, jsonl_text_field: str = "text", max_bytes: int = 1 << 30, problems: list[str] | None = None
+) -> list[Document]:
+    """The documents of one file (one, or one per line of a .jsonl); NotRead, NoText or TooLarge when it is left
+    out, another InputError naming the file when it is broken. Lines skipped inside it go to `problems`."""
     kind = kind_of(path)
     if kind is None:
-        raise InputError(f"{path}: not a kind this stage reads ({', '.join(sorted(KINDS))}, or those .gz)")
-    raw = read_bytes(path)
+        raise NotRead(f"{path}: {suffix_of(path) or 'no extension'} is not a kind this stage reads")
+    raw = read_bytes(path, max_bytes)
+    if kind == "txt?":
+        if not _looks_like_text(raw):
+            raise NotRead(f"{path}: no extension and not text")
+        kind = "txt"
     if not raw.strip():
-        raise InputError(f"{path}: empty")
+        raise NoText(f"{path}: empty")
     if kind == "jsonl":
-        return read_jsonl(raw, path, jsonl_text_field)
+        return read_jsonl(raw, path, jsonl_text_field, [] if problems is None else problems)
     return {"txt": read_txt, "md": read_md, "rst": read_rst, "html": read_html, "pdf": read_pdf}[kind](raw, path)

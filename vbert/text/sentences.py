@@ -21,9 +21,32 @@ def split_sentences(text: str) -> list[str]:
     return [" ".join(s.split()) for s in _segment()("en", text) if s.strip()]
 
 
-def document_lines(document: Document) -> list[str]:
-    """A document as corpus lines: prose blocks cut into sentences, each code line whole."""
+PROSE_CHUNK_LINES = 20  # a prose block is handed to the splitter at most this many max-length lines at a time
+
+
+def cut_line(line: str, max_chars: int) -> list[str]:
+    """`line` as pieces of at most `max_chars` characters, each cut at the last white space that keeps it within the
+    limit (a hard cut where a piece has none): nothing dropped, nothing longer than the limit."""
+    pieces, start, end = [], 0, len(line)
+    while end - start > max_chars:  # by index, never copying what is left: linear in the line
+        cut = line.rfind(" ", start + 1, start + max_chars + 1)
+        cut = cut if cut > start else start + max_chars
+        pieces.append(line[start:cut].rstrip())
+        start = cut
+        while start < end and line[start] == " ":
+            start += 1
+    return [*pieces, line[start:]] if start < end else pieces
+
+
+def document_lines(document: Document, max_chars: int = 1_000_000) -> list[str]:
+    """A document as corpus lines of at most `max_chars` characters: prose blocks cut into sentences (a huge block
+    in chunks, so the splitter's work stays bounded), each code line whole; longer lines cut at white space."""
     lines: list[str] = []
     for block in document:
-        lines += [block.text] if block.code else split_sentences(block.text)
+        if block.code:
+            lines += cut_line(block.text, max_chars)
+            continue
+        for chunk in cut_line(block.text, max_chars * PROSE_CHUNK_LINES):
+            for sentence in split_sentences(chunk):
+                lines += cut_line(sentence, max_chars)
     return lines
