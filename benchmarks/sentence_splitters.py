@@ -22,6 +22,7 @@ sys.path.insert(0, str(REPO))
 from vbert.bench.measure import machine  # noqa: E402
 from vbert.bench.report import write_result  # noqa: E402
 from vbert.text.corpus import CorpusReader  # noqa: E402
+from vbert.text.sentences import split_sentences  # noqa: E402
 
 log = logging.getLogger("benchmark")
 _REGEX_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
@@ -44,6 +45,7 @@ def candidates() -> dict[str, Callable[[str], list[str]]]:
         "pysbd 0.3.4": pysbd_en.segment,
         "sentencex 1.0.32": lambda text: list(sentencex.segment("en", text)),
         "syntok 1.4.4": syntok_split,
+        "vbert: sentencex, never inside a token": split_sentences,
     }
 
 

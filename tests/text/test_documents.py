@@ -34,7 +34,7 @@ A paragraph with *emphasis* and ``code``. A second sentence.
     print("a. b")
     x = 1
 
-.. unknowndirective:: is reported by docutils, not taken as text
+.. unknowndirective:: a directive docutils does not know gives its text
 """
 
 HTML = """<html><head><title>t</title></head><body>
@@ -93,6 +93,72 @@ def test_restructuredtext_prose_and_literal_blocks(tmp_path):
         Block("A paragraph with emphasis and code. A second sentence."),
         Block('print("a. b")', code=True),
         Block("x = 1", code=True),
+        Block("a directive docutils does not know gives its text"),
+    ]
+
+
+SPHINX_RST = """\
+add_custom_command
+------------------
+
+Controlled by :prop_tgt:`CUDA_SEPARABLE_COMPILATION` and :command:`add_executable`; see :ref:`the guide <guide>`
+and :func:`~os.path.join`.
+
+.. versionadded:: 3.18
+  When a device link step is involved, :policy:`CMP0105` applies.
+
+.. versionchanged:: 3.20
+
+  Blank line, then the body.
+
+.. variable:: CMAKE_FOO
+
+  The foo variable.
+
+``ALL``
+  Build every target.
+
+.. toctree::
+   :maxdepth: 2
+
+   other-page
+
+.. code-block:: cmake
+
+  add_executable(x y.c)
+"""
+
+
+def test_sphinx_roles_and_directives_as_a_reader_sees_them(tmp_path):
+    [document] = read_documents(write(tmp_path / "command.rst", SPHINX_RST))
+    assert document == [
+        Block("add_custom_command"),
+        Block("Controlled by CUDA_SEPARABLE_COMPILATION and add_executable; see the guide and join."),
+        Block("New in version 3.18: When a device link step is involved, CMP0105 applies."),
+        Block("Changed in version 3.20: Blank line, then the body."),
+        Block("CMAKE_FOO"),
+        Block("The foo variable."),
+        Block("ALL"),  # a definition list's term, kept with its definition
+        Block("Build every target."),
+        Block("add_executable(x y.c)", code=True),
+    ]
+    # the same source as an include fragment (.txt) or Sphinx's copy (_sources/*.rst.txt) reads the same
+    assert read_documents(write(tmp_path / "fragment.txt", SPHINX_RST)) == [document]
+    assert kind_of(tmp_path / "_sources/index.rst.txt") == "rst"
+
+
+def test_html_line_breaks_end_blocks_and_a_declared_charset_is_used(tmp_path):
+    page = (
+        "<html><head><meta http-equiv='Content-Type' content='text/html; charset=ISO-8859-1'></head><body>"
+        "<div><p>Release 3.19.0 (11 Apr 2022)<br>* Fixed a bug in the caf\xe9 module.<br>* Fixed another.</p>"
+        "<p>A second paragraph with enough words in it to be kept by the extractor.</p></div></body></html>"
+    )
+    [document] = read_documents(write(tmp_path / "news.html", page.encode("latin-1")))
+    assert [b.text for b in document] == [
+        "Release 3.19.0 (11 Apr 2022)",
+        "* Fixed a bug in the café module.",
+        "* Fixed another.",
+        "A second paragraph with enough words in it to be kept by the extractor.",
     ]
 
 
@@ -147,6 +213,21 @@ def test_a_real_pdf_gives_its_text_with_hyphenation_joined():
 def test_unreadable_files_are_named_with_the_reason(tmp_path, name, data, reason):
     with pytest.raises(InputError, match=reason):
         read_documents(write(tmp_path / name, data))
+
+
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        "The os.EOL constant is the line end.",
+        "Call dns.lookup() first.",
+        "Output goes to dhat.out.<pid> by default.",
+        "On Windows C:\\foo.txt and C:\\foo.HTML refer to the same file.",
+        "Version v1.2.3 fixed it.",
+        "Paths such as ./build/lib.linux-x86_64-3.11 are made by the build step.",
+    ],
+)
+def test_sentences_are_never_cut_inside_an_identifier_path_or_version(sentence):
+    assert split_sentences(f"{sentence} It works.") == [sentence, "It works."]
 
 
 def test_sentences_of_technical_text():

@@ -32,7 +32,7 @@ from vbert.core.errors import InputError
 from vbert.text.jsonl import json_objects
 
 KINDS = {".txt": "txt", ".md": "md", ".markdown": "md", ".rst": "rst", ".html": "html", ".htm": "html"}
-KINDS |= {".pdf": "pdf", ".jsonl": "jsonl"}
+KINDS |= {".pdf": "pdf", ".jsonl": "jsonl", ".rst.txt": "rst"}  # Sphinx's copy of a page's source: _sources/*.rst.txt
 TEXT_SUFFIXES = {"", ".debian", ".source", ".news", ".readme"}  # README, NEWS.Debian, README.source: text if it is
 SNIFF_BYTES = 8192  # the head of an extension-less file that must decode as UTF-8 without NUL bytes to count as text
 
@@ -65,8 +65,11 @@ Document = list[Block]
 
 
 def suffix_of(path: Path) -> str:
-    """The suffix that names a file's kind, lower-cased, `.gz` aside (`notes.md.gz`: `.md`; `README`: '')."""
+    """The suffix that names a file's kind, lower-cased, `.gz` aside (`notes.md.gz`: `.md`; `README`: '';
+    `index.rst.txt`: `.rst.txt`)."""
     name = path.name.lower().removesuffix(".gz")
+    if name.endswith(".rst.txt"):
+        return ".rst.txt"
     return Path(name).suffix if not name.startswith(".") or name.count(".") > 1 else ""
 
 
@@ -144,7 +147,11 @@ def _paragraph_blocks(text: str) -> Document:
 
 
 def read_txt(raw: bytes, path: Path) -> list[Document]:
-    return [_paragraph_blocks(decode(raw, path))]
+    """Paragraphs; a text file written in Sphinx's reStructuredText (an include fragment, a changelog) as .rst."""
+    from vbert.text.sphinx_rst import looks_like_sphinx_rst
+
+    text = decode(raw, path)
+    return read_rst(raw, path) if looks_like_sphinx_rst(text) else [_paragraph_blocks(text)]
 
 
 def _inline_text(token) -> str:
@@ -176,13 +183,20 @@ def read_md(raw: bytes, path: Path) -> list[Document]:
 
 
 def read_rst(raw: bytes, path: Path) -> list[Document]:
+    """docutils, with the Sphinx roles and directives the text uses rendered as their text (`vbert.text.sphinx_rst`):
+    paragraphs, titles, definition-list terms and rubrics as prose, literal blocks as code."""
     from docutils import nodes
     from docutils.core import publish_doctree
 
+    from vbert.text.sphinx_rst import register_sphinx_markup
+
+    text = decode(raw, path)
+    register_sphinx_markup(text)
     settings = {"report_level": 5, "halt_level": 5, "file_insertion_enabled": False, "raw_enabled": False}
-    tree = publish_doctree(decode(raw, path), source_path=str(path), settings_overrides=settings)
+    tree = publish_doctree(text, source_path=str(path), settings_overrides=settings)
     blocks: Document = []
-    for node in tree.findall(lambda n: isinstance(n, (nodes.paragraph, nodes.title, nodes.literal_block))):
+    kinds = (nodes.paragraph, nodes.title, nodes.term, nodes.rubric, nodes.field_name, nodes.literal_block)
+    for node in tree.findall(lambda n: isinstance(n, kinds)):
         if node.next_node(nodes.system_message) is not None or isinstance(node.parent, nodes.system_message):
             continue  # docutils' own messages about markup it could not handle
         if isinstance(node, nodes.literal_block):
@@ -224,7 +238,7 @@ def read_html(raw: bytes, path: Path) -> list[Document]:
     from lxml import etree
 
     extracted = trafilatura.extract(
-        _pre_as_code(decode(raw, path)),
+        _pre_as_code(decode_html(raw, path)),
         output_format="xml",
         include_comments=False,
         include_tables=True,
@@ -246,26 +260,48 @@ def _code_lines(text: str) -> Document:
 
 
 def _html_blocks(element) -> Document:
-    """One extracted element's blocks in order: its prose, with any multi-line code inside it (a <pre> that the
-    extractor put in a paragraph) as code lines."""
+    """One extracted element's blocks in order: its prose (a line break, `<br>`, ends a block), with any multi-line
+    code inside it (a <pre> that the extractor put in a paragraph) as code lines."""
     text = "".join(element.itertext())
     if element.tag == "code":
         return _code_lines(text) if "\n" in text.strip() else ([Block(_prose(text))] if text.strip() else [])
     blocks: Document = []
     prose = [element.text or ""]
+
+    def end_prose() -> None:
+        if _prose("".join(prose)):
+            blocks.append(Block(_prose("".join(prose))))
+        prose.clear()
+
     for child in element:
         child_text = "".join(child.itertext())
         if child.tag == "code" and "\n" in child_text.strip():
-            if _prose("".join(prose)):
-                blocks.append(Block(_prose("".join(prose))))
+            end_prose()
             blocks += _code_lines(child_text)
-            prose = []
+        elif child.tag == "lb":
+            end_prose()
         else:
             prose.append(child_text)
         prose.append(child.tail or "")
-    if _prose("".join(prose)):
-        blocks.append(Block(_prose("".join(prose))))
+    end_prose()
     return blocks
+
+
+_CHARSET = re.compile(rb"""<meta[^>]+charset=["']?([A-Za-z0-9_-]+)""", re.IGNORECASE)
+
+
+def decode_html(raw: bytes, path: Path) -> str:
+    """UTF-8, or the charset the page declares in a <meta> (ISO-8859-1 pages are common in older manuals)."""
+    try:
+        return decode(raw, path)
+    except InputError as error:
+        declared = _CHARSET.search(raw[:8192])
+        if declared is None:
+            raise
+        try:
+            return raw.decode(declared.group(1).decode("ascii"))
+        except (LookupError, UnicodeDecodeError):
+            raise error from None
 
 
 _HYPHENATED = re.compile(r"(\w)-\n(?=[a-z])")

@@ -5,6 +5,7 @@ text of data/sample/segmentation/): the best F1 of the candidates, at ~350k sent
 from __future__ import annotations
 
 import functools
+import re
 
 from vbert.text.documents import Document
 
@@ -16,9 +17,31 @@ def _segment():
     return sentencex.segment
 
 
+# A full stop, question or exclamation mark with no white space after it, inside a token: os.EOL, dns.lookup(),
+# dhat.out.<pid>, C:\foo.html, v1.2.3. The splitter never cuts there: they are swapped for stand-ins (private-use
+# characters, which no splitter takes for a sentence end) first. Abbreviations (e.g., i.e., U.S.) are left as they
+# are: the splitter knows them.
+_INSIDE_TOKEN = re.compile(r"[.?!](?=[^\s.?!\"')\]])(?![A-Za-z]\.)(?<=\S[.?!])|\.(?=\.?/)(?<!\S\.)")  # and ./, ../
+_STAND_IN = {".": "\ue000", "?": "\ue001", "!": "\ue002"}
+
+
 def split_sentences(text: str) -> list[str]:
-    """The sentences of a prose text, white space inside each collapsed."""
-    return [" ".join(s.split()) for s in _segment()("en", text) if s.strip()]
+    """The sentences of a prose text, white space inside each collapsed; never cut inside a token."""
+    if any(stand_in in text for stand_in in _STAND_IN.values()):  # a text that holds one already: left as it is
+        return [" ".join(s.split()) for s in _segment()("en", text) if s.strip()]
+    shielded = _INSIDE_TOKEN.sub(_shield, text)
+    sentences = [" ".join(s.split()) for s in _segment()("en", shielded) if s.strip()]
+    return [_restore(s) for s in sentences] if shielded is not text else sentences
+
+
+def _restore(sentence: str) -> str:
+    for mark, stand_in in _STAND_IN.items():
+        sentence = sentence.replace(stand_in, mark)
+    return sentence
+
+
+def _shield(match: re.Match) -> str:
+    return _STAND_IN[match.group()]
 
 
 PROSE_CHUNK_LINES = 20  # a prose block is handed to the splitter at most this many max-length lines at a time
