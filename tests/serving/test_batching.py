@@ -138,6 +138,32 @@ def test_a_cancelled_request_leaves_the_queue_uncomputed():
     assert model.calls == [(1,)]
 
 
+@pytest.mark.parametrize("ending", ["the client leaves", "the deadline passes"])
+def test_a_large_request_stops_between_chunks_when_nobody_waits_for_it(ending):
+    """Ten chunks of 50 ms: after the client leaves (or the deadline of 120 ms passes) no further chunk runs."""
+    model = Recorder(seconds=0.05)
+
+    async def scenario():
+        batcher = Batcher(model, parameters(max_batch_size=1), 64)
+        batcher.start()
+        timeout = 5 if ending == "the client leaves" else 0.12
+        large = asyncio.ensure_future(batcher.submit(request([[100 + i] for i in range(10)]), timeout))
+        await asyncio.sleep(0.12)
+        if ending == "the client leaves":
+            large.cancel()
+        with pytest.raises((asyncio.CancelledError, ServingError)) as ended:
+            await large
+        calls_when_ended = len(model.calls)
+        await asyncio.sleep(0.3)  # six chunks' time: none may run
+        await batcher.stop()
+        return ended.value, calls_when_ended
+
+    error, calls = asyncio.run(scenario())
+    assert calls <= 4 and len(model.calls) == calls  # nothing computed after the end
+    if ending == "the deadline passes":
+        assert error.code is Code.DEADLINE_EXCEEDED and "rows computed, the rest not" in error.message
+
+
 def test_a_full_queue_refuses_at_once_with_retry_after():
     async def scenario():
         batcher = Batcher(Recorder(), parameters(max_batch_size=2, max_enqueued_batches=1), 64)

@@ -6,8 +6,10 @@ next batch), `max_enqueued_batches` (the queue holds that many batches' rows; be
 
 Each batch takes rows from the requests that have been served least so far (then the oldest): a one-row request
 always rides in the next batch, and a large request is computed in chunks of up to `max_batch_size` rows between
-the other clients' work, not ahead of it. A request that has not started by its deadline fails without being
-computed. Rows are padded to their length rounded up to `bucket` (at most max_seq_length); with `split_by_bucket` a
+the other clients' work, not ahead of it. A request's deadline covers all of it: one not started by then fails
+without being computed, one in progress stops between chunks (504), and one whose client went away (cancelled) is
+not computed further either, so no CPU goes to an answer nobody will read. Rows are padded to their length rounded
+up to `bucket` (at most max_seq_length); with `split_by_bucket` a
 batch runs as one inference per bucket, so short rows are not padded to a long neighbour's length. One inference runs
 at a time, in a worker thread, so the event loop stays free.
 """
@@ -147,8 +149,8 @@ class Batcher:
         self.arrived.set()
         try:
             return await job.future
-        except asyncio.CancelledError:  # the caller went away: a request not started yet is not computed
-            if job.served == 0 and job in self.jobs:
+        except asyncio.CancelledError:  # the caller went away: what is not computed yet never will be
+            if job in self.jobs:
                 self.jobs.remove(job)
             raise
 
@@ -170,7 +172,14 @@ class Batcher:
             self.lock.release()
 
     @staticmethod
-    def _expired(timeout: float) -> ServingError:
+    def _expired(timeout: float, job: _Job | None = None) -> ServingError:
+        if job is not None and job.served:
+            return ServingError(
+                Code.DEADLINE_EXCEEDED,
+                f"the request did not finish within its deadline of {timeout * 1000:.0f} ms ({job.served} of "
+                f"{job.rows} rows computed, the rest not): send fewer rows per request, or raise --request-timeout-ms",
+                1.0,
+            )
         return ServingError(
             Code.DEADLINE_EXCEEDED,
             f"the request could not start within its deadline of {timeout * 1000:.0f} ms: the server is overloaded; "
@@ -209,10 +218,10 @@ class Batcher:
 
     def _next_batch(self) -> list[tuple[_Job, int, int]]:
         """(job, first row, end row) slices of up to max_batch_size rows, least-served requests first; requests
-        that have not started by their deadline are failed here."""
+        past their deadline (started or not) are failed here, their remaining rows not computed."""
         now = time.monotonic()
-        for job in [j for j in self.jobs if j.served == 0 and now > j.deadline]:
-            self._finish(job, self._expired(job.timeout))
+        for job in [j for j in self.jobs if now > j.deadline]:
+            self._finish(job, self._expired(job.timeout, job))
         room, batch = self.parameters.max_batch_size, []
         for job in sorted(self.jobs, key=lambda j: (j.served, j.arrived)):
             take = min(job.remaining, room)
