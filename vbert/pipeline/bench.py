@@ -70,6 +70,7 @@ class BenchJob:
     tfserving_grpc_target: str = knob.text("e.g. localhost:8500 ('' = none)")
 
 
+BENCH_REQUEST_TIMEOUT_MS = 600_000  # the bench times requests; it never wants one cut off by its deadline
 CALIBRATION_TEXTS = 32  # random models: int8 variants (where the pipeline's is int8) calibrated on these test texts
 SHORT_PIECES = 32  # the short-text cell: at most this many pieces with [CLS] and [SEP]
 
@@ -269,6 +270,7 @@ class ModelBench:
         name = f"server-{precision}-batching-{'on' if batching else 'off'}.log"
         log.info("%s: starting the server (%s, batching %s)", self.model.name, precision, "on" if batching else "off")
         arguments = ["--backend", "openvino", "--model-dir", str(folder), "--poll-seconds", "0"]
+        arguments += ["--request-timeout-ms", str(BENCH_REQUEST_TIMEOUT_MS)]  # a whole batch-100 BERT-base request
         arguments += [] if batching else ["--disable-batching"]
         with running_server(arguments, self.work / name) as server:
             yield server, RestClient(server.url, "vbert")

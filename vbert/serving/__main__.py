@@ -79,7 +79,12 @@ def timed_protocol(header_timeout: float):
 )
 @click.option("--max-enqueued-batches", default=64, show_default=True, help="the queue holds this many batches' rows")
 @click.option("--max-request-rows", default=256, show_default=True, help="rows (texts) per request; more: 413")
-@click.option("--request-timeout-ms", default=5000, show_default=True, help="queued work not started by then: 504")
+@click.option(
+    "--request-timeout-ms",
+    default=5000,
+    show_default=True,
+    help="a request not done by then: 504, the rest not computed",
+)
 @click.option("--enable-batching/--disable-batching", default=True, show_default=True)
 @click.option("--bucket", default=16, show_default=True, help="rows are padded to a multiple of this length")
 @click.option(

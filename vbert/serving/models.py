@@ -155,7 +155,7 @@ def _entry(version: int, state: str, code: str, message: str) -> dict:
 @dataclass(frozen=True)
 class Limits:
     max_request_rows: int  # rows (texts) per request; more can never be accepted: 413
-    request_timeout: float  # seconds queued work may wait to start
+    request_timeout: float  # seconds a request may take; what is not computed by then never is (504)
 
 
 def check_inputs(inputs: dict, model: LoadedModel, limits: Limits) -> tuple[dict[str, np.ndarray], list[int]]:
