@@ -20,9 +20,11 @@ def write(path, text: str | bytes) -> None:
 
 def make_input(root, broken: int = 1):
     docs = root / "docs"
-    for i in range(6):  # six pages sharing a footer line: boilerplate
+    for i in range(6):  # six pages sharing a footer line: boilerplate; and a code block's closing brace: not
         write(
-            docs / f"guide/page{i}.md", f"# Page {i}\n\nTopic {i} is explained here. It has detail {i}.\n\n{FOOTER}\n"
+            docs / f"guide/page{i}.md",
+            f"# Page {i}\n\nTopic {i} is explained here. It has detail {i}.\n\n"
+            f"```\nif (x{i}) {{\n}}\n```\n\n{FOOTER}\n",
         )
     write(docs / "guide/copy.md", (docs / "guide/page0.md").read_text())  # an exact duplicate document
     write(docs / "notes.rst", "Notes\n=====\n\nThe daemon restarts itself. Logs go to /var/log/x.log.\n")
@@ -54,7 +56,7 @@ def test_documents_into_the_corpus_format(tmp_path):
     done = ingest(tmp_path, source, tmp_path / "out", max_failed_fraction=0.2)  # 1 of 9 files is broken
     assert done.returncode == 0, done.stderr[-3000:]
     documents = (tmp_path / "out/docs.txt").read_text().split("\n\n")
-    assert documents[0].splitlines() == ["Page 0", "Topic 0 is explained here.", "It has detail 0."]
+    assert documents[0].splitlines() == ["Page 0", "Topic 0 is explained here.", "It has detail 0.", "if (x0) {", "}"]
     assert FOOTER not in (tmp_path / "out/docs.txt").read_text()
     assert "Notes\nThe daemon restarts itself.\nLogs go to /var/log/x.log." in (tmp_path / "out/docs.txt").read_text()
     assert "Excluded" not in (tmp_path / "out/docs.txt").read_text()

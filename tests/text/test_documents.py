@@ -162,6 +162,25 @@ def test_html_line_breaks_end_blocks_and_a_declared_charset_is_used(tmp_path):
     ]
 
 
+def test_xhtml_menus_pre_line_breaks_and_table_rows(tmp_path):
+    menu = "".join(f'<li><a href="p{i}.html">Page {i}</a></li>' for i in range(8))
+    page = (
+        '<?xml version="1.0" encoding="ISO-8859-1"?>\n<html><body><table><tr><td><ul>' + menu + "</ul></td><td>"
+        "<p>The transform module implements the bulk of the processing of a stylesheet and its templates.</p>"
+        '<pre class="programlisting">void\txsltApplyImports\t(xsltTransformContextPtr ctxt, <br/>'
+        "\t\t\t xmlNodePtr node);</pre></td></tr></table></body></html>"
+    )
+    [document] = read_documents(write(tmp_path / "api.html", page))
+    assert [(b.text, b.code) for b in document] == [
+        ("The transform module implements the bulk of the processing of a stylesheet and its templates.", False),
+        ("void\txsltApplyImports\t(xsltTransformContextPtr ctxt,", True),
+        ("\t\t\t xmlNodePtr node);", True),
+    ]  # the link-dense menu dropped; the signature keeps its two lines
+    table = "| option | meaning |\n|---|---|\n| `-v` | verbose output |\n| `-q` | quiet |\n"
+    [document] = read_documents(write(tmp_path / "t.md", table))
+    assert [b.text for b in document] == ["option | meaning", "-v | verbose output", "-q | quiet"]
+
+
 def test_html_main_text_without_navigation_and_code_as_lines(tmp_path):
     [document] = read_documents(write(tmp_path / "a.html", HTML))
     texts = [(b.text, b.code) for b in document]

@@ -216,8 +216,14 @@ def _spool(job: IngestJob, name: str, root: Path, spool: Path, manifest) -> tupl
     return counts, {**stats, "failed_files": failed[:100]}
 
 
+def _is_punctuation_only(line: str) -> bool:
+    """A line without a letter or digit (`}`, `];`, `---`): code or layout, never navigation; not boilerplate."""
+    return not any(char.isalnum() for char in line)
+
+
 def _write_corpus(job: IngestJob, spool: Path, counts: Counter, target: Path) -> dict:
-    """Pass 2: the corpus file without duplicate documents and boilerplate lines."""
+    """Pass 2: the corpus file without duplicate documents and boilerplate lines (lines of punctuation alone, such
+    as a code block's `}`, are never boilerplate)."""
     boilerplate = {f for f, n in counts.items() if n >= job.boilerplate_min_documents}
     seen: set[bytes] = set()
     stats = Counter()
@@ -231,7 +237,7 @@ def _write_corpus(job: IngestJob, spool: Path, counts: Counter, target: Path) ->
                     stats["duplicate_documents"] += 1
                     continue
                 seen.add(digest)
-                kept = [line for line in lines if _fingerprint(line) not in boilerplate]
+                kept = [x for x in lines if _is_punctuation_only(x) or _fingerprint(x) not in boilerplate]
                 stats["boilerplate_lines"] += len(lines) - len(kept)
                 if kept:
                     stats["documents"] += 1

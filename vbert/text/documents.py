@@ -172,10 +172,19 @@ def read_md(raw: bytes, path: Path) -> list[Document]:
 
     tokens = MarkdownIt("commonmark").enable("table").parse(decode(raw, path))
     blocks: Document = []
+    row: list[str] | None = None  # a table row's cells, joined into one line when the row ends
     for token in tokens:
-        if token.type == "inline":
+        if token.type == "tr_open":
+            row = []
+        elif token.type == "tr_close":
+            if row is not None and any(row):
+                blocks.append(Block(" | ".join(cell for cell in row if cell)))
+            row = None
+        elif token.type == "inline":
             text = _inline_text(token)
-            if text:
+            if row is not None:
+                row.append(text)
+            elif text:
                 blocks.append(Block(text))
         elif token.type in ("fence", "code_block"):
             blocks += [Block(line.rstrip(), code=True) for line in token.content.splitlines() if line.strip()]
@@ -206,22 +215,47 @@ def read_rst(raw: bytes, path: Path) -> list[Document]:
     return [blocks]
 
 
-def _pre_as_code(html: str) -> str:
-    """Every <pre> with its content inside a <code>: trafilatura keeps the lines of `<pre><code>` but joins those of
-    a bare <pre> into one line."""
+_XML_DECLARATION = re.compile(r"^\s*<\?xml[^>]*\?>")
+MENU_MIN_LINKS = 5  # an element with this many links or more, nearly all its text theirs, is a menu
+MENU_LINK_SHARE = 0.8
+
+
+def _visible_chars(element) -> int:
+    return sum(len("".join(part.split())) for part in element.itertext())
+
+
+def _is_menu(element) -> bool:
+    """Many links, and nearly all the element's text is theirs."""
+    links = element.findall(".//a")
+    if len(links) < MENU_MIN_LINKS:
+        return False
+    text = _visible_chars(element)
+    return text > 0 and sum(_visible_chars(a) for a in links) >= MENU_LINK_SHARE * text
+
+
+def _prepared_html(html: str) -> str:
+    """The page as the extractor should see it: every <pre> with its content inside a <code> (trafilatura keeps the
+    lines of `<pre><code>` but joins those of a bare <pre>), and link-dense blocks (a site menu: "Main Menu Home
+    Introduction Documentation ...", an alphabetic index) removed."""
     import lxml.html
 
-    try:
-        tree = lxml.html.document_fromstring(html)
+    try:  # an XHTML page's `<?xml ... encoding=...?>` would make lxml refuse the (already decoded) text
+        tree = lxml.html.document_fromstring(_XML_DECLARATION.sub("", html, count=1))
     except (ValueError, lxml.etree.ParserError):
         return html
     for pre in tree.iter("pre"):
+        for br in pre.iter("br"):  # a line break inside <pre> (gtk-doc's signatures) is the line's end
+            br.tail = "\n" + (br.tail or "")
+            br.drop_tag()
         if pre.find("code") is None:
             code = lxml.html.Element("code")
             code.text, pre.text = pre.text, None
             for child in list(pre):
                 code.append(child)  # moves the child, with its tail
             pre.append(code)
+    for element in [e for e in tree.iter("td", "div", "ul", "ol", "table", "p") if _is_menu(e)]:
+        if element.getparent() is not None:
+            element.drop_tree()  # its tail text stays
     return lxml.html.tostring(tree, encoding="unicode")
 
 
@@ -238,7 +272,7 @@ def read_html(raw: bytes, path: Path) -> list[Document]:
     from lxml import etree
 
     extracted = trafilatura.extract(
-        _pre_as_code(decode_html(raw, path)),
+        _prepared_html(decode_html(raw, path)),
         output_format="xml",
         include_comments=False,
         include_tables=True,
@@ -275,9 +309,12 @@ def _html_blocks(element) -> Document:
 
     for child in element:
         child_text = "".join(child.itertext())
-        if child.tag == "code" and "\n" in child_text.strip():
-            end_prose()
+        if child.tag == "code" and ("\n" in child_text.strip() or element.tag not in INLINE_PARENTS):
+            end_prose()  # a code block (a <pre> in a table cell, say), not inline code in a sentence
             blocks += _code_lines(child_text)
+        elif child.tag in BLOCK_ELEMENTS:
+            end_prose()
+            blocks += _html_blocks(child)
         elif child.tag == "lb":
             end_prose()
         else:
@@ -285,6 +322,10 @@ def _html_blocks(element) -> Document:
         prose.append(child.tail or "")
     end_prose()
     return blocks
+
+
+INLINE_PARENTS = {"p", "head", "item", "quote"}  # where a one-line <code> is inline code, part of the sentence
+BLOCK_ELEMENTS = {"p", "head", "list", "item", "quote", "table", "row", "cell"}  # each its own blocks
 
 
 _CHARSET = re.compile(rb"""<meta[^>]+charset=["']?([A-Za-z0-9_-]+)""", re.IGNORECASE)
