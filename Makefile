@@ -11,7 +11,7 @@ export PYTHONHASHSEED := 0
 SHARED ?= ../shared/data
 MODEL_NAME = $(shell $(BIN)/python -m vbert.core.params freeze.model_name)
 
-.PHONY: setup demo test lint serve-openvino serve-tf bench bench-tfrecords bench-models data-full push plots clean
+.PHONY: setup demo test test-fast lint serve-openvino serve-tf bench bench-tfrecords bench-models data-full push plots clean
 
 setup: $(STAMP)  ## create .venv with the pinned dependencies (idempotent)
 
@@ -31,6 +31,9 @@ demo: setup  ## run the pipeline on the bundled sample, then print what it produ
 
 test: setup  ## the whole test suite
 	$(BIN)/python -m pytest -n 2 --dist loadgroup
+
+test-fast: setup  ## what needs no model training, server or DVC run (a minute or two): pytest -m "not slow and not heavy"
+	$(BIN)/python -m pytest -n 2 -m "not slow and not heavy"
 
 lint: setup
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

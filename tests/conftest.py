@@ -11,6 +11,15 @@ from vbert.core.resources import resolve_vocab
 from .helpers import GOOGLE_TEST_VOCAB, REPO, uncased_tokenizer, write_lines
 
 
+def pytest_collection_modifyitems(items) -> None:
+    """Tests that share a worker group because they train, serve or run DVC (xdist_group heavy or dvc) are `heavy`:
+    `make test-fast` leaves them out."""
+    for item in items:
+        groups = {mark.args[0] for mark in item.iter_markers("xdist_group") if mark.args}
+        if groups & {"heavy", "dvc"}:
+            item.add_marker(pytest.mark.heavy)
+
+
 @pytest.fixture
 def google_test_vocab(tmp_path: Path) -> Path:
     return write_lines(tmp_path / "vocab.txt", GOOGLE_TEST_VOCAB)

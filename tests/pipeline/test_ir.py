@@ -10,8 +10,9 @@ import pytest
 from tests.helpers import REPO, from_params, tiny_finetuned, write_lines
 from vbert.evaluation.scores import classification_scores
 from vbert.model.export import random_inputs
+from vbert.model.ir_folder import FP32_CONFIG as COMPILE_CONFIG
 from vbert.pipeline.freeze import freeze
-from vbert.pipeline.ir import COMPILE_CONFIG, IRJob, build_ir, choose
+from vbert.pipeline.ir import IRJob, build_ir, choose
 
 pytestmark = pytest.mark.xdist_group("heavy")
 LABELS = ["games", "science", "utils"]

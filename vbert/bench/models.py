@@ -15,7 +15,7 @@ from pathlib import Path
 
 from vbert.model.bert import MODEL_SIZES, BertConfig
 from vbert.model.export import SERVING_CONFIG, ServingConfig, export_saved_model, latest_version
-from vbert.pipeline.ir import write_version
+from vbert.model.ir_folder import write_version
 
 log = logging.getLogger(__name__)
 

@@ -74,7 +74,7 @@ def naive_predict(saved_model: Path) -> Callable[[Features], dict]:
 
 def openvino_predict(xml: Path, precision: str) -> Callable[[Features], dict]:
     """An IR variant compiled as the server compiles it (the same backend class)."""
-    from vbert.pipeline.ir import compile_config
+    from vbert.model.ir_folder import compile_config
     from vbert.serving.backends import OpenVINOBackend
 
     return OpenVINOBackend(xml, compile_config(precision), precision).predict

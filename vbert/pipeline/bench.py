@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -38,6 +37,7 @@ from vbert.core.atomic import write_json
 from vbert.core.errors import InputError
 from vbert.model.bert import BertConfig, classifier_flops
 from vbert.model.export import latest_version
+from vbert.model.ir_folder import read_settings
 from vbert.serving.client import GrpcClient, RestClient
 from vbert.serving.launcher import running_server
 from vbert.text.encoding import Encoder, Item
@@ -223,8 +223,7 @@ def add_speedups(cells: list[dict]) -> None:
 
 def chosen_precision(job: BenchJob, model_name: str) -> str:
     """The precision the ir stage chose for the pipeline's model (the server's default)."""
-    settings = latest_version(job.ir_dir / model_name) / "ir.json"
-    return json.loads(settings.read_text())["precision"]
+    return read_settings(latest_version(job.ir_dir / model_name)).precision
 
 
 def server_precision(chosen: str, model: BenchModel) -> str:

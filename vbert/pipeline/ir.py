@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,11 +29,12 @@ from typing import ClassVar
 import numpy as np
 
 from vbert.core import params as knob
-from vbert.core.atomic import atomic_dir, write_json
+from vbert.core.atomic import atomic_dir
 from vbert.core.errors import InputError
 from vbert.evaluation.scores import classification_scores, positive_index
-from vbert.model.export import ASSET_FILES, SERVING_CONFIG, ServingConfig, latest_version
-from vbert.text.encoding import INPUT_NAMES, Encoder
+from vbert.model.export import SERVING_CONFIG, ServingConfig, latest_version
+from vbert.model.ir_folder import compile_config, write_version
+from vbert.text.encoding import Encoder
 from vbert.text.tasks import read_task, split_file
 from vbert.text.tokenization import load_tokenizer
 
@@ -43,8 +42,6 @@ log = logging.getLogger(__name__)
 
 PRECISIONS = ("fp32", "fp16", "bf16", "int8", "int8-bf16")
 INT8 = ("int8", "int8-bf16")  # one quantised IR, compiled two ways
-COMPILE_CONFIG = {"INFERENCE_PRECISION_HINT": "f32"}
-BF16_CONFIG = {"INFERENCE_PRECISION_HINT": "bf16"}  # computed in bfloat16 where the CPU has it (AVX512_BF16, AMX)
 
 
 @dataclass(frozen=True)
@@ -185,29 +182,6 @@ def build_ir(job: IRJob) -> dict:
         target = tmp / version_dir.parent.name / version_dir.name
         write_version(target, tmp / "variants" / chosen / "model.xml", version_dir / "assets", chosen)
     return {"chosen": chosen, "tensorflow_test_f1": round(reference_f1, 6), "variants": results}
-
-
-def write_version(target: Path, xml: Path, assets: Path, precision: str, link: bool = False) -> None:
-    """A version folder as the server reads it: the IR (model.xml, model.bin), the SavedModel's assets (vocab,
-    labels, serving config) and ir.json (the precision and its compile hints). `link` hard-links the files where
-    the file system allows, instead of copying them."""
-    target.mkdir(parents=True)
-    sources = {"model.xml": xml, "model.bin": xml.with_suffix(".bin")}
-    sources.update({name: assets / name for name in ASSET_FILES})
-    for name, source in sources.items():
-        if link:
-            try:
-                os.link(source, target / name)
-                continue
-            except OSError:
-                pass
-        shutil.copy(source, target / name)
-    settings = {"precision": precision, "compile_config": compile_config(precision), "inputs": INPUT_NAMES}
-    write_json(target / "ir.json", settings)
-
-
-def compile_config(precision: str) -> dict[str, str]:
-    return BF16_CONFIG if precision in ("bf16", "int8-bf16") else COMPILE_CONFIG
 
 
 def choose(results: dict[str, dict], precision: str) -> str:

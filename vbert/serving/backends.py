@@ -128,13 +128,11 @@ class OpenVINOBackend:
 
     @classmethod
     def from_version(cls, version_dir: Path, threads: int = 0) -> OpenVINOBackend:
-        """The ir stage's version folder, compiled with the hints recorded in its ir.json (f32 without one)."""
-        settings = json.loads((version_dir / "ir.json").read_text()) if (version_dir / "ir.json").exists() else {}
-        xml = version_dir / "model.xml"
-        if not xml.exists():
-            raise InputError(f"{version_dir}: no model.xml (the ir stage's output)")
-        compile_config = settings.get("compile_config", {"INFERENCE_PRECISION_HINT": "f32"})
-        return cls(xml, compile_config, settings.get("precision", "fp32"), threads)
+        """The ir stage's version folder (`vbert.model.ir_folder`), compiled with the hints it was written with."""
+        from vbert.model.ir_folder import model_xml, read_settings
+
+        settings = read_settings(version_dir)
+        return cls(model_xml(version_dir), settings.compile_config, settings.precision, threads)
 
     def predict(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         request = self.compiled.create_infer_request()
