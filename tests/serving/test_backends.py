@@ -37,3 +37,17 @@ def test_an_openvino_model_is_warmed_up_on_every_bucket(tmp_path):
     assert recording.shapes == [(1, 16), (1, 32), (3, 16), (3, 32)]
     ids = model.encoder(["a short text"]).features
     assert np.isclose(model.backend.predict(ids)["probabilities"].sum(), 1.0, atol=1e-5)
+
+
+def test_a_version_folder_that_is_not_a_model_ends_in_one_line_not_a_traceback(tmp_path):
+    import subprocess
+    import sys
+
+    (tmp_path / "vbert/1").mkdir(parents=True)  # a version folder without serving.json
+    command = [sys.executable, "-m", "vbert.serving", "--model-dir", str(tmp_path / "vbert"), "--grpc-port", "0"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert (
+        result.stderr.strip().splitlines()[-1]
+        == f"Error: {tmp_path / 'vbert/1'}: no serving.json; not a model exported by the freeze or ir stage"
+    )

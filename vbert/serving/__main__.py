@@ -15,6 +15,7 @@ from pathlib import Path
 import click
 
 from vbert.core.cli import setup_logging
+from vbert.core.errors import InputError
 from vbert.serving.backends import BACKENDS
 
 log = logging.getLogger("vbert.serving")
@@ -112,7 +113,7 @@ def main(**options) -> None:
     setup_logging()
     try:
         serve(**options)
-    except (ValueError, FileNotFoundError) as error:
+    except (ValueError, FileNotFoundError, InputError) as error:  # a bad flag or model folder: one line, exit 1
         raise click.ClickException(str(error)) from error
 
 
