@@ -226,7 +226,7 @@ _ASCII_WORD = re.compile(r"[A-Za-z0-9]+|[!-/:-@\[-`{-~]")
 
 
 _WORD_RUN = re.compile(r"[^ \t\n\r]+")  # no leading white space in the pattern: linear, however long a space run
-CHARS_PER_PIECE_BUDGET = 64  # with max_pieces, a text is cut to max_pieces x this many characters first
+CHARS_PER_PIECE_BUDGET = 32  # with max_pieces, a text is cut to max_pieces x this many characters first
 
 
 def _first_words(text: str, count: int) -> str:
@@ -275,8 +275,9 @@ class FullTokenizer:
     def encode_batch(self, texts: Sequence[str], max_pieces: int | None = None) -> list[list[int]]:
         """Token ids of each text (no [CLS]/[SEP]); with `max_pieces`, at least the first `max_pieces` of them
         (exactly those of the whole text) without tokenising all of a long text: a text is first cut to
-        `max_pieces * CHARS_PER_PIECE_BUDGET` characters (BERT text averages 4 to 6 a piece), so the work per text
-        is bounded whatever a client sends (a megabyte of spaces, one endless word, a million combining marks)."""
+        `max_pieces * CHARS_PER_PIECE_BUDGET` characters (BERT text averages 4 to 6 a piece, code with deep
+        indentation rarely 20), so the work per text is bounded whatever a client sends (a megabyte of spaces, one
+        endless word, a million combining marks)."""
         if max_pieces is not None:  # short texts all at once; long ones (10+ characters a piece) by prefixes
             budget = max_pieces * CHARS_PER_PIECE_BUDGET
             texts = [text[:budget] for text in texts]
