@@ -112,17 +112,13 @@ def run_ingest(name: str, out: Path) -> dict:
     }
 
 
-def markdown(results: dict) -> str:
+def table(results: dict, folders: dict) -> list[str]:
     out = [
-        f"# The ingest stage on Debian's documentation folders ({results['machine']['cpu']})",
-        "",
-        "`python benchmarks/debian_docs.py`: each folder as the package installs it (apt-get download, dpkg-deb -x).",
-        "",
         "| folder | package | files | read | skipped | empty | too large | failed | documents | sentences "
         "| lines > 1,000 | markup lines | s | peak MB |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for name, r in results["folders"].items():
+    for name, r in folders.items():
         source = results["provenance"][name]
         if "error" in r:
             out.append(f"| {name} | {source['package']} {source['version']} | stage failed: see JSON |")
@@ -134,6 +130,20 @@ def markdown(results: dict) -> str:
             f"{s['empty']} | {s['too_large']} | {s['failed']} | {r['documents']:,} | {r['sentences']:,} | "
             f"{r['lines_over_1000']} | {markup} | {r['seconds']} | {r['peak_rss_mb']} |"
         )
+    return out
+
+
+def markdown(results: dict) -> str:
+    out = [
+        f"# The ingest stage on Debian's documentation folders ({results['machine']['cpu']})",
+        "",
+        "`python benchmarks/debian_docs.py`: each folder as the package installs it (apt-get download, dpkg-deb -x).",
+        "Markup lines are counted by pattern, so text that is about markup (Jinja's docs on `<br>` tags) counts too.",
+        "",
+        *table(results, results["folders"]),
+    ]
+    if results.get("before"):
+        out += ["", f"Before ({results['before']['label']}):", "", *table(results, results["before"]["folders"])]
     out += ["", "Largest groups of files not read, per folder:", ""]
     for name, r in results["folders"].items():
         groups = "; ".join(f"{status}: {group}" for status, group in r.get("largest_groups", {}).items())
@@ -144,7 +154,9 @@ def markdown(results: dict) -> str:
 @click.command()
 @click.option("--out", type=click.Path(path_type=Path), default=REPO / "benchmarks/results/debian_docs.json")
 @click.option("--folder", "names", multiple=True, type=click.Choice(list(FOLDERS)), help="default: all")
-def main(out: Path, names: tuple[str, ...]) -> None:
+@click.option("--before", type=click.Path(path_type=Path), help="an earlier run's JSON, shown beside this one")
+@click.option("--before-label", default="an earlier commit", help="what the earlier run measured")
+def main(out: Path, names: tuple[str, ...], before: Path | None, before_label: str) -> None:
     names = names or tuple(FOLDERS)
     provenance = {name: fetch(name) for name in names}
     folders = {}
@@ -152,7 +164,10 @@ def main(out: Path, names: tuple[str, ...]) -> None:
         with tempfile.TemporaryDirectory(prefix=f"vbert-{name}-") as scratch:
             folders[name] = run_ingest(name, Path(scratch))
         print(name, json.dumps(folders[name])[:400], flush=True)
-    print(write_result(out, {"machine": machine(), "provenance": provenance, "folders": folders}, markdown))
+    results = {"machine": machine(), "provenance": provenance, "folders": folders}
+    if before is not None:
+        results["before"] = {"label": before_label, "folders": json.loads(before.read_text())["folders"]}
+    print(write_result(out, results, markdown))
 
 
 if __name__ == "__main__":
