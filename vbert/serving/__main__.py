@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -112,66 +113,104 @@ def timed_protocol(header_timeout: float):
 def main(**options) -> None:
     setup_logging()
     try:
-        serve(**options)
+        serve(ServerOptions(**options))
     except (ValueError, FileNotFoundError, InputError) as error:  # a bad flag or model folder: one line, exit 1
         raise click.ClickException(str(error)) from error
 
 
-def serve(
-    backend: str,
-    tfserving_url: str,
-    model_dir: Path | None,
-    model_name: str | None,
-    model_config_file: Path | None,
-    host: str,
-    port: int,
-    grpc_port: int,
-    max_batch_size: int,
-    batch_timeout_micros: int,
-    max_enqueued_batches: int,
-    max_request_rows: int,
-    request_timeout_ms: int,
-    enable_batching: bool,
-    bucket: int,
-    split_by_bucket: bool,
-    warm_up_rows: str,
-    threads: int,
-    poll_seconds: float,
-    max_body_bytes: int,
-    header_timeout_seconds: float,
-    body_timeout_seconds: float,
-    keep_alive_seconds: int,
-    shutdown_grace_seconds: int,
-) -> None:
+@dataclass(frozen=True)
+class ServerOptions:
+    """Every command-line option of the server, checked together; the parts each layer takes are properties."""
+
+    backend: str
+    tfserving_url: str
+    model_dir: Path | None
+    model_name: str | None
+    model_config_file: Path | None
+    host: str
+    port: int
+    grpc_port: int
+    max_batch_size: int
+    batch_timeout_micros: int
+    max_enqueued_batches: int
+    max_request_rows: int
+    request_timeout_ms: int
+    enable_batching: bool
+    bucket: int
+    split_by_bucket: bool
+    warm_up_rows: str
+    threads: int
+    poll_seconds: float
+    max_body_bytes: int
+    header_timeout_seconds: float
+    body_timeout_seconds: float
+    keep_alive_seconds: int
+    shutdown_grace_seconds: int
+
+    def __post_init__(self) -> None:
+        if (self.model_dir is None) == (self.model_config_file is None):
+            raise ValueError("give exactly one of --model-dir or --model-config-file")
+        if self.backend == "tfserving" and not self.tfserving_url:
+            raise ValueError("--backend tfserving needs --tfserving-url")
+        if self.max_request_rows > self.batching.queue_rows:
+            raise ValueError(
+                f"--max-request-rows {self.max_request_rows} exceeds what the queue holds ({self.batching.queue_rows}"
+                " rows = --max-enqueued-batches x --max-batch-size): such requests could never be accepted"
+            )
+
+    @property
+    def batching(self):
+        from vbert.serving.batching import BatchingParameters
+
+        return BatchingParameters(
+            self.max_batch_size,
+            self.batch_timeout_micros,
+            self.max_enqueued_batches,
+            self.bucket,
+            self.enable_batching,
+            self.split_by_bucket,
+        )
+
+    @property
+    def limits(self):
+        from vbert.serving.models import Limits
+
+        return Limits(self.max_request_rows, self.request_timeout_ms / 1000)
+
+    @property
+    def http_limits(self):
+        from vbert.serving.rest import HttpLimits
+
+        return HttpLimits(self.max_body_bytes, self.body_timeout_seconds)
+
+    @property
+    def sources(self):
+        from vbert.serving.models import ModelSource, read_model_config
+
+        if self.model_dir is not None:
+            return [ModelSource(self.model_name or self.model_dir.name, self.model_dir)]
+        return read_model_config(self.model_config_file)
+
+
+def serve(options: ServerOptions) -> None:
     import uvicorn
 
     from vbert.serving.backends import load_version
-    from vbert.serving.batching import BatchingParameters
     from vbert.serving.metrics import Metrics
-    from vbert.serving.models import Limits, ModelServer, ModelSource, ServedModel, read_model_config
-    from vbert.serving.rest import HttpLimits, create_app
+    from vbert.serving.models import ModelServer, ServedModel
+    from vbert.serving.rest import create_app
 
-    if (model_dir is None) == (model_config_file is None):
-        raise ValueError("give exactly one of --model-dir or --model-config-file")
-    if backend == "tfserving" and not tfserving_url:
-        raise ValueError("--backend tfserving needs --tfserving-url")
-    batching = BatchingParameters(
-        max_batch_size, batch_timeout_micros, max_enqueued_batches, bucket, enable_batching, split_by_bucket
-    )
-    if max_request_rows > batching.queue_rows:
-        raise ValueError(
-            f"--max-request-rows {max_request_rows} exceeds what the queue holds ({batching.queue_rows} rows = "
-            "--max-enqueued-batches x --max-batch-size): such requests could never be accepted"
-        )
-    sources = (
-        [ModelSource(model_name or model_dir.name, model_dir)] if model_dir else read_model_config(model_config_file)
-    )
     metrics = Metrics()
-    rows = tuple(int(n) for n in warm_up_rows.split(",") if n.strip())
+    rows = tuple(int(n) for n in options.warm_up_rows.split(",") if n.strip())
     load = partial(
-        load_version, backend, threads=threads, tfserving_url=tfserving_url, warm_up_rows=rows, bucket=bucket
+        load_version,
+        options.backend,
+        threads=options.threads,
+        tfserving_url=options.tfserving_url,
+        warm_up_rows=rows,
+        bucket=options.bucket,
     )
-    models = {s.name: ServedModel(s, load, batching, metrics.on_batch(s.name)) for s in sources}
+    models = {s.name: ServedModel(s, load, options.batching, metrics.on_batch(s.name)) for s in options.sources}
     for model in models.values():
         model.load_now()
         log.info(
@@ -179,10 +218,10 @@ def serve(
             model.source.name,
             model.current.model.version,
             model.source.base_path,
-            backend,
+            options.backend,
             model.current.model.backend.precision,
         )
-    server = ModelServer(models, Limits(max_request_rows, request_timeout_ms / 1000), poll_seconds)
+    server = ModelServer(models, options.limits, options.poll_seconds)
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
@@ -190,25 +229,25 @@ def serve(
 
         await server.start()
         grpc_server = None
-        if grpc_port:
-            grpc_server = await start_grpc(server, metrics, host, grpc_port, max_body_bytes)
-            log.info("gRPC on %s:%d", host, grpc_server.port)
-        log.info("REST on http://%s:%d", host, port)
+        if options.grpc_port:
+            grpc_server = await start_grpc(server, metrics, options.host, options.grpc_port, options.max_body_bytes)
+            log.info("gRPC on %s:%d", options.host, grpc_server.port)
+        log.info("REST on http://%s:%d", options.host, options.port)
         yield
         if grpc_server is not None:
-            await grpc_server.stop(shutdown_grace_seconds)
+            await grpc_server.stop(options.shutdown_grace_seconds)
         await server.stop()
         log.info("stopped: in-flight work finished")
 
-    app = create_app(server, HttpLimits(max_body_bytes, body_timeout_seconds), metrics, lifespan)
+    app = create_app(server, options.http_limits, metrics, lifespan)
     config = uvicorn.Config(
         app,
-        host=host,
-        port=port,
-        http=timed_protocol(header_timeout_seconds),
+        host=options.host,
+        port=options.port,
+        http=timed_protocol(options.header_timeout_seconds),
         loop="uvloop",
-        timeout_keep_alive=keep_alive_seconds,
-        timeout_graceful_shutdown=shutdown_grace_seconds,
+        timeout_keep_alive=options.keep_alive_seconds,
+        timeout_graceful_shutdown=options.shutdown_grace_seconds,
         log_level="warning",
         access_log=False,
     )
