@@ -164,6 +164,26 @@ def test_a_large_request_stops_between_chunks_when_nobody_waits_for_it(ending):
         assert error.code is Code.DEADLINE_EXCEEDED and "rows computed, the rest not" in error.message
 
 
+def test_a_token_budget_cuts_batches_of_long_rows_so_a_short_request_waits_less():
+    """max_batch_size 4, max_batch_tokens 64: rows 32 wide go two at a time; a 16-wide row fits beside one."""
+    model = Recorder(seconds=0.02)
+
+    async def scenario():
+        batcher = Batcher(model, parameters(max_batch_tokens=64), 64)
+        batcher.start()
+        long = asyncio.ensure_future(batcher.submit(request([[100 + i] + [1] * 31 for i in range(6)]), 5))
+        await asyncio.sleep(0.005)
+        short = await batcher.submit(request([[7] + [1] * 15]), 5)
+        await long
+        await batcher.stop()
+        return short
+
+    short = asyncio.run(scenario())
+    assert model.calls[0] == (100, 101)  # 2 x 32 = 64 tokens, not 4 rows
+    assert model.calls[1] == (7,) or 7 in model.calls[1]  # the short row rides in the very next inference
+    assert all(len(call) <= 2 for call in model.calls) and short["probabilities"][0, 0] == 7 + 15
+
+
 def test_a_full_queue_refuses_at_once_with_retry_after():
     async def scenario():
         batcher = Batcher(Recorder(), parameters(max_batch_size=2, max_enqueued_batches=1), 64)

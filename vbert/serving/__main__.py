@@ -80,6 +80,12 @@ def timed_protocol(header_timeout: float):
     "--batch-timeout-micros", default=0, show_default=True, help="how long a batch waits for company (0: never)"
 )
 @click.option("--max-enqueued-batches", default=64, show_default=True, help="the queue holds this many batches' rows")
+@click.option(
+    "--max-batch-tokens",
+    default=0,
+    show_default=True,
+    help="rows x padded length per inference at most (0: --max-batch-size alone): shorter waits beside max-size rows",
+)
 @click.option("--max-request-rows", default=256, show_default=True, help="rows (texts) per request; more: 413")
 @click.option(
     "--request-timeout-ms",
@@ -133,6 +139,7 @@ class ServerOptions:
     max_batch_size: int
     batch_timeout_micros: int
     max_enqueued_batches: int
+    max_batch_tokens: int
     max_request_rows: int
     request_timeout_ms: int
     enable_batching: bool
@@ -169,6 +176,7 @@ class ServerOptions:
             self.bucket,
             self.enable_batching,
             self.split_by_bucket,
+            self.max_batch_tokens,
         )
 
     @property

@@ -41,6 +41,8 @@ class BatchingParameters:
     bucket: int
     enabled: bool
     split_by_bucket: bool
+    max_batch_tokens: int = 0  # rows x padded length per inference at most (0: rows alone bound it): a batch of
+    # max-size rows is cut smaller, so a short request waits behind a shorter inference
 
     @property
     def queue_rows(self) -> int:
@@ -223,12 +225,19 @@ class Batcher:
         for job in [j for j in self.jobs if now > j.deadline]:
             self._finish(job, self._expired(job.timeout, job))
         room, batch = self.parameters.max_batch_size, []
+        tokens = self.parameters.max_batch_tokens or None
         for job in sorted(self.jobs, key=lambda j: (j.served, j.arrived)):
             take = min(job.remaining, room)
+            if tokens is not None:
+                width = padded_length(
+                    [int(job.inputs["input_ids"].shape[1])], self.parameters.bucket, self.max_seq_length
+                )
+                take = min(take, max(tokens // width, 0 if batch else 1))  # the first rows go even if over the budget
+                tokens -= take * width
             if take:
                 batch.append((job, job.served, job.served + take))
                 room -= take
-            if not room:
+            if not room or (tokens is not None and tokens <= 0):
                 break
         return batch
 
