@@ -116,3 +116,34 @@ def test_bert_base_at_msl_128_is_22_35_gflop_per_sequence():
         vocab_size=30522, hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072
     )
     assert classifier_flops(base, 128, 2) == 12 * 1_862_270_976 + 2 * 768 * 768 + 2 * 768 * 2
+
+
+def test_the_keras_and_keras_hub_internals_we_rely_on_are_the_pinned_ones():
+    """vbert/model/weights.py reaches into keras-hub's TransformerEncoder privates and vbert/model/bert.py overrides
+    Keras' `_maybe_symbolic_build`: an upgrade of either must fail here, by name, before it fails in a stage."""
+    import tomllib
+
+    import keras
+    import keras_hub
+
+    from tests.helpers import REPO, TINY_BERT
+    from vbert.model.bert import BertConfig, build_backbone
+
+    pins = {
+        line.split("==")[0]: line.split("==")[1]
+        for line in tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+        if "==" in line
+    }
+    assert keras.__version__ == pins["keras"] and keras_hub.__version__ == pins["keras-hub"]
+    assert hasattr(keras.Model, "_maybe_symbolic_build")
+    block = build_backbone(BertConfig(vocab_size=100, max_position_embeddings=16, **TINY_BERT)).get_layer(
+        "transformer_layer_0"
+    )
+    for private in (
+        "_self_attention_layer",
+        "_self_attention_layer_norm",
+        "_feedforward_intermediate_dense",
+        "_feedforward_output_dense",
+        "_feedforward_layer_norm",
+    ):
+        assert hasattr(block, private), f"keras-hub {keras_hub.__version__}: TransformerEncoder has no {private}"
