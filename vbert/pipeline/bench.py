@@ -183,7 +183,7 @@ def cell_result(runner: Runner, times: CellTimes, batch: int) -> dict:
 
 def highest_ceilings(measurements: list[dict[str, dict[str, float]]]) -> dict[str, dict]:
     """Per precision, the highest rate any kernel reached over the run's measurements, and the kernel that set it:
-    the machine's speed drifts (a slow spell once read 160 GFLOP/s where 195 is usual), and the highest reading
+    the machine's speed drifts within a run (slow spells of a fifth below the usual rate), and the highest reading
     makes every share conservative. bf16 is never below fp32 (a CPU without bf16 units computes it in fp32)."""
     ceilings = {}
     for precision in measurements[0]:
