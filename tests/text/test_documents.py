@@ -176,6 +176,13 @@ def test_xhtml_menus_pre_line_breaks_and_table_rows(tmp_path):
         ("void\txsltApplyImports\t(xsltTransformContextPtr ctxt,", True),
         ("\t\t\t xmlNodePtr node);", True),
     ]  # the link-dense menu dropped; the signature keeps its two lines
+    data = (
+        "<html><body><div><p>The options the tool takes are listed below, with what each one of them does.</p>"
+        "<table><tr><th>Option</th><th>Meaning</th></tr><tr><td>-v</td><td>verbose output</td></tr></table>"
+        "</div></body></html>"
+    )
+    [document] = read_documents(write(tmp_path / "options.html", data))
+    assert [b.text for b in document][1:] == ["Option | Meaning", "-v | verbose output"]  # a data table's rows
     table = "| option | meaning |\n|---|---|\n| `-v` | verbose output |\n| `-q` | quiet |\n"
     [document] = read_documents(write(tmp_path / "t.md", table))
     assert [b.text for b in document] == ["option | meaning", "-v | verbose output", "-q | quiet"]

@@ -282,7 +282,7 @@ def read_html(raw: bytes, path: Path) -> list[Document]:
     if not extracted:
         return [[]]
     blocks: Document = []
-    wanted = ("p", "head", "item", "code", "quote", "cell")
+    wanted = ("p", "head", "item", "code", "quote", "row", "cell")
     for element in etree.fromstring(extracted.encode()).iter(*wanted):
         if not any(ancestor.tag in wanted for ancestor in element.iterancestors()):
             blocks += _html_blocks(element)  # nested ones are part of their block (inline code in a paragraph)
@@ -299,6 +299,8 @@ def _html_blocks(element) -> Document:
     text = "".join(element.itertext())
     if element.tag == "code":
         return _code_lines(text) if "\n" in text.strip() else ([Block(_prose(text))] if text.strip() else [])
+    if element.tag == "row" and (row := _table_row(element)) is not None:
+        return [row] if row.text else []
     blocks: Document = []
     prose = [element.text or ""]
 
@@ -322,6 +324,24 @@ def _html_blocks(element) -> Document:
         prose.append(child.tail or "")
     end_prose()
     return blocks
+
+
+TABLE_CELL_CHARS = 300  # a row of cells this short at most is a table's row; longer ones lay out a page
+
+
+def _table_row(row) -> Block | None:
+    """A data table's row as one line, its cells joined by " | "; None for a row that lays out a page (a cell
+    holding paragraphs, lists or code, or long text), whose cells are blocks of their own."""
+    cells = [cell for cell in row if cell.tag == "cell"]
+    if not cells or any(cell.find(".//p") is not None or cell.find(".//list") is not None for cell in cells):
+        return None
+    texts = [_prose("".join(cell.itertext())) for cell in cells]
+    if any(
+        len(text) > TABLE_CELL_CHARS or "\n" in "".join(cell.itertext()).strip()
+        for text, cell in zip(texts, cells, strict=True)
+    ):
+        return None
+    return Block(" | ".join(text for text in texts if text))
 
 
 INLINE_PARENTS = {"p", "head", "item", "quote"}  # where a one-line <code> is inline code, part of the sentence
