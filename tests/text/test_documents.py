@@ -70,7 +70,7 @@ def test_kinds_by_name():
 def test_markdown_prose_and_code(tmp_path):
     [document] = read_documents(write(tmp_path / "a.md.gz", gzip.compress(MARKDOWN.encode())))
     assert document == [
-        Block("Install"),
+        Block("Install", heading=True),
         Block("Run the tool, e.g. zstd -19 file. It writes file.zst next to it."),
         Block("zstd -d file.zst -o out. # one line. never split", code=True),
         Block("first item"),
@@ -89,7 +89,7 @@ def test_markdown_prose_and_code(tmp_path):
 def test_restructuredtext_prose_and_literal_blocks(tmp_path):
     [document] = read_documents(write(tmp_path / "a.rst", RST))
     assert document == [
-        Block("Title"),
+        Block("Title", heading=True),
         Block("A paragraph with emphasis and code. A second sentence."),
         Block('print("a. b")', code=True),
         Block("x = 1", code=True),
@@ -132,7 +132,7 @@ and :func:`~os.path.join`.
 def test_sphinx_roles_and_directives_as_a_reader_sees_them(tmp_path):
     [document] = read_documents(write(tmp_path / "command.rst", SPHINX_RST))
     assert document == [
-        Block("add_custom_command"),
+        Block("add_custom_command", heading=True),
         Block("Controlled by CUDA_SEPARABLE_COMPILATION and add_executable; see the guide and join."),
         Block("New in version 3.18: When a device link step is involved, CMP0105 applies."),
         Block("Changed in version 3.20: Blank line, then the body."),
@@ -160,6 +160,28 @@ def test_html_line_breaks_end_blocks_and_a_declared_charset_is_used(tmp_path):
         "* Fixed another.",
         "A second paragraph with enough words in it to be kept by the extractor.",
     ]
+
+
+def test_headings_stay_whole_lines_even_where_the_extractor_drops_them(tmp_path):
+    body = "".join(
+        f"<p>Paragraph {i} of the DHAT manual has enough words in it to be kept as text.</p>" for i in range(3)
+    )
+    page = (
+        "<html><head><title>DHAT</title></head><body><div class='chapter'><div class='titlepage'><div><div>"
+        "<h1 class='title'><a name='dh'></a>10. DHAT: a dynamic heap analysis tool</h1></div></div></div>"
+        + body
+        + "<div class='sect1'><div class='titlepage'><div><div><h2 class='title'>10.1. Overview</h2></div></div></div>"
+        "<p>DHAT is primarily a tool for examining how programs use their heap allocations.</p></div></div>"
+        "</body></html>"
+    )
+    lines = document_lines(read_documents(write(tmp_path / "dh-manual.html", page))[0])
+    assert "10.1. Overview" in lines  # one line, not "10.1." / "Overview"
+    assert (
+        lines.index("10.1. Overview")
+        == lines.index("DHAT is primarily a tool for examining how programs use their heap allocations.") - 1
+    )
+    [document] = read_documents(write(tmp_path / "numbered.md", "## 10.1. Overview\n\nText. More text.\n"))
+    assert document_lines(document) == ["10.1. Overview", "Text.", "More text."]
 
 
 def test_xhtml_menus_pre_line_breaks_and_table_rows(tmp_path):

@@ -59,6 +59,7 @@ class TooLarge(NotRead):
 class Block:
     text: str
     code: bool = False
+    heading: bool = False  # a title: one line as it is, never cut into sentences ("10.1. Overview")
 
 
 Document = list[Block]
@@ -173,8 +174,11 @@ def read_md(raw: bytes, path: Path) -> list[Document]:
     tokens = MarkdownIt("commonmark").enable("table").parse(decode(raw, path))
     blocks: Document = []
     row: list[str] | None = None  # a table row's cells, joined into one line when the row ends
+    heading = False
     for token in tokens:
-        if token.type == "tr_open":
+        if token.type in ("heading_open", "heading_close"):
+            heading = token.type == "heading_open"
+        elif token.type == "tr_open":
             row = []
         elif token.type == "tr_close":
             if row is not None and any(row):
@@ -185,7 +189,7 @@ def read_md(raw: bytes, path: Path) -> list[Document]:
             if row is not None:
                 row.append(text)
             elif text:
-                blocks.append(Block(text))
+                blocks.append(Block(text, heading=heading))
         elif token.type in ("fence", "code_block"):
             blocks += [Block(line.rstrip(), code=True) for line in token.content.splitlines() if line.strip()]
     return [blocks]
@@ -211,7 +215,7 @@ def read_rst(raw: bytes, path: Path) -> list[Document]:
         if isinstance(node, nodes.literal_block):
             blocks += [Block(line.rstrip(), code=True) for line in node.astext().splitlines() if line.strip()]
         elif text := _prose(node.astext()):
-            blocks.append(Block(text))
+            blocks.append(Block(text, heading=isinstance(node, nodes.title)))
     return [blocks]
 
 
@@ -233,16 +237,49 @@ def _is_menu(element) -> bool:
     return text > 0 and sum(_visible_chars(a) for a in links) >= MENU_LINK_SHARE * text
 
 
-def _prepared_html(html: str) -> str:
+HEADINGS = ("h1", "h2", "h3", "h4", "h5", "h6")
+PREFIX_CHARS = 40  # a heading is put back before the block whose text starts as the heading's next paragraph does
+
+
+def _headings(tree) -> list[tuple[str, str]]:
+    """Each heading's text and the start of the text that follows it (its next paragraph), in page order."""
+    found, waiting = [], None
+    for element in tree.iter(*HEADINGS, "p", "li", "dd", "dt", "td", "pre"):
+        text = _prose("".join(element.itertext()))
+        if element.tag in HEADINGS:
+            waiting = text or None
+        elif text and waiting is not None:
+            found.append((waiting, text[:PREFIX_CHARS]))
+            waiting = None
+    return found
+
+
+def _with_headings(blocks: Document, headings: list[tuple[str, str]]) -> Document:
+    """The extractor's blocks with the headings it dropped (DocBook's sections, say) back in their own lines."""
+    present = {block.text for block in blocks}
+    starts: dict[str, int] = {}
+    for index, block in enumerate(blocks):
+        starts.setdefault(block.text[:PREFIX_CHARS], index)
+    before: dict[int, list[Block]] = {}
+    for heading, following in headings:
+        if heading not in present and following in starts:
+            before.setdefault(starts[following], []).append(Block(heading, heading=True))
+    out: Document = []
+    for index, block in enumerate(blocks):
+        out += [*before.get(index, []), block]
+    return out
+
+
+def _prepared_html(html: str) -> tuple[str, list[tuple[str, str]]]:
     """The page as the extractor should see it: every <pre> with its content inside a <code> (trafilatura keeps the
     lines of `<pre><code>` but joins those of a bare <pre>), and link-dense blocks (a site menu: "Main Menu Home
-    Introduction Documentation ...", an alphabetic index) removed."""
+    Introduction Documentation ...", an alphabetic index) removed; and its headings (`_headings`)."""
     import lxml.html
 
     try:  # an XHTML page's `<?xml ... encoding=...?>` would make lxml refuse the (already decoded) text
         tree = lxml.html.document_fromstring(_XML_DECLARATION.sub("", html, count=1))
     except (ValueError, lxml.etree.ParserError):
-        return html
+        return html, []
     for pre in tree.iter("pre"):
         for br in pre.iter("br"):  # a line break inside <pre> (gtk-doc's signatures) is the line's end
             br.tail = "\n" + (br.tail or "")
@@ -256,7 +293,7 @@ def _prepared_html(html: str) -> str:
     for element in [e for e in tree.iter("td", "div", "ul", "ol", "table", "p") if _is_menu(e)]:
         if element.getparent() is not None:
             element.drop_tree()  # its tail text stays
-    return lxml.html.tostring(tree, encoding="unicode")
+    return lxml.html.tostring(tree, encoding="unicode"), _headings(tree)
 
 
 # Navigation that generators mark as such but trafilatura keeps: the element holding HTML's navigation links
@@ -271,8 +308,9 @@ def read_html(raw: bytes, path: Path) -> list[Document]:
     import trafilatura
     from lxml import etree
 
+    page, headings = _prepared_html(decode_html(raw, path))
     extracted = trafilatura.extract(
-        _prepared_html(decode_html(raw, path)),
+        page,
         output_format="xml",
         include_comments=False,
         include_tables=True,
@@ -286,7 +324,7 @@ def read_html(raw: bytes, path: Path) -> list[Document]:
     for element in etree.fromstring(extracted.encode()).iter(*wanted):
         if not any(ancestor.tag in wanted for ancestor in element.iterancestors()):
             blocks += _html_blocks(element)  # nested ones are part of their block (inline code in a paragraph)
-    return [blocks]
+    return [_with_headings(blocks, headings)]
 
 
 def _code_lines(text: str) -> Document:
@@ -301,6 +339,8 @@ def _html_blocks(element) -> Document:
         return _code_lines(text) if "\n" in text.strip() else ([Block(_prose(text))] if text.strip() else [])
     if element.tag == "row" and (row := _table_row(element)) is not None:
         return [row] if row.text else []
+    if element.tag == "head":
+        return [Block(_prose(text), heading=True)] if _prose(text) else []
     blocks: Document = []
     prose = [element.text or ""]
 

@@ -63,10 +63,11 @@ def cut_line(line: str, max_chars: int) -> list[str]:
 
 def document_lines(document: Document, max_chars: int = 1_000_000) -> list[str]:
     """A document as corpus lines of at most `max_chars` characters: prose blocks cut into sentences (a huge block
-    in chunks, so the splitter's work stays bounded), each code line whole; longer lines cut at white space."""
+    in chunks, so the splitter's work stays bounded), each code line and heading whole; longer lines cut at white
+    space."""
     lines: list[str] = []
     for block in document:
-        if block.code:
+        if block.code or block.heading:
             lines += cut_line(block.text, max_chars)
             continue
         for chunk in cut_line(block.text, max_chars * PROSE_CHUNK_LINES):
