@@ -36,3 +36,14 @@ def classification_scores(
     if positive is None:
         scores["macro_f1"] = f1
     return {k: round(v, 6) for k, v in scores.items()}
+
+
+def spread(values: list[float]) -> dict:
+    """Mean, sample standard deviation (0 for one value), min, max and the values themselves, over seeds."""
+    return {
+        "mean": round(float(np.mean(values)), 6),
+        "std": round(float(np.std(values, ddof=1)) if len(values) > 1 else 0.0, 6),
+        "min": round(float(np.min(values)), 6),
+        "max": round(float(np.max(values)), 6),
+        "values": [round(float(v), 6) for v in values],
+    }

@@ -3,6 +3,8 @@ bert_config.json, serving.json and the tokenizer files), and its logits on encod
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +17,42 @@ from vbert.text.tokenization import tokenizer_files
 FEATURES = ("input_ids", "input_mask", "segment_ids")
 
 FINETUNED_FILES = ("variables.npz", "bert_config.json", SERVING_CONFIG)
+SELECTION_FILE = "selection.json"  # which run (cell, seed, epoch) the folder holds, and how it was chosen
+
+
+def write_finetuned(
+    folder: Path,
+    weights: Path,
+    config,
+    tokenizer_dir: Path,
+    serving: ServingConfig,
+    selection: dict,
+    settings: Path | None = None,
+) -> None:
+    """A fine-tuned (or distilled) classifier's folder, atomically: its weights (`weights`, a variables.npz), its
+    BertConfig, the tokenizer of `tokenizer_dir`, the serving config, the selection record, and the settings file
+    of the run it came from (`vbert.core.provenance`) when there is one. The one writer of the format
+    `load_finetuned` reads, for the finetune and distill stages."""
+    from vbert.core.atomic import atomic_dir, write_json
+    from vbert.core.provenance import SETTINGS_FILE
+    from vbert.text.tokenization import copy_tokenizer
+
+    with atomic_dir(folder) as tmp:
+        shutil.copy(weights, tmp / "variables.npz")
+        (tmp / "bert_config.json").write_text(config.to_json(), encoding="utf-8")
+        copy_tokenizer(tokenizer_dir, tmp)
+        (tmp / SERVING_CONFIG).write_text(serving.to_json(), encoding="utf-8")
+        if settings is not None and settings.exists():
+            shutil.copy(settings, tmp / SETTINGS_FILE)
+        write_json(tmp / SELECTION_FILE, selection)
+
+
+def read_selection(folder: Path) -> dict:
+    """The selection record of a fine-tuned (or distilled) folder."""
+    path = folder / SELECTION_FILE
+    if not path.exists():
+        raise InputError(f"{path}: missing; run the finetune (or distill) stage first")
+    return json.loads(path.read_text(encoding="utf-8"))
 
 
 def load_finetuned(best_dir: Path):

@@ -17,9 +17,7 @@ teacher), parameters, and FLOPs per sequence at the task's real lengths.
 
 from __future__ import annotations
 
-import json
 import logging
-import shutil
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -32,17 +30,25 @@ from vbert.core.atomic import atomic_dir, write_json
 from vbert.core.errors import InputError
 from vbert.core.progress import examples_progress
 from vbert.core.provenance import SETTINGS_FILE
-from vbert.evaluation.scores import classification_scores, positive_index
+from vbert.evaluation.scores import classification_scores, positive_index, spread
 from vbert.evaluation.significance import paired_bootstrap
 from vbert.model.bert import BertConfig, classifier_flops
 from vbert.model.checkpoints import save_weights
-from vbert.model.classifier import batches_dataset, load_finetuned, logits, padded, predict
+from vbert.model.classifier import (
+    batches_dataset,
+    load_finetuned,
+    logits,
+    padded,
+    predict,
+    read_selection,
+    write_finetuned,
+)
 from vbert.model.export import SERVING_CONFIG, ServingConfig
 from vbert.model.precision import SETTINGS as PRECISIONS
 from vbert.text.corpus import CorpusReader
 from vbert.text.encoding import Encoder, Row, length_grouped_batches
 from vbert.text.tasks import read_task
-from vbert.text.tokenization import copy_tokenizer, load_tokenizer
+from vbert.text.tokenization import load_tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -270,14 +276,6 @@ def _task_data(job: DistillJob, teacher, serving: ServingConfig) -> dict:
     }
 
 
-def _spread(values: list[float]) -> dict:
-    return {
-        "mean": round(float(np.mean(values)), 6),
-        "std": round(float(np.std(values, ddof=1)) if len(values) > 1 else 0.0, 6),
-        "values": [round(v, 6) for v in values],
-    }
-
-
 def distill(job: DistillJob) -> dict:
     """Distil the teacher into a student for every seed; write `best/`; returns the stage metrics."""
     from vbert.model.precision import computing_in
@@ -300,7 +298,7 @@ def distill(job: DistillJob) -> dict:
     teacher_scores = {
         split: data["score"](data["labels"][split], teacher_predictions[split])["f1"] for split in ("eval", "test")
     }
-    selection = json.loads((job.teacher_dir / "selection.json").read_text(encoding="utf-8"))
+    selection = read_selection(job.teacher_dir)
     distilled = {
         "student_layers": layers,
         "seed": best_seed,
@@ -324,8 +322,8 @@ def distill(job: DistillJob) -> dict:
         "words_per_unlabelled_text": data["words_per_text"],
         "seeds": list(job.seeds),
         "best_seed": best_seed,
-        "student_test_f1": _spread([kept[s]["test_f1"] for s in job.seeds]),
-        "student_eval_f1": _spread([kept[s]["eval_f1"] for s in job.seeds]),
+        "student_test_f1": spread([kept[s]["test_f1"] for s in job.seeds]),
+        "student_eval_f1": spread([kept[s]["eval_f1"] for s in job.seeds]),
         "teacher_test_f1": round(teacher_scores["test"], 6),
         "teacher_eval_f1": round(teacher_scores["eval"], 6),
         "student_minus_teacher": paired_bootstrap(
@@ -344,12 +342,12 @@ def distill(job: DistillJob) -> dict:
 
 
 def _write_best(job: DistillJob, config: BertConfig, seed: int, selection: dict) -> None:
-    source = job.out_dir / "seeds" / f"seed-{seed}"
-    with atomic_dir(job.out_dir / "best") as tmp:
-        shutil.copy(source / "variables.npz", tmp / "variables.npz")
-        (tmp / "bert_config.json").write_text(config.to_json(), encoding="utf-8")
-        copy_tokenizer(job.teacher_dir, tmp)
-        shutil.copy(job.teacher_dir / SERVING_CONFIG, tmp / SERVING_CONFIG)
-        if (job.teacher_dir / SETTINGS_FILE).exists():
-            shutil.copy(job.teacher_dir / SETTINGS_FILE, tmp / SETTINGS_FILE)
-        write_json(tmp / "selection.json", selection)
+    write_finetuned(
+        job.out_dir / "best",
+        job.out_dir / "seeds" / f"seed-{seed}" / "variables.npz",
+        config,
+        job.teacher_dir,
+        ServingConfig.from_json(job.teacher_dir / SERVING_CONFIG),
+        selection,
+        job.teacher_dir / SETTINGS_FILE,
+    )

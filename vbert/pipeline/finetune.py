@@ -29,18 +29,18 @@ import numpy as np
 
 from vbert.core import params as knob
 from vbert.core.atomic import atomic_dir, write_json
-from vbert.core.parallel import ordered_map
+from vbert.core.parallel import ordered_map, worker_state
 from vbert.core.progress import examples_progress
 from vbert.core.provenance import SETTINGS_FILE, digest, job_settings, same_settings
-from vbert.evaluation.scores import classification_scores, positive_index
+from vbert.evaluation.scores import classification_scores, positive_index, spread
 from vbert.model.bert import BertConfig
 from vbert.model.checkpoints import REFERENCE, Cell, pretraining_cells, restore_checkpoint, save_weights
-from vbert.model.classifier import batches_dataset, padded, predict
-from vbert.model.export import SERVING_CONFIG, ServingConfig
+from vbert.model.classifier import batches_dataset, padded, predict, write_finetuned
+from vbert.model.export import ServingConfig
 from vbert.model.precision import SETTINGS as PRECISIONS
 from vbert.text.encoding import Encoder, Row, length_grouped_batches
 from vbert.text.tasks import read_task
-from vbert.text.tokenization import copy_tokenizer, load_tokenizer
+from vbert.text.tokenization import load_tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -104,31 +104,35 @@ def load_classifier(config: BertConfig, num_labels: int, checkpoint: Path | None
     return build_classifier(config, num_labels, pretrainer.backbone)
 
 
-_state: dict = {}
-
-
-def _prepare(job: FinetuneJob) -> None:
+@dataclass
+class SweepState:
     """Per process: the job, the task's digest and its encodings (by tokenizer, made when first needed)."""
-    _state.update(job=job, task_digest=digest(job.task_dir), encoded={})
+
+    job: FinetuneJob
+    task_digest: str
+    encoded: dict[Path, TaskData]
+
+    @classmethod
+    def of(cls, job: FinetuneJob) -> SweepState:
+        return cls(job, digest(job.task_dir), {})
+
+    def task(self, tokenizer_dir: Path) -> TaskData:
+        if tokenizer_dir not in self.encoded:
+            self.encoded[tokenizer_dir] = encode_task(tokenizer_dir, self.job.task_dir, self.job.max_seq_length)
+        return self.encoded[tokenizer_dir]
 
 
-def _prepare_worker(job: FinetuneJob) -> None:
-    """A worker process: `_prepare`, and its share of the cores (TensorFlow would give every process all of them).
-    Runs before the worker's TensorFlow starts; in-process (jobs 1) TensorFlow keeps its defaults."""
+def sweep_state(job: FinetuneJob) -> SweepState:
+    """A process's SweepState, with its share of the cores when runs go in parallel (TensorFlow would give every
+    process all of them; this runs before the worker's TensorFlow starts; with jobs 1 TensorFlow keeps its
+    defaults)."""
     if job.jobs > 1:
         import tensorflow as tf
 
         threads = max(1, len(os.sched_getaffinity(0)) // job.jobs)
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(threads)
-    _prepare(job)
-
-
-def _task(tokenizer_dir: Path) -> TaskData:
-    encoded = _state["encoded"]
-    if tokenizer_dir not in encoded:
-        encoded[tokenizer_dir] = encode_task(tokenizer_dir, _state["job"].task_dir, _state["job"].max_seq_length)
-    return encoded[tokenizer_dir]
+    return SweepState.of(job)
 
 
 def run_dir(job: FinetuneJob, cell: str, seed: int) -> Path:
@@ -140,25 +144,26 @@ def finetune_run(run: tuple[Cell, int]) -> list[dict]:
     from vbert.model.precision import computing_in
 
     cell, seed = run
-    job = _state["job"]
+    state = worker_state()
+    job = state.job
     out = run_dir(job, cell.name, seed)
     settings = {
         **job_settings(job, leave_out=("pretrain_dir", "task_dir", "out_dir", "jobs", "seeds", "checkpoints")),
         "seed": seed,
         "checkpoint": digest(cell.checkpoint / "variables.npz"),
         "tokenizer": digest(cell.folder / "vocab.txt", cell.folder / "tokenizer_config.json"),
-        "task": _state["task_digest"],
+        "task": state.task_digest,
     }
     if (out / "done.json").exists() and same_settings(out, settings):
         return json.loads((out / "done.json").read_text())
     with computing_in(job.mixed_precision), atomic_dir(out) as tmp:
-        rows = _train(job, cell, seed, tmp)
+        rows = _train(job, state.task(cell.folder), cell, seed, tmp)
         write_json(tmp / SETTINGS_FILE, settings)
         write_json(tmp / "done.json", rows)
     return rows
 
 
-def _train(job: FinetuneJob, cell: Cell, seed: int, out: Path) -> list[dict]:
+def _train(job: FinetuneJob, data: TaskData, cell: Cell, seed: int, out: Path) -> list[dict]:
     """Epochs until `patience` runs out; the best epoch's weights and test predictions are written to `out`."""
     import keras
     import tensorflow as tf
@@ -166,7 +171,6 @@ def _train(job: FinetuneJob, cell: Cell, seed: int, out: Path) -> list[dict]:
     from vbert.model.optimization import make_optimizer
 
     label_spec = tf.TensorSpec((None,), tf.int32)
-    data = _task(cell.folder)
     labels, positive = data.label_names, positive_index(data.label_names, job.positive_label)
     keras.utils.set_random_seed(seed)
     model = load_classifier(BertConfig.from_json(cell.folder / "bert_config.json"), len(labels), cell.checkpoint)
@@ -236,15 +240,6 @@ def best_epochs(rows: list[dict]) -> dict[tuple[str, int], dict]:
     return best
 
 
-def _spread(values: list[float]) -> dict:
-    return {
-        "mean": round(float(np.mean(values)), 6),
-        "std": round(float(np.std(values, ddof=1)) if len(values) > 1 else 0.0, 6),
-        "min": round(float(np.min(values)), 6),
-        "max": round(float(np.max(values)), 6),
-    }
-
-
 def cell_summary(rows: list[dict]) -> list[dict]:
     """Per cell, over its seeds' kept epochs: eval and test F1 mean and spread (the points of the paper's Figures 9
     and 10, with their spread)."""
@@ -254,7 +249,7 @@ def cell_summary(rows: list[dict]) -> list[dict]:
     for name in cells:
         runs = [row for (cell, _), row in kept.items() if cell == name]
         first = runs[0]
-        test, evaluation = _spread([r["test_f1"] for r in runs]), _spread([r["eval_f1"] for r in runs])
+        test, evaluation = spread([r["test_f1"] for r in runs]), spread([r["eval_f1"] for r in runs])
         summary.append(
             {
                 "cell": name,
@@ -263,7 +258,7 @@ def cell_summary(rows: list[dict]) -> list[dict]:
                 "pretrain_total_step": first["pretrain_total_step"],
                 "seeds": len(runs),
                 "eval_f1_mean": evaluation["mean"],
-                **{f"test_f1_{k}": v for k, v in test.items()},
+                **{f"test_f1_{k}": test[k] for k in ("mean", "std", "min", "max")},
                 "test_accuracy_mean": round(float(np.mean([r["test_accuracy"] for r in runs])), 6),
             }
         )
@@ -273,10 +268,11 @@ def cell_summary(rows: list[dict]) -> list[dict]:
 def run_sweep(job: FinetuneJob) -> dict:
     """Fine-tune every (cell, seed); copy the best to `best/`; returns the stage metrics, all rows, the summary."""
     cells = pretraining_cells(job.pretrain_dir, job.checkpoints)
-    _prepare(job)
     _remove_stale(job, cells)
     runs = [(cell, seed) for cell in cells for seed in job.seeds]
-    rows = [row for run_rows in ordered_map(finetune_run, runs, job.jobs, _prepare_worker, (job,)) for row in run_rows]
+    sweep = ordered_map(finetune_run, runs, job.jobs, setup=(sweep_state, (job,)))
+    rows = [row for run_rows in sweep for row in run_rows]
+    state = worker_state() if job.jobs == 1 else SweepState.of(job)  # this process's (the sweep's, with jobs 1)
     summary = cell_summary(rows)
     best_cell = max(summary, key=lambda s: (s["eval_f1_mean"], -s["pretrain_total_step"]))
     kept = best_epochs(rows)
@@ -284,7 +280,7 @@ def run_sweep(job: FinetuneJob) -> dict:
         (r for (c, _), r in kept.items() if c == best_cell["cell"]), key=lambda r: (r["eval_f1"], -r["seed"])
     )
     cell = next(c for c in cells if c.name == best_cell["cell"])
-    data = _task(cell.folder)
+    data = state.task(cell.folder)
     _write_best(job, cell, best_run, data)
     metrics = {
         "best_cell": best_cell["cell"],
@@ -296,7 +292,7 @@ def run_sweep(job: FinetuneJob) -> dict:
         "eval_f1": best_cell["eval_f1_mean"],
         "seeds": list(job.seeds),
         "cells": len(cells),
-        "baselines": baselines(job, data, cells[0]),
+        "baselines": baselines(job, state, data, cells[0]),
         **comparison(job, summary, kept, data),
     }
     metrics["chosen_over_best_baseline"] = over_best_baseline(metrics["test_f1"], metrics["baselines"])
@@ -316,14 +312,15 @@ def _remove_stale(job: FinetuneJob, cells: list[Cell]) -> None:
 
 def _write_best(job: FinetuneJob, cell: Cell, run: dict, data: TaskData) -> None:
     source = run_dir(job, cell.name, run["seed"])
-    with atomic_dir(job.out_dir / "best") as tmp:
-        shutil.copy(source / "variables.npz", tmp / "variables.npz")
-        shutil.copy(cell.folder / "bert_config.json", tmp / "bert_config.json")
-        copy_tokenizer(cell.folder, tmp)
-        serving = ServingConfig(data.label_names, job.max_seq_length, job.positive_label)
-        (tmp / SERVING_CONFIG).write_text(serving.to_json(), encoding="utf-8")
-        shutil.copy(source / SETTINGS_FILE, tmp / SETTINGS_FILE)
-        write_json(tmp / "selection.json", run)
+    write_finetuned(
+        job.out_dir / "best",
+        source / "variables.npz",
+        BertConfig.from_json(cell.folder / "bert_config.json"),
+        cell.folder,
+        ServingConfig(data.label_names, job.max_seq_length, job.positive_label),
+        run,
+        source / SETTINGS_FILE,
+    )
 
 
 def _scorer(job: FinetuneJob, data: TaskData):
@@ -340,13 +337,13 @@ def _cached(path: Path, settings: dict, compute) -> dict:
     return result
 
 
-def baselines(job: FinetuneJob, data: TaskData, reference: Cell) -> dict:
+def baselines(job: FinetuneJob, state: SweepState, data: TaskData, reference: Cell) -> dict:
     """The majority class, TF-IDF + logistic regression, and the reference cell's (the starting model's) frozen
     mean-pooled embeddings + logistic regression, on the same splits (the latter two kept with the sweep)."""
     from vbert.evaluation.baselines import embeddings_logistic_regression, majority, tfidf_logistic_regression
 
     scores = _scorer(job, data)
-    settings = {"task": _state["task_digest"], "positive_label": job.positive_label}
+    settings = {"task": state.task_digest, "positive_label": job.positive_label}
     tfidf = _cached(
         job.out_dir / "baselines" / "tfidf_lr.json",
         settings,
@@ -355,7 +352,9 @@ def baselines(job: FinetuneJob, data: TaskData, reference: Cell) -> dict:
     frozen = _cached(
         job.out_dir / "baselines" / "embeddings_lr.json",
         {**settings, "model": digest(reference.checkpoint / "variables.npz"), "max_seq_length": job.max_seq_length},
-        lambda: embeddings_logistic_regression(frozen_embeddings(job, reference), data.labels, scores),
+        lambda: embeddings_logistic_regression(
+            frozen_embeddings(job, state.task(reference.folder), reference), data.labels, scores
+        ),
     )
     return {
         "majority": majority(data.labels["train"], data.labels["test"], scores, data.label_names),
@@ -364,13 +363,13 @@ def baselines(job: FinetuneJob, data: TaskData, reference: Cell) -> dict:
     }
 
 
-def frozen_embeddings(job: FinetuneJob, cell: Cell) -> dict[str, np.ndarray]:
-    """Every split's mean-pooled sentence embeddings from the cell's encoder, untrained on the task."""
+def frozen_embeddings(job: FinetuneJob, data: TaskData, cell: Cell) -> dict[str, np.ndarray]:
+    """Every split's mean-pooled sentence embeddings from the cell's encoder, untrained on the task (`data`: the
+    task encoded with the cell's tokenizer)."""
     from vbert.model.bert import build_pretrainer
     from vbert.model.classifier import mean_pooled
     from vbert.model.precision import computing_in
 
-    data = _task(cell.folder)
     with computing_in(job.mixed_precision):
         pretrainer = build_pretrainer(BertConfig.from_json(cell.folder / "bert_config.json"))
         restore_checkpoint(cell.checkpoint, pretrainer)

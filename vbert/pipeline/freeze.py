@@ -5,7 +5,6 @@ MLM head from the pretraining checkpoint the teacher was fine-tuned from."""
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 from collections.abc import Iterator
@@ -18,7 +17,7 @@ import numpy as np
 from vbert.core import params as knob
 from vbert.core.atomic import atomic_dir
 from vbert.core.errors import InputError
-from vbert.model.classifier import load_finetuned
+from vbert.model.classifier import SELECTION_FILE, load_finetuned, read_selection
 from vbert.model.export import export_saved_model, random_inputs
 
 log = logging.getLogger(__name__)
@@ -61,10 +60,11 @@ def choose_shipped(ship: str, teacher_dir: Path, student_dir: Path, max_eval_f1_
     `max_eval_f1_drop` of its teacher's, as the distill stage measured them)."""
     if ship == "teacher":
         return teacher_dir, {"shipped": "teacher", "why": "freeze.ship: teacher"}
-    selection = student_dir / "selection.json"
-    if not selection.exists():
-        raise InputError(f"{selection}: missing; run the distill stage first (or set freeze.ship: teacher)")
-    distilled = json.loads(selection.read_text(encoding="utf-8"))["distilled"]
+    if not (student_dir / SELECTION_FILE).exists():
+        raise InputError(
+            f"{student_dir / SELECTION_FILE}: missing; run the distill stage first (or set freeze.ship: teacher)"
+        )
+    distilled = read_selection(student_dir)["distilled"]
     if ship == "student":
         return student_dir, {"shipped": "student", "why": "freeze.ship: student"}
     drop = distilled["teacher_eval_f1"] - distilled["eval_f1"]
@@ -89,7 +89,7 @@ def export_hugging_face(model, config, serving, best_dir: Path, pretrain_dir: Pa
     from vbert.model.checkpoints import pretraining_cells, restore_checkpoint
     from vbert.model.huggingface import export_classifier, export_masked_lm
 
-    chosen = json.loads((best_dir / "selection.json").read_text(encoding="utf-8"))["cell"]
+    chosen = read_selection(best_dir)["cell"]
     cells = {cell.name: cell for cell in pretraining_cells(pretrain_dir, "all")}
     if chosen not in cells:
         raise InputError(f"{pretrain_dir}: no checkpoint {chosen!r}, which {best_dir} was fine-tuned from")

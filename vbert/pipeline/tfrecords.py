@@ -32,7 +32,7 @@ from tqdm import tqdm
 from vbert.core import params as knob
 from vbert.core.atomic import atomic_dir
 from vbert.core.errors import InputError
-from vbert.core.parallel import default_workers, ordered_map
+from vbert.core.parallel import default_workers, ordered_map, worker_state
 from vbert.data.features import FEATURES
 from vbert.data.instances import (
     Document,
@@ -190,26 +190,25 @@ def shard_name(dataset_name: str, config: InstanceConfig, split: str, shard: int
 
 # ---- worker side -------------------------------------------------------------------------------------------
 
-_worker: dict = {}
 
-
-def _init_worker(
+def _worker_setup(
     vocab_dir: str, phases: tuple[InstanceConfig, ...], seed: int, num_shards: int, parallel: bool
-) -> None:
+) -> dict:
+    """What every chunk needs, made once per worker process (`worker_state()`)."""
     if parallel:  # one tokenizer thread per worker process: the processes already use every core
         os.environ["TOKENIZERS_PARALLELISM"] = "false"
     gc.disable()  # instances are acyclic lists: reference counting frees them, and the cycle collector only costs
     tokenizer = load_tokenizer(vocab_dir)
     vocab = tokenizer.vocab
-    _worker.update(
-        num_shards=num_shards,
-        tokenizer=tokenizer,
-        special=SpecialIds.from_vocab(vocab),
-        encoders=[ExampleEncoder(p.max_seq_length, p.max_predictions_per_seq, len(vocab)) for p in phases],
-        phases=phases,
-        seed=seed,
-        unk_id=vocab.unk_id,
-    )
+    return {
+        "num_shards": num_shards,
+        "tokenizer": tokenizer,
+        "special": SpecialIds.from_vocab(vocab),
+        "encoders": [ExampleEncoder(p.max_seq_length, p.max_predictions_per_seq, len(vocab)) for p in phases],
+        "phases": phases,
+        "seed": seed,
+        "unk_id": vocab.unk_id,
+    }
 
 
 def tokenize_documents(documents: list[list[str]], tokenizer: FullTokenizer) -> list[Document]:
@@ -251,6 +250,7 @@ def chunk_seed(seed: int, split: str, index: int) -> int | str:
 
 
 def _process_chunk(chunk: Chunk) -> ChunkResult:
+    _worker = worker_state()
     documents = tokenize_documents(chunk.documents, _worker["tokenizer"])
     tokens = sum(len(s) for d in documents for s in d)
     unknown = sum(s.count(_worker["unk_id"]) for d in documents for s in d)
@@ -368,8 +368,7 @@ def build_tfrecords(job: TFRecordsJob) -> dict:
             _process_chunk,
             chunks,
             workers,
-            _init_worker,
-            (str(job.vocab_dir), job.phases, job.random_seed, job.num_shards, workers > 1),
+            setup=(_worker_setup, (str(job.vocab_dir), job.phases, job.random_seed, job.num_shards, workers > 1)),
         )
         with tqdm(total=reader.total_bytes, unit="B", unit_scale=True, desc="tfrecords") as progress:
             for result in results:

@@ -21,7 +21,7 @@ from tqdm import tqdm
 from vbert.core import params as knob
 from vbert.core.atomic import atomic_dir
 from vbert.core.errors import InputError
-from vbert.core.parallel import default_workers, ordered_map
+from vbert.core.parallel import default_workers, ordered_map, worker_state
 from vbert.text.corpus import CORPUS_FILE, CorpusReader, write_documents
 from vbert.text.sentences import split_sentences
 from vbert.text.spelling import CorpusCounts, SpellConfig, SpellFixer, count_words
@@ -109,15 +109,8 @@ def _count_batch(documents: list[list[str]]) -> CorpusCounts:
     return count_words([line for document in documents for line in document])
 
 
-_fixer: dict = {}
-
-
-def _init_fixer(counts: CorpusCounts, lexicon: set[str], config: SpellConfig) -> None:
-    _fixer["fixer"] = SpellFixer(counts, lexicon, config)
-
-
 def _fix_batch(documents: list[list[str]]) -> tuple[list[list[str]], Counter, Counter]:
-    fixer, stats, changes = _fixer["fixer"], Counter(), Counter()
+    fixer, stats, changes = worker_state(), Counter(), Counter()
     fixed = [[fixer.fix_line(line, stats, changes) for line in document] for document in documents]
     return fixed, stats, changes
 
@@ -155,7 +148,7 @@ def run_vnlp(job: VnlpJob) -> dict:
         with open(out_dir / CORPUS_FILE, "w", encoding="utf-8") as out:
             batches = batched_documents(chain(reader, task), job.chunk_documents)
             for fixed, batch_stats, batch_changes in ordered_map(
-                _fix_batch, batches, workers, _init_fixer, (counts, lexicon, job.spell)
+                _fix_batch, batches, workers, setup=(SpellFixer, (counts, lexicon, job.spell))
             ):
                 write_documents(out, fixed)
                 stats.update(batch_stats)
