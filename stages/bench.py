@@ -11,7 +11,7 @@ from vbert.bench import report as reporting
 from vbert.core.atomic import write_csv, write_json, write_text
 from vbert.core.cli import stage
 from vbert.core.params import params_help, read_job
-from vbert.pipeline.bench import BenchJob, check_inputs, keep_partial, run_bench
+from vbert.pipeline.bench import BenchJob, keep_partial, require_inputs, run_bench
 
 log = logging.getLogger("vbert.bench")
 
@@ -37,10 +37,10 @@ def main(params_file, model, teacher, ir_dir, task_dir, report, results, metrics
     with tempfile.TemporaryDirectory(prefix="vbert-bench-") as work:
         paths = dict(serving_dir=model, teacher_dir=teacher, ir_dir=ir_dir, task_dir=task_dir, work_dir=Path(work))
         job = read_job(JOB, params_file, **paths)
-        check_inputs(job)
+        require_inputs(job)
         measured = run_bench(job, keep=functools.partial(keep_partial, partial))
     goals = reporting.targets(measured)
-    cells, load = reporting.plot_rows(measured)
+    cells, load = reporting.plots(measured)
     write_json(results, measured)
     write_json(metrics, reporting.metrics(measured, goals))
     write_csv(plots, cells, list(cells[0]))

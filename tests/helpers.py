@@ -46,13 +46,19 @@ def params_section(name: str) -> dict:
 
 def from_params(cls, section: str, **values):
     """A config or job dataclass `cls` with the values params.yaml has for its fields (keys of `section`, or the
-    switches a field is read from, or top-level keys of the same name), then `values`."""
-    from vbert.core.params import knob_fields
+    switches a field is read from, or top-level keys of the same name), then `values`. A nested config's fields
+    (`knob.nested`: keys of the same section) are given flat, as in params.yaml: `epochs=1`, not `training=...`."""
+    from vbert.core.params import knob_fields, nested_type
 
     params = repo_params()
     switches = {k.field[0]: k.key for k in knob_fields(cls) if k.knob.switch and len(k.field) == 1}
     defaults = {}
     for field in dataclasses.fields(cls):
+        if inner := nested_type(cls, field):
+            names = {f.name for f in dataclasses.fields(inner)}
+            mine = {k: values.pop(k) for k in list(values) if k in names}
+            defaults[field.name] = from_params(inner, section, **mine)
+            continue
         key = switches.get(field.name, field.name)
         found = params[section].get(key, params.get(key) if not isinstance(params.get(key), dict) else None)
         if found is not None:
@@ -236,11 +242,13 @@ def tiny_pretrain_job(inputs: Path, out: Path, **overrides):
     settings = {
         "tfrecords": inputs / "tf",
         "vocab_dir": inputs / "vocab",
+        "task_dir": None,
         "model": "tiny",
         **TINY_PRETRAIN,
         **overrides,
     }
     settings["msl512_from_steps"] = tuple(settings["msl512_from_steps"])
+    settings["task_adaptive_from_steps"] = tuple(settings.get("task_adaptive_from_steps", (0,)))
     return from_params(PretrainJob, "pretrain", out_dir=out, **settings)
 
 

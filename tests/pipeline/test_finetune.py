@@ -101,7 +101,8 @@ def test_sweep_runs_every_cell_and_seed_against_baselines_and_is_resumable(pretr
     again = run_sweep(job)
     assert done.stat().st_mtime_ns == stamp and again["rows"] == rows  # finished runs are not recomputed
 
-    other = run_sweep(replace(job, epochs=1, seeds=(1,)))  # other settings: fine-tuned again; seed 2 removed
+    # other settings: fine-tuned again; seed 2 removed
+    other = run_sweep(replace(job, training=replace(job.training, epochs=1), seeds=(1,)))
     assert done.stat().st_mtime_ns != stamp and [r["epoch"] for r in other["rows"]] == [1, 1]
     assert not (tmp_path / "ft/cells/reference/seed-2").exists()
 

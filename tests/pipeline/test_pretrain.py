@@ -22,7 +22,7 @@ from tests.helpers import (
     tiny_pretrain_params,
     tiny_pretraining_inputs,
 )
-from vbert.pipeline.pretrain import plot_rows, run_pretraining
+from vbert.pipeline.pretrain import checkpoint_rows, run_pretraining
 
 
 def pretrain_command(inputs, params: str, out) -> list[str]:
@@ -104,12 +104,74 @@ def test_killed_run_resumes_to_the_same_checkpoints(inputs, tmp_path, jit_compil
     assert (tmp_path / "killed.csv").read_text().splitlines()[0].startswith("phase,total_step,step,masked_lm_accuracy")
 
 
-def test_plot_rows_count_msl512_steps_on_from_their_start():
+def test_task_adaptive_phases_from_the_start_and_after_domain_steps_become_finetune_cells(inputs, tmp_path):
+    """TAPT from step 0 (the starting model) and from step 4 (after domain pretraining): masked LM on the task's
+    train texts for 2 epochs, one checkpoint at the end of each; the finetune stage's cells include both."""
+    from tests.helpers import tiny_task
+    from vbert.data.task_adaptive import task_train_rows
+    from vbert.model.checkpoints import pretraining_cells
+
+    task = tiny_task(tmp_path / "task", ["games", "science"], rows=10)
+    texts = len(task_train_rows(task, inputs / "vocab", 32))
+    job = tiny_pretrain_job(
+        inputs,
+        tmp_path / "pre",
+        task_dir=task,
+        task_adaptive_epochs=2,
+        task_adaptive_from_steps=(0, 4),
+        eval_batches=1,
+    )
+    results = run_pretraining(job)
+    updates = 2 * -(-texts // job.train_batch_size)
+    for start in ("000000", "000004"):
+        rows = results["phases"][f"tapt-from-step-{start}"]
+        assert [row["step"] for row in rows] == [0, updates]
+        assert rows[-1]["masked_lm_loss"] != rows[0]["masked_lm_loss"]
+    cells = {cell.name: cell for cell in pretraining_cells(tmp_path / "pre", "last")}
+    assert cells[f"tapt-from-step-000004-step-{updates:06d}"].total_step == 4 + updates
+    assert f"tapt-from-step-000000-step-{updates:06d}" in cells
+    assert [r["total_step"] for r in checkpoint_rows(results["phases"]) if r["phase"] == "tapt-from-step-000004"] == [
+        4,
+        4 + updates,
+    ]
+
+
+def test_task_adaptive_embeddings_only_leaves_the_encoder_as_it_started(inputs, tmp_path):
+    from tests.helpers import tiny_task
+
+    task = tiny_task(tmp_path / "task", ["games", "science"], rows=10)
+    job = tiny_pretrain_job(
+        inputs,
+        tmp_path / "pre",
+        task_dir=task,
+        task_adaptive_epochs=1,
+        task_adaptive_embeddings_only=True,
+        eval_batches=1,
+    )
+    run_pretraining(job)
+    phase = tmp_path / "pre" / "tapt" / "from-step-000000"
+    last = sorted(phase.glob("step-*"))[-1]
+    with np.load(tmp_path / "pre/msl32/step-000000/variables.npz") as start, np.load(last / "variables.npz") as end:
+        weights = [name for name in start.files if name.startswith("model/") and "seed_generator" not in name]
+        changed = {name for name in weights if not np.array_equal(start[name], end[name])}
+    encoder = {name for name in weights if "transformer_layer" in name}
+    assert "model/00000:token_embedding/embeddings" in changed and encoder and not changed & encoder
+
+
+def test_task_adaptive_pretraining_needs_the_task(inputs, tmp_path):
+    from vbert.core.errors import InputError
+
+    job = tiny_pretrain_job(inputs, tmp_path / "pre", task_adaptive_epochs=1, eval_batches=1)
+    with pytest.raises(InputError, match="--task-dir"):
+        run_pretraining(job)
+
+
+def test_checkpoint_rows_count_msl512_steps_on_from_their_start():
     phases = {
         "msl128": [{"step": 0, "masked_lm_accuracy": 0.1}, {"step": 10, "masked_lm_accuracy": 0.2}],
         "msl512-from-step-000010": [{"step": 0, "masked_lm_accuracy": 0.2}, {"step": 4, "masked_lm_accuracy": 0.3}],
     }
-    assert [(r["phase"], r["step"], r["total_step"]) for r in plot_rows(phases)] == [
+    assert [(r["phase"], r["step"], r["total_step"]) for r in checkpoint_rows(phases)] == [
         ("msl128", 0, 0),
         ("msl128", 10, 10),
         ("msl512-from-step-000010", 0, 10),

@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from vbert.serving.batching import Batcher, BatchingParameters, pad_rows, padded_length
+from vbert.serving.batching import Batcher, BatchingParameters, padded_length, stack_padded
 from vbert.serving.errors import Code, ServingError
 
 
@@ -45,8 +45,8 @@ def test_padded_length_rounds_up_to_the_bucket_and_never_past_the_limit():
     assert padded_length([3], bucket=16, limit=512) == 16  # not 512
 
 
-def test_pad_rows_stacks_and_zero_pads():
-    batch = pad_rows([request([[101, 7, 102]]), request([[101, 102], [101, 5]])], 4)
+def test_stack_padded_stacks_and_zero_pads():
+    batch = stack_padded([request([[101, 7, 102]]), request([[101, 102], [101, 5]])], 4)
     assert batch["input_ids"].tolist() == [[101, 7, 102, 0], [101, 102, 0, 0], [101, 5, 0, 0]]
     assert batch["input_mask"].tolist() == [[1, 1, 1, 0], [1, 1, 0, 0], [1, 1, 0, 0]]
 

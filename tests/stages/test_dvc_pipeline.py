@@ -249,5 +249,5 @@ def test_dvc_exp_run_set_changes_only_the_values_in_params_yaml(tmp_path):
         [rate.replace("5.0e-5", "5e-05"), "  epochs: 3", switch.replace("unused", "default", 1), "  - 8"]
     )
     job = read_job(FinetuneJob, tmp_path / "params.yaml", pretrain_dir=None, out_dir=None)
-    assert job.learning_rate == 5e-5 and job.epochs == 3
+    assert job.training.learning_rate == 5e-5 and job.training.epochs == 3
     assert read_job(BenchJob, tmp_path / "params.yaml", **dict.fromkeys(BENCH_PATHS)).clients == (1, 8)

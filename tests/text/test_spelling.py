@@ -8,7 +8,7 @@ import pytest
 
 # A tiny "corpus": configuration and file system are common, kubectl recurs (a domain term learnt from the corpus).
 from tests.helpers import from_params
-from vbert.text.spelling import CorpusCounts, SpellConfig, SpellFixer, count_words, edits_inside, token_shape
+from vbert.text.spelling import CorpusCounts, SpellConfig, SpellFixer, count_candidate_words, edits_inside, token_shape
 
 CORPUS = [
     "Edit the configuration file and check the file system.",
@@ -23,7 +23,7 @@ CONFIG = from_params(SpellConfig, "vnlp", min_target_count=2, pair_min_count=3)
 
 @pytest.fixture(scope="module")
 def fixer() -> SpellFixer:
-    return SpellFixer(count_words(CORPUS * 3), lexicon={"vmotion"}, config=CONFIG)
+    return SpellFixer(count_candidate_words(CORPUS * 3), lexicon={"vmotion"}, config=CONFIG)
 
 
 def fix(fixer: SpellFixer, line: str) -> str:
@@ -86,7 +86,7 @@ def test_edits_at_the_edges_are_not_typos(fixer):
 
 
 def test_words_the_corpus_repeats_are_terms(fixer):
-    counts = count_words([*CORPUS, "The configuraiton word twice: configuraiton."])
+    counts = count_candidate_words([*CORPUS, "The configuraiton word twice: configuraiton."])
     assert fix(SpellFixer(counts, set(), CONFIG), "a configuraiton") == "a configuraiton"
 
 
@@ -115,7 +115,7 @@ def test_token_shape():
 
 
 def test_code_terms_are_collected():
-    counts = count_words(["call dict.setdefault or os_path_join now", "x = getattr(obj, name)"])
+    counts = count_candidate_words(["call dict.setdefault or os_path_join now", "x = getattr(obj, name)"])
     assert isinstance(counts, CorpusCounts)
     assert {"setdefault", "dict", "path", "join", "getattr", "name"} <= counts.code_terms  # identifiers, code lines
     assert counts.words == {"call": 1, "or": 1, "now": 1}

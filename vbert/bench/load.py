@@ -12,7 +12,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
-from vbert.bench.measure import CpuSampler, percentile_ms
+from vbert.bench.measure import CpuSampler, Sampling, percentile_ms
 
 
 @dataclass(frozen=True)
@@ -106,16 +106,15 @@ def run_load(
     )
 
 
-class HealthProbe:
+class HealthProbe(Sampling):
     """GET `url` every `interval` seconds in a thread (as a kubelet's probe would, more often), keeping latencies;
     a probe that fails or takes longer than `timeout` counts as a failure."""
 
     def __init__(self, url: str, interval: float = 0.05, timeout: float = 5.0):
-        self.url, self.interval, self.timeout = url, interval, timeout
+        self.url, self.timeout = url, timeout
         self.latencies: list[float] = []
         self.failures = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        super().__init__(interval)
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -127,14 +126,6 @@ class HealthProbe:
             except OSError:
                 self.failures += 1
             self._stop.wait(self.interval)
-
-    def __enter__(self) -> HealthProbe:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
 
     def summary(self) -> dict:
         return {

@@ -186,15 +186,33 @@ def summarise(seconds: list[float], batch_size: int) -> TimingSummary:
     )
 
 
-class CpuSampler:
+class Sampling:
+    """A thread that runs `_run` while the `with` block runs; `_run` returns once `_stop` is set."""
+
+    def __init__(self, interval: float):
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+class CpuSampler(Sampling):
     """Mean and peak utilisation of all CPUs (percent of the whole machine) while the `with` block runs,
     sampled every `interval` seconds: the paper's Figures 12 and 13, measured rather than assumed."""
 
     def __init__(self, interval: float = 0.1):
-        self.interval = interval
         self.samples: list[float] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        super().__init__(interval)
 
     def _run(self) -> None:
         import psutil
@@ -202,14 +220,6 @@ class CpuSampler:
         psutil.cpu_percent(None)
         while not self._stop.wait(self.interval):
             self.samples.append(psutil.cpu_percent(None))
-
-    def __enter__(self) -> CpuSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
 
     @property
     def mean(self) -> float:

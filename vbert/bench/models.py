@@ -13,6 +13,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from vbert.bench.report import PIPELINE_MODEL
 from vbert.model.bert import MODEL_SIZES, BertConfig
 from vbert.model.export import SERVING_CONFIG, ServingConfig, export_saved_model, latest_version
 from vbert.model.ir_folder import write_version
@@ -23,7 +24,7 @@ SIZES = {  # bert-base as the paper's; tiny for tests (smaller than the pretrain
     "bert-base": MODEL_SIZES["base"],
     "tiny": {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64},
 }
-MODELS = ("pipeline", *SIZES)
+MODELS = (PIPELINE_MODEL, *SIZES)
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,7 @@ def pipeline_model(serving_dir: Path, ir_dir: Path) -> BenchModel:
         raise FileNotFoundError(f"{ir_dir}/variants: no OpenVINO models; run the ir stage first")
     serving = ServingConfig.from_json(version_dir / "assets" / SERVING_CONFIG)
     return BenchModel(
-        "pipeline",
+        PIPELINE_MODEL,
         version_dir,
         variants,
         BertConfig.from_json(version_dir / "assets" / "bert_config.json"),

@@ -8,6 +8,8 @@ from pathlib import Path
 
 from vbert.core.atomic import write_json, write_text
 
+PIPELINE_MODEL = "pipeline"  # the freeze and ir stages' model, as results name it; the others have random weights
+
 PAPER_BEST_SPEEDUP = 17.6  # the paper's Table 3: the best serving framework over estimator.predict()
 CEILING_SHARE = 85.0  # percent of the matrix-multiply ceiling, BERT-base, the largest request batch
 HTTP_OVERHEAD = {"largest": 5.0, "smallest": 15.0}  # percent, end-to-end over HTTP vs feed-forward in process
@@ -70,8 +72,8 @@ def targets(results: dict) -> dict[str, dict]:
         f"served in fp32 alone: {fp32_ratio:.2f}x",
     )
     out["short_p99_beside_max_size"] = mixed_load_target(name, model["mixed_load"])
-    if "teacher" in results["models"].get("pipeline", {}):
-        out["served_over_paper_way_same_f1"] = same_f1_target(results["models"]["pipeline"])
+    if "teacher" in results["models"].get(PIPELINE_MODEL, {}):
+        out["served_over_paper_way_same_f1"] = same_f1_target(results["models"][PIPELINE_MODEL])
     if not any(c["backend"] == "naive" for c in cells):
         return out | {"soak": soak_target(name, model["soak"])}
     naive = _cell(cells, "naive", "fp32", batches[0])["end_to_end"]["trimmed_mean"]
@@ -156,7 +158,7 @@ def metrics(results: dict, goals: dict[str, dict]) -> dict:
     return out
 
 
-def plot_rows(results: dict) -> tuple[list[dict], list[dict]]:
+def plots(results: dict) -> tuple[list[dict], list[dict]]:
     """(Table 3 rows: per-sample time by request batch; load rows: sequences/s by clients)."""
     cells, load = [], []
     for name, model in results["models"].items():

@@ -311,16 +311,19 @@ def knob_fields(cls: type) -> Iterator[KnobField]:
         if _KNOB in field.metadata:
             knob = field.metadata[_KNOB]
             yield KnobField(knob.switch or field.name, knob, (field.name,))
-        elif field.metadata.get(_NESTED):
-            for inner in knob_fields(field.type if isinstance(field.type, type) else _resolve(cls, field)):
+        elif inner_cls := nested_type(cls, field):
+            for inner in knob_fields(inner_cls):
                 yield dataclasses.replace(inner, field=(field.name, *inner.field))
 
 
-def _resolve(cls: type, field: dataclasses.Field) -> type:
-    """The class a nested field's annotation names (annotations are strings under `from __future__`)."""
+def nested_type(cls: type, field: dataclasses.Field) -> type | None:
+    """The config class a `nested()` field of `cls` holds (its annotation, a string under `from __future__`), or
+    None for any other field."""
     import typing
 
-    return typing.get_type_hints(cls)[field.name]
+    if not field.metadata.get(_NESTED):
+        return None
+    return field.type if isinstance(field.type, type) else typing.get_type_hints(cls)[field.name]
 
 
 def keys_read(cls: type) -> set[str]:
@@ -404,8 +407,7 @@ def _build(cls: type, values: dict[tuple[str, ...], Any], given: dict[str, Any],
         path = (*prefix, field.name)
         if not prefix and field.name in given:
             arguments[field.name] = given[field.name]
-        elif field.metadata.get(_NESTED):
-            inner = field.type if isinstance(field.type, type) else _resolve(cls, field)
+        elif inner := nested_type(cls, field):
             arguments[field.name] = _build(inner, values, {}, path)
         elif path in values:
             arguments[field.name] = values[path]

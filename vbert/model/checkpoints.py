@@ -120,21 +120,25 @@ class Cell(NamedTuple):
     folder: Path  # its tokenizer (vocab.txt, tokenizer_config.json) and bert_config.json
 
 
+STARTED_PHASES = ("msl512", "tapt")  # phases started from chosen MSL-128 checkpoints: <phase>/from-step-N/
+
+
 def _phase_cells(pretrain_dir: Path) -> list[Cell]:
-    cells = []
-    for phase_dir in sorted(pretrain_dir.glob("msl*")):
-        if phase_dir.name == "msl512":
-            for start in sorted(phase_dir.glob("from-step-*")):
-                offset, phase = int(start.name.rsplit("-", 1)[1]), f"msl512-{start.name}"
-                cells += [
-                    Cell(f"{phase}-step-{step:06d}", phase, step, offset + step, path, pretrain_dir)
-                    for step, path in list_checkpoints(start)
-                    if step > 0
-                ]
-        else:
+    """Every checkpoint of the first phase (msl128; msl<N> for other lengths), then of the phases started from its
+    checkpoints (their step 0 left out: it is the checkpoint they started from)."""
+    cells = [
+        Cell(f"{phase_dir.name}-step-{step:06d}", phase_dir.name, step, step, path, pretrain_dir)
+        for phase_dir in sorted(pretrain_dir.glob("msl*"))
+        if phase_dir.name not in STARTED_PHASES
+        for step, path in list_checkpoints(phase_dir)
+    ]
+    for phase_dir in (pretrain_dir / name for name in STARTED_PHASES):
+        for start in sorted(phase_dir.glob("from-step-*")):
+            offset, phase = int(start.name.rsplit("-", 1)[1]), f"{phase_dir.name}-{start.name}"
             cells += [
-                Cell(f"{phase_dir.name}-step-{step:06d}", phase_dir.name, step, step, path, pretrain_dir)
-                for step, path in list_checkpoints(phase_dir)
+                Cell(f"{phase}-step-{step:06d}", phase, step, offset + step, path, pretrain_dir)
+                for step, path in list_checkpoints(start)
+                if step > 0
             ]
     return cells
 

@@ -21,6 +21,7 @@ from vbert.bench import measure
 from vbert.bench.load import max_size_texts, run_load, run_mixed_load
 from vbert.bench.measure import ceilings_gflops, cpu_seconds, resident_bytes, summarise
 from vbert.bench.models import MODELS, BenchModel, pipeline_model, random_model, server_folder
+from vbert.bench.report import PIPELINE_MODEL
 from vbert.bench.runners import (
     Runner,
     encoding,
@@ -325,7 +326,7 @@ class ModelBench:
             predict = onnxruntime_predict(model_file, precision)
             runners.append(Runner("onnxruntime", precision, in_process(predict, self.encode)))
         runners.append(Runner("http", self.precision, over_http_texts(client)))
-        if m.name != "pipeline":  # a TF-Serving serves the freeze stage's model only
+        if m.random_weights:  # a TF-Serving serves the freeze stage's model only
             return runners
         if self.job.tfserving_rest_url:
             rest = RestClient(self.job.tfserving_rest_url, self.job.serving_dir.name)
@@ -429,7 +430,7 @@ class ModelBench:
             served = {f"served_{self.precision}": max(result["load"], key=lambda row: row["clients"])}
             result["mixed_load"] = self.mixed_load(server, client)
             result["soak"] = self.soak(client, server.pid)
-            shipped_f1 = self.served_test_f1(client) if self.model.name == "pipeline" else None
+            shipped_f1 = None if self.model.random_weights else self.served_test_f1(client)
         with self.server(self.precision, batching=False) as (server, client):
             result["load"] += self.load_grid(client, False)
             paper = {f"paper_way_{self.precision}": self.paper_way(client)}
@@ -438,7 +439,7 @@ class ModelBench:
                 served["served_fp32"] = self.served(client)
             with self.server("fp32", batching=False) as (server, client):
                 paper["paper_way_fp32"] = self.paper_way(client)
-        if self.model.name == "pipeline":
+        if not self.model.random_weights:
             with self.teacher_server() as (server, client):
                 paper["paper_way_teacher_fp32"] = self.paper_way(client)
             teacher_config = BertConfig.from_json(latest_version(self.job.teacher_dir) / "assets" / "bert_config.json")
@@ -460,11 +461,13 @@ def run_bench(job: BenchJob, keep: Callable[[dict], None] | None = None) -> dict
     test = read_split(split_file(job.task_dir, "test"))
     real = test.items()
     measurements = [measured_ceilings()]
-    results: dict = {"machine": machine(), "skipped": skipped(job), "models": {}}
+    results: dict = {"machine": machine_and_runtimes(), "skipped": skipped(job), "models": {}}
     for name in job.models:
         calibration = real[:CALIBRATION_TEXTS] if "int8" in precision else None
         model = (
-            pipeline if name == "pipeline" else random_model(name, pipeline, job.seq_length, job.work_dir, calibration)
+            pipeline
+            if name == PIPELINE_MODEL
+            else random_model(name, pipeline, job.seq_length, job.work_dir, calibration)
         )
         bench = ModelBench(job, model, server_precision(precision, model), real, test.labels)
         results["models"][name] = bench.run()
@@ -496,7 +499,7 @@ def skipped(job: BenchJob) -> list[str]:
     return notes
 
 
-def machine() -> dict:
+def machine_and_runtimes() -> dict:
     """What the numbers were measured on, with the runtimes' versions."""
     import openvino
     import tensorflow as tf
@@ -510,7 +513,7 @@ def keep_partial(path: Path, so_far: dict) -> None:
     log.info("measured so far (%s): %s", ", ".join(so_far["models"]), path)
 
 
-def check_inputs(job: BenchJob) -> None:
+def require_inputs(job: BenchJob) -> None:
     for path in (job.serving_dir, job.teacher_dir, job.ir_dir, job.task_dir):
         if not path.exists():
             raise InputError(f"{path}: missing; `dvc repro ir` makes the bench's inputs")

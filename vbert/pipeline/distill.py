@@ -28,25 +28,15 @@ import numpy as np
 from vbert.core import params as knob
 from vbert.core.atomic import atomic_dir, write_json
 from vbert.core.errors import InputError
-from vbert.core.progress import examples_progress
 from vbert.core.provenance import SETTINGS_FILE
 from vbert.evaluation.scores import classification_scores, positive_index, spread
 from vbert.evaluation.significance import paired_bootstrap
 from vbert.model.bert import BertConfig, classifier_flops
-from vbert.model.checkpoints import save_weights
-from vbert.model.classifier import (
-    batches_dataset,
-    load_finetuned,
-    logits,
-    padded,
-    predict,
-    read_selection,
-    write_finetuned,
-)
+from vbert.model.classifier import load_finetuned, logits, predict, read_selection, write_finetuned
 from vbert.model.export import SERVING_CONFIG, ServingConfig
-from vbert.model.precision import SETTINGS as PRECISIONS
+from vbert.model.training import Scored, TrainingSchedule, best_epoch, train_classifier
 from vbert.text.corpus import CorpusReader
-from vbert.text.encoding import Encoder, Row, length_grouped_batches
+from vbert.text.encoding import Encoder, Row
 from vbert.text.tasks import read_task
 from vbert.text.tokenization import load_tokenizer
 
@@ -70,12 +60,7 @@ class DistillJob:
         "texts made from the train split (words dropped, halves joined), labelled by the teacher", min=0
     )
     seeds: tuple[int, ...] = knob.integers("each student is trained once per seed", min=0, distinct=True)
-    epochs: int = knob.integer("passes at most; the best epoch by eval F1 is kept", min=1)
-    learning_rate: float = knob.number("peak learning rate", min=0, max=1, min_open=True)
-    train_batch_size: int = knob.integer("texts per update", min=1)
-    eval_batch_size: int = knob.integer("texts per eval batch", min=1)
-    warmup_proportion: float = knob.probability("share of the updates spent warming up", max_open=True)
-    mixed_precision: str = knob.choice(PRECISIONS, "as finetune's")
+    training: TrainingSchedule = knob.nested()  # epochs, learning_rate, batch sizes, warm-up, mixed_precision
 
 
 # ---- the student -------------------------------------------------------------------------------------------
@@ -196,43 +181,24 @@ def distillation_loss(temperature: float, soft_weight: float):
 
 
 def train_student(job: DistillJob, teacher, teacher_config, layers, data: dict, seed: int, out: Path) -> list[dict]:
-    """One seed: epochs on (train + unlabelled) with the teacher's targets; the best eval epoch's weights and test
-    predictions are written to `out`. Returns a row per epoch."""
+    """One seed: epochs on (train + unlabelled) with the teacher's targets (vbert.model.training); the best eval
+    epoch's weights and test predictions are written to `out`. Returns a row per epoch."""
     import keras
-    import tensorflow as tf
-
-    from vbert.model.optimization import make_optimizer
 
     keras.utils.set_random_seed(seed)
     student, _ = student_from_teacher(teacher, teacher_config, layers, data["num_labels"])
-    rows, targets = data["train_rows"], data["targets"]
-    steps = job.epochs * -(-len(rows) // job.train_batch_size)
-    student.compile(
-        optimizer=make_optimizer(job.learning_rate, steps, int(steps * job.warmup_proportion)),
-        loss=distillation_loss(job.temperature, job.soft_weight),
+    history = train_classifier(
+        student,
+        distillation_loss(job.temperature, job.soft_weight),
+        data["train_rows"],
+        data["targets"],
+        Scored(data["rows"], data["labels"], data["score"]),
+        job.training,
+        seed,
+        out,
+        name=f"student seed {seed}",
     )
-    rng = np.random.default_rng(seed)
-    lengths = [len(row.ids) for row in rows]
-    history, best = [], -1.0
-    for epoch in range(1, job.epochs + 1):
-        started = time.perf_counter()
-        batches = length_grouped_batches(lengths, job.train_batch_size, rng)
-        progress = examples_progress(f"student seed {seed} epoch {epoch}", [len(b) for b in batches], True)
-        target_spec = tf.TensorSpec((None, targets.shape[1]), tf.float32)
-        dataset = batches_dataset([(padded(rows, b), targets[b]) for b in batches], target_spec)
-        student.fit(dataset, verbose=0, callbacks=[progress])
-        row = {"seed": seed, "epoch": epoch, "train_seconds": round(time.perf_counter() - started, 1)}
-        predictions = {}
-        for split in ("eval", "test"):
-            predictions[split] = predict(student, data["rows"][split], job.eval_batch_size)
-            row[f"{split}_f1"] = data["score"](data["labels"][split], predictions[split])["f1"]
-        log.info("student seed %d epoch %d: eval F1 %.4f, test F1 %.4f", seed, epoch, row["eval_f1"], row["test_f1"])
-        history.append(row)
-        if row["eval_f1"] > best:
-            best = row["eval_f1"]
-            save_weights(out, student)
-            np.save(out / "test_predictions.npy", predictions["test"])
-    return history
+    return [{"seed": seed, **row} for row in history]
 
 
 def _task_data(job: DistillJob, teacher, serving: ServingConfig) -> dict:
@@ -252,7 +218,7 @@ def _task_data(job: DistillJob, teacher, serving: ServingConfig) -> dict:
     extra_rows = encoder.rows(corpus_texts + made)[0] if corpus_texts or made else []
     train_rows = rows["train"] + extra_rows
     started = time.perf_counter()
-    teacher_logits = logits(teacher, train_rows, job.eval_batch_size)
+    teacher_logits = logits(teacher, train_rows, job.training.eval_batch_size)
     log.info(
         "teacher targets for %d labelled + %d corpus (~%d words each) + %d augmented texts in %.0f s",
         len(rows["train"]),
@@ -280,12 +246,12 @@ def distill(job: DistillJob) -> dict:
     """Distil the teacher into a student for every seed; write `best/`; returns the stage metrics."""
     from vbert.model.precision import computing_in
 
-    with computing_in(job.mixed_precision):
+    with computing_in(job.training.mixed_precision):
         teacher, teacher_config, serving = load_finetuned(job.teacher_dir)
         layers = kept_layers(teacher_config.num_hidden_layers, job.student_layers)
         data = _task_data(job, teacher, serving)
         teacher_predictions = {
-            split: predict(teacher, data["rows"][split], job.eval_batch_size) for split in ("eval", "test")
+            split: predict(teacher, data["rows"][split], job.training.eval_batch_size) for split in ("eval", "test")
         }
         runs: dict[int, list[dict]] = {}
         for seed in job.seeds:
@@ -293,7 +259,7 @@ def distill(job: DistillJob) -> dict:
                 runs[seed] = train_student(job, teacher, teacher_config, layers, data, seed, tmp)
                 write_json(tmp / "history.json", runs[seed])
     student_config = replace(teacher_config, num_hidden_layers=len(layers))
-    kept = {seed: max(history, key=lambda r: r["eval_f1"]) for seed, history in runs.items()}
+    kept = {seed: best_epoch(history) for seed, history in runs.items()}
     best_seed = max(kept, key=lambda s: (kept[s]["eval_f1"], -s))
     teacher_scores = {
         split: data["score"](data["labels"][split], teacher_predictions[split])["f1"] for split in ("eval", "test")

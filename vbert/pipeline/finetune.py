@@ -30,15 +30,14 @@ import numpy as np
 from vbert.core import params as knob
 from vbert.core.atomic import atomic_dir, write_json
 from vbert.core.parallel import ordered_map, worker_state
-from vbert.core.progress import examples_progress
 from vbert.core.provenance import SETTINGS_FILE, digest, job_settings, same_settings
 from vbert.evaluation.scores import classification_scores, positive_index, spread
 from vbert.model.bert import BertConfig
-from vbert.model.checkpoints import REFERENCE, Cell, pretraining_cells, restore_checkpoint, save_weights
-from vbert.model.classifier import batches_dataset, padded, predict, write_finetuned
+from vbert.model.checkpoints import REFERENCE, Cell, pretraining_cells, restore_checkpoint
+from vbert.model.classifier import write_finetuned
 from vbert.model.export import ServingConfig
-from vbert.model.precision import SETTINGS as PRECISIONS
-from vbert.text.encoding import Encoder, Row, length_grouped_batches
+from vbert.model.training import Scored, TrainingSchedule, train_classifier
+from vbert.text.encoding import Encoder, Row
 from vbert.text.tasks import read_task
 from vbert.text.tokenization import load_tokenizer
 
@@ -59,13 +58,8 @@ class FinetuneJob:
     )
     max_seq_length: int = knob.integer("pieces per text (pair) at most", min=8, max=512)
     seeds: tuple[int, ...] = knob.integers("each cell is fine-tuned once per seed", min=0, distinct=True)
-    epochs: int = knob.integer("passes over the train split at most", min=1)
+    training: TrainingSchedule = knob.nested()  # epochs, learning_rate, batch sizes, warm-up, mixed_precision
     patience: int = knob.integer("early stopping: epochs without a better eval F1", min=1)
-    learning_rate: float = knob.number("peak learning rate", min=0, max=1, min_open=True)
-    train_batch_size: int = knob.integer("texts per update", min=1)
-    eval_batch_size: int = knob.integer("texts per eval batch", min=1)
-    warmup_proportion: float = knob.probability("share of the updates spent warming up", max_open=True)
-    mixed_precision: str = knob.choice(PRECISIONS, "as pretrain's: bf16 where the hardware has it")
     jobs: int = knob.integer("(cell, seed) runs fine-tuned in parallel processes", min=1)
     jit_compile: bool = knob.boolean("XLA (make bench-models measures it)")
 
@@ -156,7 +150,7 @@ def finetune_run(run: tuple[Cell, int]) -> list[dict]:
     }
     if (out / "done.json").exists() and same_settings(out, settings):
         return json.loads((out / "done.json").read_text())
-    with computing_in(job.mixed_precision), atomic_dir(out) as tmp:
+    with computing_in(job.training.mixed_precision), atomic_dir(out) as tmp:
         rows = _train(job, state.task(cell.folder), cell, seed, tmp)
         write_json(tmp / SETTINGS_FILE, settings)
         write_json(tmp / "done.json", rows)
@@ -164,67 +158,35 @@ def finetune_run(run: tuple[Cell, int]) -> list[dict]:
 
 
 def _train(job: FinetuneJob, data: TaskData, cell: Cell, seed: int, out: Path) -> list[dict]:
-    """Epochs until `patience` runs out; the best epoch's weights and test predictions are written to `out`."""
+    """Epochs until `patience` runs out (vbert.model.training); the best epoch's weights and test predictions are
+    written to `out`. Returns a row per epoch, with the cell's pretraining step."""
     import keras
-    import tensorflow as tf
 
-    from vbert.model.optimization import make_optimizer
-
-    label_spec = tf.TensorSpec((None,), tf.int32)
-    labels, positive = data.label_names, positive_index(data.label_names, job.positive_label)
     keras.utils.set_random_seed(seed)
-    model = load_classifier(BertConfig.from_json(cell.folder / "bert_config.json"), len(labels), cell.checkpoint)
-    train_rows, train_y = data.rows["train"], data.labels["train"]
-    steps = job.epochs * -(-len(train_y) // job.train_batch_size)
-    model.compile(
-        optimizer=make_optimizer(job.learning_rate, steps, int(steps * job.warmup_proportion)),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    config = BertConfig.from_json(cell.folder / "bert_config.json")
+    model = load_classifier(config, len(data.label_names), cell.checkpoint)
+    history = train_classifier(
+        model,
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        data.rows["train"],
+        data.labels["train"],
+        Scored(data.rows, data.labels, _scorer(job, data)),
+        job.training,
+        seed,
+        out,
+        name=f"{cell.name} seed {seed}",
+        patience=job.patience,
         jit_compile=job.jit_compile,
+        show_progress=job.jobs == 1,
     )
-    rng = np.random.default_rng(seed)
-    lengths = [len(row.ids) for row in train_rows]
-    rows, best, waited = [], -1.0, 0
-    for epoch in range(1, job.epochs + 1):
-        started = time.perf_counter()
-        batches = length_grouped_batches(lengths, job.train_batch_size, rng)
-        progress = examples_progress(f"{cell.name} seed {seed} epoch {epoch}", [len(b) for b in batches], job.jobs == 1)
-        dataset = batches_dataset([(padded(train_rows, b), train_y[b]) for b in batches], label_spec)
-        model.fit(dataset, epochs=1, verbose=0, callbacks=[progress])
-        train_seconds = time.perf_counter() - started
-        row = {
-            "cell": cell.name,
-            "seed": seed,
-            "pretrain_phase": cell.phase,
-            "pretrain_step": cell.step,
-            "pretrain_total_step": cell.total_step,
-            "epoch": epoch,
-            "train_examples_per_second": round(len(train_y) / train_seconds, 1),
-        }
-        predictions = {}
-        for split in ("eval", "test"):
-            predictions[split] = predict(model, data.rows[split], job.eval_batch_size)
-            scores = classification_scores(data.labels[split], predictions[split], len(labels), positive=positive)
-            row.update({f"{split}_{k}": v for k, v in scores.items()})
-        rows.append(row)
-        log.info(
-            "%s seed %d epoch %d: eval F1 %.4f, test F1 %.4f; %.1f examples/s, scored in %.0f s",
-            cell.name,
-            seed,
-            epoch,
-            row["eval_f1"],
-            row["test_f1"],
-            row["train_examples_per_second"],
-            time.perf_counter() - started - train_seconds,
-        )
-        if row["eval_f1"] > best:
-            best, waited = row["eval_f1"], 0
-            save_weights(out, model)
-            np.save(out / "test_predictions.npy", predictions["test"])
-        else:
-            waited += 1
-            if waited >= job.patience:
-                break
-    return rows
+    context = {
+        "cell": cell.name,
+        "seed": seed,
+        "pretrain_phase": cell.phase,
+        "pretrain_step": cell.step,
+        "pretrain_total_step": cell.total_step,
+    }
+    return [{**context, **row} for row in history]
 
 
 # ---- the sweep and its report ------------------------------------------------------------------------------
@@ -370,12 +332,13 @@ def frozen_embeddings(job: FinetuneJob, data: TaskData, cell: Cell) -> dict[str,
     from vbert.model.classifier import mean_pooled
     from vbert.model.precision import computing_in
 
-    with computing_in(job.mixed_precision):
+    with computing_in(job.training.mixed_precision):
         pretrainer = build_pretrainer(BertConfig.from_json(cell.folder / "bert_config.json"))
         restore_checkpoint(cell.checkpoint, pretrainer)
         started = time.perf_counter()
         embedded = {
-            split: mean_pooled(pretrainer.backbone, rows, job.eval_batch_size) for split, rows in data.rows.items()
+            split: mean_pooled(pretrainer.backbone, rows, job.training.eval_batch_size)
+            for split, rows in data.rows.items()
         }
     log.info(
         "frozen embeddings of %s: %d texts in %.0f s",

@@ -7,6 +7,9 @@ Layout of the output directory (a DVC `persist` output, so a re-run finds what a
     heads/                                       the model after the head warm-up (only when it ran)
     msl128/step-000000/ ... step-NNNNNN/          the initial weights, then every `save_checkpoints_steps`
     msl512/from-step-XXXXXX/step-MMMMMM/         MSL-512 phases started from chosen MSL-128 checkpoints
+    tapt/from-step-XXXXXX/step-TTTTTT/           task-adaptive phases (masked LM on the task's train texts, masks
+                                                 re-drawn each epoch) from chosen MSL-128 checkpoints: from step 0
+                                                 it is TAPT, from a later step domain then task pretraining
     bert_config.json, vocab.txt, tokenizer_config.json
 
 Each checkpoint holds every model and optimizer variable and the eval metrics of that step (`metrics.json`).
@@ -17,6 +20,11 @@ The head warm-up: a starting model without pretraining heads (the packaged MiniL
 Their first gradients are noise that would flow into the encoder, so for `head_warmup_steps` only the heads (and
 the embedding rows of the tokens the vocabulary replaced) are trained, the encoder frozen; step 0 of MSL 128 is the
 model after it.
+
+Task-adaptive pretraining (Gururangan et al. 2020): `task_adaptive_epochs` passes of masked LM over the task's
+train texts alone (`vbert.data.task_adaptive`), each text at its own length, optionally training only the
+embeddings and heads (Ladkat et al. 2022: 78% fewer trainable parameters). Each phase ends in one checkpoint, which
+the finetune stage fine-tunes as a cell beside the others.
 """
 
 from __future__ import annotations
@@ -72,6 +80,7 @@ class PretrainJob:
     tfrecords: Path
     vocab_dir: Path
     out_dir: Path
+    task_dir: Path | None  # the finetune task: its train texts are task-adaptive pretraining's data
     model: str = knob.choice(
         MODEL_NAMES,
         "the packaged MiniLM (6 x 384), or a size: tiny 2 x 128, base 12 x 768, large 24 x 1024",
@@ -95,6 +104,14 @@ class PretrainJob:
     msl512_from_steps: tuple[int, ...] = knob.integers(
         "MSL-128 checkpoints that start an MSL-512 phase (the paper: every 100k-th)", min=0, empty=True
     )
+    task_adaptive_epochs: int = knob.integer(
+        "TAPT: passes of masked LM over the task's train texts, masks re-drawn each pass (0: no TAPT phase)", min=0
+    )
+    task_adaptive_from_steps: tuple[int, ...] = knob.integers(
+        "MSL-128 checkpoints a TAPT phase starts from: 0 the starting model (TAPT), N after N domain steps", min=0
+    )
+    task_adaptive_learning_rate: float = knob.number("TAPT's peak learning rate", min=0, max=1, min_open=True)
+    task_adaptive_embeddings_only: bool = knob.boolean("TAPT trains only the embeddings and the heads")
     eval_batch_size: int = knob.integer("examples per eval batch", min=1)
     eval_batches: int = knob.integer("eval batches per checkpoint", min=1)
     mixed_precision: str = knob.choice(PRECISIONS, "auto: bf16 where the CPU has AVX512_BF16/AMX or the GPU Ampere+")
@@ -110,9 +127,12 @@ class PretrainJob:
             yield "train_batch_size", multiple
         if self.num_train_steps % self.save_checkpoints_steps:
             yield "num_train_steps", f"must be a multiple of save_checkpoints_steps ({self.save_checkpoints_steps})"
-        for step in self.msl512_from_steps:
-            if step % self.save_checkpoints_steps or step > self.num_train_steps:
-                yield "msl512_from_steps", f"{step} is not an MSL-128 checkpoint step"
+        for key in ("msl512_from_steps", "task_adaptive_from_steps"):
+            for step in getattr(self, key):
+                if step % self.save_checkpoints_steps or step > self.num_train_steps:
+                    yield key, f"{step} is not an MSL-128 checkpoint step"
+        if self.task_adaptive_epochs and self.strategy == "multi-worker":
+            yield "task_adaptive_epochs", "task-adaptive pretraining runs on one machine: set 0 under multi-worker"
         if self.init_checkpoint == "auto" and self.model in ("base", "large"):
             yield (
                 "init_checkpoint",
@@ -267,13 +287,16 @@ def train_phase(
     chief: bool = True,
     resume: bool = True,
     data_offset: int = 0,
+    train=None,
 ) -> list[dict]:
     """Train to `num_train_steps` updates with a checkpoint (and eval) every `save_checkpoints_steps`; resumes.
-    The training data starts after `data_offset` updates' worth of batches (those a head warm-up used).
+    The training data (the phase's TFRecords, or `train`: a dataset of micro-batches) starts after `data_offset`
+    updates' worth of batches (those a head warm-up used).
 
     Returns the eval metrics of every checkpoint of the phase (on the chief; other workers write nothing and
     return an empty list). `resume` False: the checkpoints found are stale (the chief is removing them)."""
-    train, evaluation, eval_steps = _datasets(job, job.tfrecords, phase)
+    records, evaluation, eval_steps = _datasets(job, job.tfrecords, phase)
+    train = records if train is None else train
     accumulate = job.gradient_accumulation_steps
 
     def evaluate(step: int) -> dict:
@@ -421,14 +444,30 @@ def _wait_for(path: Path, timeout: float = 600.0) -> None:
         time.sleep(0.5)
 
 
-def plot_rows(phases: dict[str, list[dict]]) -> list[dict]:
+def checkpoint_rows(phases: dict[str, list[dict]]) -> list[dict]:
     """One row per checkpoint: its phase, its step in the phase and its pretraining steps in all (an MSL-512
     phase counts on from the MSL-128 step it started from), then the eval metrics."""
     rows = []
     for phase, checkpoints in phases.items():
-        start = int(phase.rsplit("-", 1)[1]) if phase.startswith("msl512-from-step-") else 0
+        start = int(phase.rsplit("-", 1)[1]) if "-from-step-" in phase else 0
         rows += [{"phase": phase, "total_step": start + row["step"], **row} for row in checkpoints]
     return rows
+
+
+def _task_adaptive_trainer(job: PretrainJob, config: BertConfig, steps: int, phase: dict, strategy):
+    """The trainer of a task-adaptive phase: TAPT's learning rate, a tenth of the updates warming up."""
+    return build_trainer(
+        config,
+        job.task_adaptive_learning_rate,
+        steps,
+        max(1, steps // 10),
+        phase["max_seq_length"],
+        phase["max_predictions_per_seq"],
+        job.jit_compile,
+        strategy,
+        job.gradient_accumulation_steps,
+        next_sentence=False,
+    )
 
 
 def _trainer(job: PretrainJob, config: BertConfig, steps: int, warmup: int, phase: dict, strategy):
@@ -444,6 +483,69 @@ def _trainer(job: PretrainJob, config: BertConfig, steps: int, warmup: int, phas
         job.gradient_accumulation_steps,
         job.next_sentence,
     )
+
+
+def task_adaptive_phases(
+    job: PretrainJob,
+    config: BertConfig,
+    manifest: dict,
+    root128: Path,
+    extra: dict,
+    chief: bool,
+    resume: bool,
+    strategy,
+) -> dict[str, list[dict]]:
+    """A TAPT phase from each of `task_adaptive_from_steps`: masked LM alone on the task's train texts for
+    `task_adaptive_epochs` passes, one checkpoint at its end. Returns the phases' eval rows by name."""
+    from vbert.data.instances import InstanceConfig
+    from vbert.data.task_adaptive import batches_per_epoch, special_ids, task_adaptive_dataset, task_train_rows
+    from vbert.model.optimization import make_optimizer
+
+    phase = manifest["phases"][0]
+    masking = InstanceConfig(**{k: phase[k] for k in InstanceConfig.__dataclass_fields__})
+    texts = task_train_rows(job.task_dir, job.vocab_dir, phase["max_seq_length"])
+    updates = (
+        job.task_adaptive_epochs
+        * batches_per_epoch(len(texts), job.micro_batch_size)
+        // (job.gradient_accumulation_steps)
+    )
+    if updates < 1:
+        raise InputError(f"task_adaptive_epochs: {len(texts)} train texts make no update of {job.train_batch_size}")
+    log.info(
+        "task-adaptive pretraining: %d train texts x %d epochs = %d updates%s",
+        len(texts),
+        job.task_adaptive_epochs,
+        updates,
+        ", embeddings and heads only" * job.task_adaptive_embeddings_only,
+    )
+    tapt_job = replace(job, save_checkpoints_steps=updates, next_sentence=False)
+    rows = {}
+    for from_step in job.task_adaptive_from_steps:
+        start = step_dir(root128, from_step)
+        if not chief:
+            _wait_for(start / "variables.npz")
+        model = _task_adaptive_trainer(tapt_job, config, updates, phase, strategy)
+        root = job.out_dir / "tapt" / f"from-step-{from_step:06d}"
+        if not (resume and list_checkpoints(root)):
+            restore_checkpoint(start, model)
+        if job.task_adaptive_embeddings_only:
+            model.freeze_encoder(np.arange(config.vocab_size))
+            optimizer = partial(
+                make_optimizer,
+                job.task_adaptive_learning_rate,
+                updates,
+                max(1, updates // 10),
+                gradient_accumulation_steps=job.gradient_accumulation_steps,
+                no_decay=("embeddings",),
+            )
+            compile_with(model, optimizer, job.jit_compile, strategy)
+        train = task_adaptive_dataset(
+            texts, masking, special_ids(job.vocab_dir), job.micro_batch_size, job.random_seed, job.task_adaptive_epochs
+        )
+        rows[f"tapt-{root.name}"] = train_phase(
+            model, tapt_job, root, phase, updates, extra, chief, resume, train=train
+        )
+    return rows
 
 
 def run_pretraining(job: PretrainJob) -> dict | None:
@@ -465,6 +567,8 @@ def _run(job: PretrainJob) -> dict | None:
 
     if not (job.tfrecords / "manifest.json").exists():
         raise InputError(f"{job.tfrecords}: no TFRecords (manifest.json); run the tfrecords stage first")
+    if job.task_adaptive_epochs and job.task_dir is None:
+        raise InputError("task_adaptive_epochs: task-adaptive pretraining needs the task's texts (--task-dir)")
     strategy = make_strategy(job.strategy, job.cpu_devices, job.tpu)
     chief = is_chief(strategy)
     log.info("strategy %s: %d replica(s)%s", job.strategy, strategy.num_replicas_in_sync, "" if chief else ", worker")
@@ -478,9 +582,12 @@ def _run(job: PretrainJob) -> dict | None:
     config = named_config(job.model, len(vocab))
     extra = {"bert_config.json": config.to_json()}
     settings = {
-        **job_settings(job, leave_out=("tfrecords", "vocab_dir", "out_dir", "strategy", "cpu_devices", "tpu")),
+        **job_settings(
+            job, leave_out=("tfrecords", "vocab_dir", "out_dir", "task_dir", "strategy", "cpu_devices", "tpu")
+        ),
         "tfrecords": digest(job.tfrecords),
         "vocab": digest(job.vocab_dir),
+        **({"task": digest(job.task_dir)} if job.task_adaptive_epochs else {}),
     }
     resume = same_settings(job.out_dir, settings)  # every worker decides before the chief may clear the folder
     if chief:
@@ -531,6 +638,8 @@ def _run(job: PretrainJob) -> dict | None:
         rows[f"msl512-{root512.name}"] = train_phase(
             model512, job512, root512, phase512, steps512, extra, chief, resume
         )
+    if job.task_adaptive_epochs:
+        rows.update(task_adaptive_phases(job, config, manifest, root128, extra, chief, resume, strategy))
     if not chief:
         return None
     last = rows[root128.name][-1]

@@ -24,7 +24,7 @@ from vbert.core.errors import InputError
 from vbert.core.parallel import default_workers, ordered_map, worker_state
 from vbert.text.corpus import CORPUS_FILE, CorpusReader, write_documents
 from vbert.text.sentences import split_sentences
-from vbert.text.spelling import CorpusCounts, SpellConfig, SpellFixer, count_words
+from vbert.text.spelling import CorpusCounts, SpellConfig, SpellFixer, count_candidate_words
 from vbert.text.tasks import read_split, split_file
 
 log = logging.getLogger(__name__)
@@ -106,7 +106,7 @@ def batched_documents(documents: Iterable[list[str]], size: int) -> Iterator[lis
 
 
 def _count_batch(documents: list[list[str]]) -> CorpusCounts:
-    return count_words([line for document in documents for line in document])
+    return count_candidate_words([line for document in documents for line in document])
 
 
 def _fix_batch(documents: list[list[str]]) -> tuple[list[list[str]], Counter, Counter]:

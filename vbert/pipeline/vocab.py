@@ -12,7 +12,7 @@ from vbert.core import params as knob
 from vbert.core.atomic import atomic_dir, write_json
 from vbert.core.resources import resolve_vocab
 from vbert.text.tokenization import FullTokenizer, Vocab, load_vocab, save_tokenizer
-from vbert.text.vocabulary import VocabConfig, build_vocab, count_words
+from vbert.text.vocabulary import VocabConfig, build_vocab, count_corpus_words
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ def run_vocab(job: VocabJob) -> dict:
             "split into pieces or [UNK]; use a cased base vocabulary",
             job.base_vocab,
         )
-    counts = count_words(job.corpus, FullTokenizer(base, do_lower_case=job.config.do_lower_case), job.config)
+    counts = count_corpus_words(job.corpus, FullTokenizer(base, do_lower_case=job.config.do_lower_case), job.config)
     vocab, replaced, metrics = build_vocab(base, counts, job.config)
     with atomic_dir(job.out_dir) as tmp:
         save_tokenizer(tmp, vocab, job.config.do_lower_case)

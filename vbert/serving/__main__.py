@@ -181,7 +181,7 @@ class ServerOptions:
 
     @property
     def limits(self):
-        from vbert.serving.models import Limits
+        from vbert.serving.model_server import Limits
 
         return Limits(self.max_request_rows, self.request_timeout_ms / 1000)
 
@@ -193,7 +193,7 @@ class ServerOptions:
 
     @property
     def sources(self):
-        from vbert.serving.models import ModelSource, read_model_config
+        from vbert.serving.model_server import ModelSource, read_model_config
 
         if self.model_dir is not None:
             return [ModelSource(self.model_name or self.model_dir.name, self.model_dir)]
@@ -205,7 +205,7 @@ def serve(options: ServerOptions) -> None:
 
     from vbert.serving.backends import load_version
     from vbert.serving.metrics import Metrics
-    from vbert.serving.models import ModelServer, ServedModel
+    from vbert.serving.model_server import ModelServer, ServedModel
     from vbert.serving.rest import create_app
 
     metrics = Metrics()

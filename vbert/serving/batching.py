@@ -55,7 +55,7 @@ def padded_length(lengths: list[int], bucket: int, limit: int) -> int:
     return min(limit, -(-max(lengths) // bucket) * bucket)
 
 
-def pad_rows(parts: list[Arrays], length: int) -> Arrays:
+def stack_padded(parts: list[Arrays], length: int) -> Arrays:
     """Stack inputs (each [rows, own length]) into one [all rows, length] batch, zero-padded."""
     total = sum(len(p["input_ids"]) for p in parts)
     batch = {name: np.zeros((total, length), np.int32) for name in INPUT_NAMES}
@@ -204,7 +204,7 @@ class Batcher:
         results: list[Arrays] = [{} for _ in parts]
         started_all = time.perf_counter()
         for length, indices in self._groups(parts).items():
-            batch = pad_rows([parts[i] for i in indices], length)
+            batch = stack_padded([parts[i] for i in indices], length)
             started = time.perf_counter()
             outputs = self.predict(batch)
             self.on_batch(len(batch["input_ids"]), length, time.perf_counter() - started)

@@ -17,7 +17,7 @@ from google.protobuf import any_pb2
 
 from vbert.serving.errors import Code, ServingError, invalid
 from vbert.serving.metrics import Metrics
-from vbert.serving.models import SIGNATURE, ModelServer, check_signature
+from vbert.serving.model_server import SIGNATURE, ModelServer, check_signature
 from vbert.serving.protos import serving_api, to_array, to_tensor
 
 log = logging.getLogger(__name__)

@@ -36,7 +36,7 @@ from starlette.requests import ClientDisconnect
 from vbert.model.export import OUTPUT_NAMES
 from vbert.serving.errors import Code, ServingError, invalid
 from vbert.serving.metrics import Metrics
-from vbert.serving.models import ModelServer, Prediction, check_signature
+from vbert.serving.model_server import ModelServer, Prediction, check_signature
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("vbert.access")

@@ -108,7 +108,7 @@ class CorpusCounts(NamedTuple):
         self.code_terms.update(other.code_terms)
 
 
-def count_words(lines: list[str]) -> CorpusCounts:
+def count_candidate_words(lines: list[str]) -> CorpusCounts:
     """Corpus counts of candidate words (lower-cased); words inside code lines and identifiers go to code_terms."""
     counts = CorpusCounts(Counter(), set())
     for line in lines:

@@ -58,7 +58,7 @@ class WordCounts:
     heldout: Counter
 
 
-def count_words(corpus: Path, tokenizer: FullTokenizer, config: VocabConfig) -> WordCounts:
+def count_corpus_words(corpus: Path, tokenizer: FullTokenizer, config: VocabConfig) -> WordCounts:
     """Basic-tokenised word counts of the corpus, split into training and held-out documents."""
     counts = WordCounts(Counter(), Counter())
     reader = CorpusReader([corpus])

@@ -158,7 +158,7 @@ class Limits:
     request_timeout: float  # seconds a request may take; what is not computed by then never is (504)
 
 
-def check_inputs(inputs: dict, model: LoadedModel, limits: Limits) -> tuple[dict[str, np.ndarray], list[int]]:
+def validated_inputs(inputs: dict, model: LoadedModel, limits: Limits) -> tuple[dict[str, np.ndarray], list[int]]:
     """int32 [rows, seq] arrays from what a client sent (lists or arrays), checked; rows longer than max_seq_length
     are cut to it (the last kept token set to [SEP]) and their indices returned."""
     missing = [n for n in INPUT_NAMES if n not in inputs or inputs[n] is None]
@@ -260,7 +260,7 @@ class ModelServer:
     async def predict(self, name: str, version: int | None, inputs: dict, timeout: float | None = None) -> Prediction:
         """Probabilities and logits for token ids (as a client sent them: lists or arrays)."""
         served = self.version(name, version)
-        arrays, truncated = await asyncio.to_thread(check_inputs, inputs, served.model, self.limits)
+        arrays, truncated = await asyncio.to_thread(validated_inputs, inputs, served.model, self.limits)
         return await self._run(served, arrays, truncated, timeout)
 
     async def classify(self, name: str, items: list[Item], timeout: float | None = None) -> Prediction:

@@ -1,0 +1,81 @@
+"""The one classifier training loop (vbert.model.training): epochs, early stopping on eval, the best epoch kept."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+from tests.helpers import TINY_BERT
+from vbert.model.bert import BertConfig, build_classifier
+from vbert.model.classifier import predict
+from vbert.model.training import Scored, TrainingSchedule, best_epoch, train_classifier
+from vbert.text.encoding import Row
+
+SCHEDULE = TrainingSchedule(
+    epochs=4, learning_rate=1e-3, train_batch_size=4, eval_batch_size=8, warmup_proportion=0.1, mixed_precision="fp32"
+)
+
+
+def tiny_rows(count: int, seed: int) -> list[Row]:
+    rng = np.random.default_rng(seed)
+    return [Row([101, *rng.integers(1000, 1100, rng.integers(1, 9)).tolist(), 102], 0) for _ in range(count)]
+
+
+def scripted(eval_f1: list[float]):
+    """A scorer whose eval F1 after epoch k is eval_f1[k-1] (test F1: always 0.5), calls in the loop's order."""
+    calls = iter([value for f1 in eval_f1 for value in (f1, 0.5)])
+    return lambda gold, predicted: {"f1": next(calls), "accuracy": float(np.mean(gold == predicted))}
+
+
+def fixture(tmp_path, eval_f1: list[float]):
+    keras.utils.set_random_seed(0)
+    model = build_classifier(BertConfig(vocab_size=1200, max_position_embeddings=16, **TINY_BERT), 2)
+    rows = {"train": tiny_rows(12, 0), "eval": tiny_rows(6, 1), "test": tiny_rows(5, 2)}
+    labels = {split: np.arange(len(r), dtype=np.int32) % 2 for split, r in rows.items()}
+    scored = Scored(rows, labels, scripted(eval_f1))
+    return model, rows, labels, scored
+
+
+@pytest.mark.parametrize(
+    "eval_f1, patience, epochs_run, kept",
+    [
+        ([0.4, 0.6, 0.5, 0.5], 2, 4, 2),  # two epochs without gain after epoch 2: stops after 4
+        ([0.6, 0.5, 0.7, 0.1], 1, 2, 1),  # one epoch without gain: stops after 2, epoch 1 kept
+        ([0.6, 0.5, 0.7, 0.1], None, 4, 3),  # no early stopping: every epoch, the best (3) kept
+        ([0.5, 0.5, 0.5, 0.5], 5, 4, 1),  # ties: the first
+    ],
+)
+def test_epochs_stop_after_patience_and_the_best_eval_epoch_is_kept(tmp_path, eval_f1, patience, epochs_run, kept):
+    model, rows, labels, scored = fixture(tmp_path, eval_f1)
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    history = train_classifier(
+        model, loss, rows["train"], labels["train"], scored, SCHEDULE, 0, tmp_path, name="t", patience=patience
+    )
+    assert [row["epoch"] for row in history] == list(range(1, epochs_run + 1))
+    assert [row["eval_f1"] for row in history] == eval_f1[:epochs_run]
+    assert best_epoch(history)["epoch"] == kept
+    assert {"train_seconds", "train_examples_per_second", "eval_accuracy", "test_f1"} <= set(history[0])
+    assert (tmp_path / "variables.npz").exists()
+    assert np.load(tmp_path / "test_predictions.npy").shape == (5,)
+
+
+def test_the_weights_written_are_the_kept_epochs(tmp_path):
+    """After a worse last epoch, the folder holds the best epoch's weights: restoring them gives its predictions."""
+    from vbert.model.checkpoints import restore_checkpoint
+
+    model, rows, labels, scored = fixture(tmp_path, [0.9, 0.1])
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    schedule = TrainingSchedule(**{**SCHEDULE.__dict__, "epochs": 2, "learning_rate": 0.05})
+    train_classifier(model, loss, rows["train"], labels["train"], scored, schedule, 0, tmp_path, name="t")
+    kept = np.load(tmp_path / "test_predictions.npy")
+    last = [np.array(w) for w in model.get_weights()]
+    restore_checkpoint(tmp_path, model)
+    assert any(
+        not np.array_equal(a, b) for a, b in zip(last, model.get_weights(), strict=True)
+    )  # epoch 1's, not the last
+    np.testing.assert_array_equal(predict(model, rows["test"], 8), kept)
+
+
+def test_updates_count_every_epochs_batches():
+    assert SCHEDULE.updates(12) == 4 * 3 and SCHEDULE.updates(13) == 4 * 4

@@ -1,0 +1,132 @@
+"""The one classifier training loop, shared by the finetune and distill stages (nanoGPT's lesson: one visible loop).
+
+    model.compile(optimizer=warm-up then linear decay over every update, loss=the stage's)
+    for epoch in 1..epochs:
+        one pass over the train rows in batches of similar lengths (each padded to its longest), re-drawn each epoch
+        score eval and test; keep the weights and test predictions of the epoch with the best eval F1
+        stop after `patience` epochs without a better eval F1
+
+The stage builds the model (after seeding Keras) and says what the targets are: label indices for fine-tuning,
+[label, teacher logits...] rows for distillation. The knobs every training stage shares are one `TrainingSchedule`,
+declared once and read from the stage's own params.yaml section (`knob.nested`: its keys sit in that section).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from vbert.core import params as knob
+from vbert.core.progress import examples_progress
+from vbert.model.checkpoints import save_weights
+from vbert.model.classifier import batches_dataset, padded, predict
+from vbert.model.precision import SETTINGS as PRECISIONS
+from vbert.text.encoding import Row, length_grouped_batches
+
+log = logging.getLogger(__name__)
+
+SCORED_SPLITS = ("eval", "test")
+
+
+@dataclass(frozen=True)
+class TrainingSchedule:
+    """How a classifier is trained: the knobs the finetune and distill sections share."""
+
+    epochs: int = knob.integer("passes over the train texts at most; the epoch with the best eval F1 is kept", min=1)
+    learning_rate: float = knob.number("peak learning rate", min=0, max=1, min_open=True)
+    train_batch_size: int = knob.integer("texts per update", min=1)
+    eval_batch_size: int = knob.integer("texts per eval batch", min=1)
+    warmup_proportion: float = knob.probability("share of the updates spent warming up", max_open=True)
+    mixed_precision: str = knob.choice(PRECISIONS, "as pretrain's: bf16 where the hardware has it")
+
+    def updates(self, train_texts: int) -> int:
+        """Updates over every epoch (the learning-rate schedule's length)."""
+        return self.epochs * -(-train_texts // self.train_batch_size)
+
+
+@dataclass(frozen=True)
+class Scored:
+    """The rows scored after every epoch: eval (which chooses the epoch) and test (reported, never chosen on)."""
+
+    rows: dict[str, list[Row]]  # split -> encoded rows
+    labels: dict[str, np.ndarray]  # split -> label indices
+    score: Callable[[np.ndarray, np.ndarray], dict]  # (gold, predicted) -> {"f1": ..., ...}
+
+
+def train_classifier(
+    model,
+    loss,
+    train_rows: list[Row],
+    targets: np.ndarray,
+    scored: Scored,
+    schedule: TrainingSchedule,
+    seed: int,
+    out: Path,
+    *,
+    name: str,
+    patience: int | None = None,
+    jit_compile: bool = False,
+    show_progress: bool = True,
+) -> list[dict]:
+    """Train `model` on `train_rows` against `targets` (a row per text) with `loss`; after each epoch score eval and
+    test; write the best eval epoch's weights (variables.npz) and test predictions (test_predictions.npy) to `out`;
+    stop after `patience` epochs without a better eval F1 (None: run every epoch). Returns a row per epoch: epoch,
+    train_seconds, train_examples_per_second, and every eval_* and test_* score."""
+    import tensorflow as tf
+
+    from vbert.model.optimization import make_optimizer
+
+    updates = schedule.updates(len(train_rows))
+    model.compile(
+        optimizer=make_optimizer(schedule.learning_rate, updates, int(updates * schedule.warmup_proportion)),
+        loss=loss,
+        jit_compile=jit_compile,
+    )
+    target_spec = tf.TensorSpec((None, *targets.shape[1:]), tf.as_dtype(targets.dtype))
+    rng = np.random.default_rng(seed)
+    lengths = [len(row.ids) for row in train_rows]
+    history, best, waited = [], -1.0, 0
+    for epoch in range(1, schedule.epochs + 1):
+        started = time.perf_counter()
+        batches = length_grouped_batches(lengths, schedule.train_batch_size, rng)
+        progress = examples_progress(f"{name} epoch {epoch}", [len(b) for b in batches], show_progress)
+        dataset = batches_dataset([(padded(train_rows, b), targets[b]) for b in batches], target_spec)
+        model.fit(dataset, epochs=1, verbose=0, callbacks=[progress])
+        seconds = time.perf_counter() - started
+        row = {
+            "epoch": epoch,
+            "train_seconds": round(seconds, 1),
+            "train_examples_per_second": round(len(train_rows) / seconds, 1),
+        }
+        predictions = {split: predict(model, scored.rows[split], schedule.eval_batch_size) for split in SCORED_SPLITS}
+        for split in SCORED_SPLITS:
+            row.update({f"{split}_{k}": v for k, v in scored.score(scored.labels[split], predictions[split]).items()})
+        history.append(row)
+        log.info(
+            "%s epoch %d: eval F1 %.4f, test F1 %.4f; %.1f examples/s, scored in %.0f s",
+            name,
+            epoch,
+            row["eval_f1"],
+            row["test_f1"],
+            row["train_examples_per_second"],
+            time.perf_counter() - started - seconds,
+        )
+        if row["eval_f1"] > best:
+            best, waited = row["eval_f1"], 0
+            save_weights(out, model)
+            np.save(out / "test_predictions.npy", predictions["test"])
+        else:
+            waited += 1
+            if patience is not None and waited >= patience:
+                break
+    return history
+
+
+def best_epoch(history: list[dict]) -> dict:
+    """The epoch `train_classifier` kept: the best eval F1, the first on ties."""
+    return max(history, key=lambda row: (row["eval_f1"], -row["epoch"]))
