@@ -44,6 +44,12 @@ def call(url: str, body: bytes | dict | None = None, timeout: float = 60, header
         return status, text, answer_headers
 
 
+def server_timing(headers) -> dict[str, float]:
+    """The Server-Timing header as {span: milliseconds}, in its order."""
+    spans = [part.strip().split(";dur=") for part in headers["Server-Timing"].split(",")]
+    return {name: float(ms) for name, ms in spans}
+
+
 def columns(inputs: dict) -> dict:
     return {"inputs": {k: np.asarray(v).tolist() for k, v in inputs.items()}}
 
@@ -312,8 +318,12 @@ def test_batching_off_runs_each_request_alone(models, tmp_path):
         ["--model-dir", str(models / "ir/vbert"), "--disable-batching"], tmp_path / "off.log"
     ) as server:
         with ThreadPoolExecutor(8) as pool:
-            codes = list(pool.map(lambda _: call(f"{server.url}/v1/models/vbert:predict", small)[0], range(16)))
-        assert codes == [200] * 16
+            answers = list(pool.map(lambda _: call(f"{server.url}/v1/models/vbert:predict", small), range(16)))
+        assert [status for status, _, _ in answers] == [200] * 16
+        timings = [server_timing(headers) for _, _, headers in answers]
+        assert all({"read", "parse", "encode", "queue", "model", "respond"} <= set(t) for t in timings)
+        # one request at a time: some waited for others' inference
+        assert max(t["queue"] for t in timings) >= min(t["model"] for t in timings)
         text = call(f"{server.url}/metrics")[1]
         assert (
             metric(text, "vbert_batch_size_sum", model="vbert")
@@ -460,6 +470,10 @@ def test_access_log_request_ids_and_disconnects(models, tmp_path):
             f"{server.url}/v1/models/vbert:classify_text", {"texts": ["a", "b"]}, headers={"X-Request-Id": "abc-123"}
         )
         assert status == 200 and headers["X-Request-Id"] == "abc-123"
+        timing = server_timing(headers)
+        assert list(timing) == ["read", "parse", "encode", "queue", "model", "batching", "respond", "total"]
+        assert 0 < timing["model"] < timing["total"]
+        assert sum(ms for name, ms in timing.items() if name != "total") <= timing["total"] + 0.1  # one after another
         generated = call(f"{server.url}/healthz")[2]["X-Request-Id"]
         assert re.fullmatch(r"[0-9a-f]{32}", generated)
         host, port = server.url.removeprefix("http://").split(":")
@@ -477,6 +491,7 @@ def test_access_log_request_ids_and_disconnects(models, tmp_path):
     mine = next(line for line in lines if line["request_id"] == "abc-123")
     assert mine["route"] == "/v1/models/{name}:classify_text" and mine["status"] == 200 and mine["rows"] == 2
     assert mine["method"] == "POST" and mine["model"] == "vbert" and mine["ms"] > 0
+    assert mine["timings_ms"]["model"] > 0 and mine["timings_ms"]["total"] <= mine["ms"]
     assert any(line["status"] == 499 for line in lines)
 
 

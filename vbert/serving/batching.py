@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from vbert.serving.errors import Code, ServingError
+from vbert.serving.timing import Timings, current
 from vbert.text.encoding import INPUT_NAMES
 
 log = logging.getLogger(__name__)
@@ -76,6 +77,18 @@ class _Job:
     arrived: float = field(default_factory=time.monotonic)
     served: int = 0  # rows computed so far
     outputs: list[Arrays] = field(default_factory=list)
+    timings: Timings | None = field(default_factory=current)  # the request's spans (vbert.serving.timing)
+
+    def started(self, now: float) -> None:
+        """Its rows go into a batch now: the first time, its wait is its `queue` span."""
+        if self.timings is not None and not self.served and "queue" not in self.timings.spans:
+            self.timings.add("queue", now - self.arrived)
+
+    def computed(self, model_seconds: float, seconds: float) -> None:
+        """Its rows came back after `seconds`, `model_seconds` of them in the model's calls."""
+        if self.timings is not None:
+            self.timings.add("model", model_seconds)
+            self.timings.add("batching", seconds - model_seconds)
 
     @property
     def rows(self) -> int:
@@ -168,7 +181,11 @@ class Batcher:
             self.jobs.remove(job)
         try:
             self.busy = True
-            return (await asyncio.to_thread(self._infer, [inputs]))[0]
+            job.started(time.monotonic())
+            started = time.perf_counter()
+            (outputs,), (model_seconds,) = await asyncio.to_thread(self._infer, [inputs])
+            job.computed(model_seconds, time.perf_counter() - started)
+            return outputs
         finally:
             self.busy = False
             self.lock.release()
@@ -199,24 +216,28 @@ class Batcher:
             groups.setdefault(padded_length([length], self.parameters.bucket, self.max_seq_length), []).append(index)
         return dict(sorted(groups.items()))
 
-    def _infer(self, parts: list[Arrays]) -> list[Arrays]:
-        """Each part's outputs, in order (one inference per length bucket)."""
+    def _infer(self, parts: list[Arrays]) -> tuple[list[Arrays], list[float]]:
+        """Each part's outputs, in order (one inference per length bucket), and the seconds of the model's call
+        that computed it."""
         results: list[Arrays] = [{} for _ in parts]
+        model_seconds = [0.0] * len(parts)
         started_all = time.perf_counter()
         for length, indices in self._groups(parts).items():
             batch = stack_padded([parts[i] for i in indices], length)
             started = time.perf_counter()
             outputs = self.predict(batch)
-            self.on_batch(len(batch["input_ids"]), length, time.perf_counter() - started)
+            seconds = time.perf_counter() - started
+            self.on_batch(len(batch["input_ids"]), length, seconds)
             start = 0
             for i in indices:
+                model_seconds[i] = seconds
                 rows = len(parts[i]["input_ids"])
                 results[i] = {k: v[start : start + rows] for k, v in outputs.items()}
                 start += rows
         rows = sum(len(p["input_ids"]) for p in parts)
         rate = rows / max(time.perf_counter() - started_all, 1e-6)
         self.rows_per_second = rate if not self.rows_per_second else 0.8 * self.rows_per_second + 0.2 * rate
-        return results
+        return results, model_seconds
 
     def _next_batch(self) -> list[tuple[_Job, int, int]]:
         """(job, first row, end row) slices of up to max_batch_size rows, least-served requests first; requests
@@ -277,14 +298,21 @@ class Batcher:
     async def _compute(self, batch: list[tuple[_Job, int, int]]) -> None:
         parts = [{k: v[start:end] for k, v in job.inputs.items()} for job, start, end in batch]
         self.busy = True
+        now = time.monotonic()
+        for job, _, _ in batch:
+            job.started(now)
+        started = time.perf_counter()
         try:
-            results = await asyncio.to_thread(self._infer, parts)
+            results, model_seconds = await asyncio.to_thread(self._infer, parts)
         except Exception as error:  # the model failed: every request in the batch hears why
             for job, _, _ in batch:
                 self._finish(job, error)
             return
         finally:
             self.busy = False
+        seconds = time.perf_counter() - started
+        for (job, _, _), model in zip(batch, model_seconds, strict=True):
+            job.computed(model, seconds)
         for (job, _, end), outputs in zip(batch, results, strict=True):
             job.outputs.append(outputs)
             job.served = end

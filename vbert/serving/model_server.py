@@ -24,6 +24,7 @@ from vbert.model.export import OUTPUT_NAMES, version_folders
 from vbert.serving.backends import LoadedModel
 from vbert.serving.batching import Batcher, BatchingParameters
 from vbert.serving.errors import Code, ServingError, invalid, not_found
+from vbert.serving.timing import span
 from vbert.text.encoding import INPUT_NAMES, Item
 
 log = logging.getLogger(__name__)
@@ -260,7 +261,8 @@ class ModelServer:
     async def predict(self, name: str, version: int | None, inputs: dict, timeout: float | None = None) -> Prediction:
         """Probabilities and logits for token ids (as a client sent them: lists or arrays)."""
         served = self.version(name, version)
-        arrays, truncated = await asyncio.to_thread(validated_inputs, inputs, served.model, self.limits)
+        with span("encode"):
+            arrays, truncated = await asyncio.to_thread(validated_inputs, inputs, served.model, self.limits)
         return await self._run(served, arrays, truncated, timeout)
 
     async def classify(self, name: str, items: list[Item], timeout: float | None = None) -> Prediction:
@@ -273,7 +275,8 @@ class ModelServer:
                 Code.TOO_LARGE, f"{len(items)} texts in one request; the limit is {self.limits.max_request_rows}"
             )
         try:
-            encoded = await asyncio.to_thread(served.model.encoder.encode_items, items)
+            with span("encode"):
+                encoded = await asyncio.to_thread(served.model.encoder.encode_items, items)
         except ValueError as error:
             raise invalid(
                 f'"texts" must be a non-empty list of strings or of [text_a, text_b] pairs ({error})'

@@ -37,6 +37,7 @@ from vbert.model.export import OUTPUT_NAMES
 from vbert.serving.errors import Code, ServingError, invalid
 from vbert.serving.metrics import Metrics
 from vbert.serving.model_server import ModelServer, Prediction, check_signature
+from vbert.serving.timing import begin, span
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("vbert.access")
@@ -171,7 +172,10 @@ def parse_json(body: bytes) -> dict:
 
 
 async def read_json(request: Request) -> dict:
-    return await asyncio.to_thread(parse_json, await read_body(request))
+    with span("read"):
+        body = await read_body(request)
+    with span("parse"):
+        return await asyncio.to_thread(parse_json, body)
 
 
 async def unless_disconnected(request: Request, work):
@@ -194,7 +198,8 @@ async def _disconnected(request: Request) -> None:
 
 
 async def json_response(content: dict, status: int = 200) -> Response:
-    body = await asyncio.to_thread(lambda: json.dumps(content).encode())
+    with span("respond"):
+        body = await asyncio.to_thread(lambda: json.dumps(content).encode())
     return Response(body, status_code=status, media_type="application/json")
 
 
@@ -406,9 +411,10 @@ async def on_unexpected_error(request: Request, error: Exception) -> JSONRespons
 
 
 class AccessLog:
-    """Pure ASGI: takes `X-Request-Id` from the request (or makes one) and echoes it, and writes one JSON line per
-    request (method, route, status, latency, rows, request id); counts requests by model, endpoint and status, and
-    client disconnects apart from server errors."""
+    """Pure ASGI: takes `X-Request-Id` from the request (or makes one) and echoes it, sends where the time went as
+    `Server-Timing` (vbert.serving.timing), and writes one JSON line per request (method, route, status, latency,
+    rows, request id, timings); counts requests by model, endpoint and status, and client disconnects apart from
+    server errors."""
 
     def __init__(self, app, metrics: Metrics):
         self.app, self.metrics = app, metrics
@@ -420,18 +426,23 @@ class AccessLog:
         request_id = headers.get(b"x-request-id", b"").decode("latin-1")[:200] or uuid.uuid4().hex
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
-        started, status = time.perf_counter(), 500
+        started, status, timings = time.perf_counter(), 500, begin()
 
         async def send_with_id(message):
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode("latin-1"))]
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (b"x-request-id", request_id.encode("latin-1")),
+                    (b"server-timing", timings.header().encode("latin-1")),
+                ]
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_id)
         finally:
+            state["timings"] = timings.milliseconds()
             self._record(scope, state, status, time.perf_counter() - started, request_id)
 
     def _record(self, scope, state: dict, status: int, seconds: float, request_id: str) -> None:
@@ -450,6 +461,7 @@ class AccessLog:
             "rows": state.get("rows"),
             "model": model or None,
             "request_id": request_id,
+            "timings_ms": state.get("timings"),
         }
         access_log.info(json.dumps(line))
 
