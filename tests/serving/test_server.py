@@ -450,6 +450,94 @@ def test_grpc_predict_metadata_and_status_as_tf_serving(models, servers):
     channel.close()
 
 
+def cpu_seconds_over(pid: int, seconds: float) -> float:
+    import psutil
+
+    process = psutil.Process(pid)
+    before = sum(process.cpu_times()[:2])
+    time.sleep(seconds)
+    return sum(process.cpu_times()[:2]) - before
+
+
+def grpc_request(inputs: dict):
+    import tensorflow as tf
+    from tensorflow_serving.apis import predict_pb2
+
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = "vbert"
+    for name in ("input_ids", "input_mask", "segment_ids"):
+        request.inputs[name].CopyFrom(tf.make_tensor_proto(inputs[name], dtype=tf.int32))
+    return request
+
+
+SLOW = ["--max-batch-size", "1", "--max-request-rows", "4000", "--max-enqueued-batches", "8000"]
+
+
+def slow_inputs() -> dict:
+    """4,000 rows that the SLOW options compute one inference each: seconds of work for the tiny model."""
+    return random_inputs(4000, 32, 30522, seed=3)
+
+
+def test_grpc_has_rests_protections_and_work_stops_with_its_deadline_or_its_client(models, tmp_path):
+    """gRPC, through the generated stub: a message over the size limit is refused; a request past its deadline, or
+    whose client cancels it, stops being computed: the server's CPU is idle again within a second. Over REST, a
+    client that leaves stops its work the same way."""
+    import grpc
+    from tensorflow_serving.apis import prediction_service_pb2_grpc
+
+    options = [*SLOW, "--max-body-bytes", str(8 << 20), "--request-timeout-ms", "600000"]
+    with running_server(["--model-dir", str(models / "ir/vbert"), *options], tmp_path / "grpc.log") as server:
+        channel = grpc.insecure_channel(server.grpc_target)
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        with pytest.raises(grpc.RpcError) as error:  # 3 x 1500 x 512 int32: 9 MB
+            stub.Predict(grpc_request(random_inputs(1500, 512, 30522)), timeout=30)
+        assert error.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+        slow = grpc_request(slow_inputs())
+        started = time.perf_counter()
+        stub.Predict(slow, timeout=120)
+        alone = time.perf_counter() - started
+        assert alone > 0.5, f"{alone:.2f} s: too quick for the idle checks below to mean anything"
+        computed = lambda: metric(call(f"{server.url}/metrics")[1], "vbert_batch_size_sum", model="vbert")  # noqa: E731
+        before = computed()
+        with pytest.raises(grpc.RpcError) as error:
+            stub.Predict(slow, timeout=alone / 4)
+        assert error.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        time.sleep(0.2)
+        assert cpu_seconds_over(server.pid, 1.0) < 0.3, f"still computing ({alone:.1f} s alone)"
+        after_deadline = computed()
+        assert after_deadline - before < 4000
+
+        future = stub.Predict.future(slow, timeout=120)
+        time.sleep(alone / 4)
+        future.cancel()
+        time.sleep(0.2)
+        assert cpu_seconds_over(server.pid, 1.0) < 0.3
+        after_cancel = computed()
+        assert after_cancel - after_deadline < 4000
+        channel.close()
+
+        body = json.dumps(columns(slow_inputs())).encode()
+        host, port = server.url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port))) as client:  # sends it all, then leaves
+            head = "POST /v1/models/vbert:predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            client.sendall(f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body)
+            time.sleep(alone / 4)
+        time.sleep(0.2)
+        assert cpu_seconds_over(server.pid, 1.0) < 0.3
+        assert computed() - after_cancel < 4000
+
+
+def test_rest_work_stops_at_the_request_timeout(models, tmp_path):
+    options = [*SLOW, "--request-timeout-ms", "500"]
+    with running_server(["--model-dir", str(models / "ir/vbert"), *options], tmp_path / "timeout.log") as server:
+        status, body, _ = call(f"{server.url}/v1/models/vbert:predict", columns(slow_inputs()))
+        assert status == 504 and "rows computed, the rest not" in body["error"]
+        time.sleep(0.2)
+        assert cpu_seconds_over(server.pid, 1.0) < 0.3
+        assert metric(call(f"{server.url}/metrics")[1], "vbert_batch_size_sum", model="vbert") < 4000
+
+
 def test_tfserving_backend_forwards_to_a_rest_endpoint(models, servers, tmp_path):
     """`--backend tfserving` forwards to TF-Serving's REST API; here our TensorFlow server plays TF-Serving."""
     arguments = ["--backend", "tfserving", "--model-dir", str(models / "serving/vbert")]
