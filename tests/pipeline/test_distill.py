@@ -147,14 +147,39 @@ def test_distill_end_to_end_and_freeze_ships_the_student(tmp_path):
     assert distilled["seed"] == metrics["best_seed"] and distilled["student_layers"] == [1]
     assert json.loads((best / "bert_config.json").read_text())["num_hidden_layers"] == 1
 
+    # the eval comparison is the kept student's (restored from its best epoch) against the teacher
+    compared = distilled["eval_minus_teacher"]
+    assert compared["difference"] == pytest.approx(distilled["eval_f1"] - distilled["teacher_eval_f1"], abs=1e-6)
+    assert compared["ci95"][0] <= compared["difference"] <= compared["ci95"][1]
+    assert metrics["student_minus_teacher_eval"]["ci95"] == compared["ci95"]
     shipped, why = choose_shipped("auto", teacher, best, max_eval_f1_drop=1.0)
     assert (shipped, why["shipped"]) == (best, "student")
-    drop = distilled["teacher_eval_f1"] - distilled["eval_f1"]
-    if drop > 0:  # allowed no drop at all, a worse student is not shipped
-        assert choose_shipped("auto", teacher, best, max_eval_f1_drop=0.0)[0] == teacher
+    expected = best if compared["ci95"][0] >= 0 else teacher  # allowed no drop at all
+    assert choose_shipped("auto", teacher, best, max_eval_f1_drop=0.0)[0] == expected
     assert choose_shipped("teacher", teacher, tmp_path / "nothing", 0.0)[0] == teacher
     frozen = freeze(best, tmp_path / "serving" / "vbert", 1)
     assert frozen["num_hidden_layers"] == 1
+
+
+@pytest.mark.parametrize(
+    "ci95, allowed, shipped",
+    [
+        ([-0.03, 0.02], 0.01, "teacher"),  # as good on average, but possibly 3 points worse: not shipped
+        ([-0.03, 0.02], 0.05, "student"),
+        ([-0.004, 0.03], 0.01, "student"),
+        ([0.01, 0.04], 0.0, "student"),
+    ],
+)
+def test_auto_ships_the_student_only_when_the_eval_intervals_low_end_is_within_the_drop(
+    tmp_path, ci95, allowed, shipped
+):
+    student = tmp_path / "student"
+    student.mkdir()
+    distilled = {"eval_f1": 0.7, "teacher_eval_f1": 0.7, "eval_minus_teacher": {"difference": 0.0, "ci95": ci95}}
+    (student / "selection.json").write_text(json.dumps({"cell": "reference", "distilled": distilled}))
+    folder, why = choose_shipped("auto", tmp_path / "teacher", student, allowed)
+    assert why["shipped"] == shipped and folder == (student if shipped == "student" else tmp_path / "teacher")
+    assert "95% interval" in why["why"]
 
 
 def test_auto_without_a_student_says_to_run_distill(tmp_path):

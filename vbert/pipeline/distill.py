@@ -265,6 +265,10 @@ def distill(job: DistillJob) -> dict:
         split: data["score"](data["labels"][split], teacher_predictions[split])["f1"] for split in ("eval", "test")
     }
     selection = read_selection(job.teacher_dir)
+    f1 = lambda g, p: data["score"](g, p)["f1"]  # noqa: E731
+    with computing_in(job.training.mixed_precision):
+        student_eval = kept_student_predictions(job, teacher, teacher_config, layers, data, best_seed, "eval")
+    eval_difference = paired_bootstrap(data["labels"]["eval"], [student_eval], [teacher_predictions["eval"]], f1)
     distilled = {
         "student_layers": layers,
         "seed": best_seed,
@@ -273,9 +277,9 @@ def distill(job: DistillJob) -> dict:
         "test_f1": kept[best_seed]["test_f1"],
         "teacher_eval_f1": teacher_scores["eval"],
         "teacher_test_f1": teacher_scores["test"],
+        "eval_minus_teacher": {k: eval_difference[k] for k in ("difference", "ci95")},
     }
     _write_best(job, student_config, best_seed, {**selection, "distilled": distilled})
-    f1 = lambda g, p: data["score"](g, p)["f1"]  # noqa: E731
     test_rows = data["rows"]["test"]
     teacher_flops = mean_flops(teacher_config, test_rows, data["num_labels"])
     student_flops = mean_flops(student_config, test_rows, data["num_labels"])
@@ -292,6 +296,7 @@ def distill(job: DistillJob) -> dict:
         "student_eval_f1": spread([kept[s]["eval_f1"] for s in job.seeds]),
         "teacher_test_f1": round(teacher_scores["test"], 6),
         "teacher_eval_f1": round(teacher_scores["eval"], 6),
+        "student_minus_teacher_eval": eval_difference,
         "student_minus_teacher": paired_bootstrap(
             data["labels"]["test"],
             [np.load(job.out_dir / "seeds" / f"seed-{s}" / "test_predictions.npy") for s in job.seeds],
@@ -305,6 +310,15 @@ def distill(job: DistillJob) -> dict:
         "flops_ratio": round(teacher_flops / student_flops, 2),
         "mean_test_length": round(float(np.mean([len(row.ids) for row in test_rows])), 1),
     }
+
+
+def kept_student_predictions(job: DistillJob, teacher, teacher_config, layers, data: dict, seed: int, split: str):
+    """The class predictions on `split` of the student that seed `seed` kept (its best eval epoch's weights)."""
+    from vbert.model.checkpoints import restore_checkpoint
+
+    student, _ = student_from_teacher(teacher, teacher_config, layers, data["num_labels"])
+    restore_checkpoint(job.out_dir / "seeds" / f"seed-{seed}", student)
+    return predict(student, data["rows"][split], job.training.eval_batch_size)
 
 
 def _write_best(job: DistillJob, config: BertConfig, seed: int, selection: dict) -> None:

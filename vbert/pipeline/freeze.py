@@ -34,8 +34,10 @@ class FreezeJob:
     out_dir: Path  # served models' base: <out>/<model_name>/<version>/
     hf_dir: Path
     teacher_out_dir: Path  # the teacher's SavedModel base (the bench's "paper's way" model)
-    ship: str = knob.choice(SHIP, "auto: the student when its eval F1 is within max_eval_f1_drop of its teacher's")
-    max_eval_f1_drop: float = knob.probability("auto: the most eval F1 the student may lose")
+    ship: str = knob.choice(
+        SHIP, "auto: the student when its eval F1 is, beyond the eval split's noise, at most max_eval_f1_drop worse"
+    )
+    max_eval_f1_drop: float = knob.probability("auto: the most eval F1 the student may lose (95% interval's low end)")
     model_name: str = knob.text("TF-Serving layout: models/serving/<model_name>/<version>/", empty=False)
     version: int = knob.integer("the version folder", min=1)
 
@@ -56,8 +58,9 @@ def run_freeze(job: FreezeJob) -> dict:
 
 
 def choose_shipped(ship: str, teacher_dir: Path, student_dir: Path, max_eval_f1_drop: float) -> tuple[Path, dict]:
-    """The folder to ship and why: `teacher`, `student`, or `auto` (the student when its eval F1 is within
-    `max_eval_f1_drop` of its teacher's, as the distill stage measured them)."""
+    """The folder to ship and why: `teacher`, `student`, or `auto`: the student when the paired-bootstrap 95%
+    interval of its eval F1 minus its teacher's (the distill stage's) lies above -max_eval_f1_drop, so that a
+    student ships only when it is, beyond the noise of the eval split, at most that much worse."""
     if ship == "teacher":
         return teacher_dir, {"shipped": "teacher", "why": "freeze.ship: teacher"}
     if not (student_dir / SELECTION_FILE).exists():
@@ -67,10 +70,15 @@ def choose_shipped(ship: str, teacher_dir: Path, student_dir: Path, max_eval_f1_
     distilled = read_selection(student_dir)["distilled"]
     if ship == "student":
         return student_dir, {"shipped": "student", "why": "freeze.ship: student"}
-    drop = distilled["teacher_eval_f1"] - distilled["eval_f1"]
-    chosen = "student" if drop <= max_eval_f1_drop else "teacher"
-    why = f"auto: student eval F1 {distilled['eval_f1']:.4f}, teacher {distilled['teacher_eval_f1']:.4f}"
-    why += f" (drop {drop:+.4f}, allowed {max_eval_f1_drop})"
+    if "eval_minus_teacher" not in distilled:
+        raise InputError(f"{student_dir / SELECTION_FILE}: made by an older distill stage; run it again")
+    difference, (low, high) = distilled["eval_minus_teacher"]["difference"], distilled["eval_minus_teacher"]["ci95"]
+    chosen = "student" if low >= -max_eval_f1_drop else "teacher"
+    why = (
+        f"auto: student eval F1 {distilled['eval_f1']:.4f}, teacher {distilled['teacher_eval_f1']:.4f}; difference "
+        f"{difference:+.4f}, 95% interval [{low:+.4f}, {high:+.4f}] {'within' if chosen == 'student' else 'past'} "
+        f"the allowed drop of {max_eval_f1_drop}"
+    )
     return (student_dir if chosen == "student" else teacher_dir), {"shipped": chosen, "why": why}
 
 
