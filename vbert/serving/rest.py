@@ -9,7 +9,8 @@
 
 Every error is `{"error": "..."}` with its status (routing's 404, 405 and 422 included), 503 and 504 with
 `Retry-After`. Bodies are read with a size limit (after gzip decoding too) and a time limit; parsing, tokenising and
-serialising run in worker threads, so a large request never holds up the event loop (nor `/healthz`).
+serialising run in worker threads, so a large request never holds up the event loop (nor `/healthz`); work of a few
+kilobytes runs on the loop itself, where a hand-off would cost more than the work (`off_loop`).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from starlette.requests import ClientDisconnect
 from vbert.model.export import OUTPUT_NAMES
 from vbert.serving.errors import Code, ServingError, invalid
 from vbert.serving.metrics import Metrics
-from vbert.serving.model_server import ModelServer, Prediction, check_signature
+from vbert.serving.model_server import ModelServer, Prediction, check_signature, off_loop
 from vbert.serving.timing import begin, span
 
 log = logging.getLogger(__name__)
@@ -175,7 +176,7 @@ async def read_json(request: Request) -> dict:
     with span("read"):
         body = await read_body(request)
     with span("parse"):
-        return await asyncio.to_thread(parse_json, body)
+        return await off_loop(len(body), parse_json, body)
 
 
 async def unless_disconnected(request: Request, work):
@@ -197,9 +198,10 @@ async def _disconnected(request: Request) -> None:
         pass
 
 
-async def json_response(content: dict, status: int = 200) -> Response:
+async def json_response(content: dict, status: int = 200, numbers: int = 0) -> Response:
+    """`content` as JSON; serialised off the event loop unless it holds few `numbers` (each ~20 bytes of JSON)."""
     with span("respond"):
-        body = await asyncio.to_thread(lambda: json.dumps(content).encode())
+        body = await off_loop(numbers * 20, lambda: json.dumps(content).encode())
     return Response(body, status_code=status, media_type="application/json")
 
 
@@ -265,7 +267,8 @@ async def _predict(request: Request, name: str, version: str | None) -> Response
     request.state.rows = len(next(iter(inputs.values()), []) or [])
     prediction = await unless_disconnected(request, server(request).predict(name, _version(version), inputs))
     request.app.state.metrics.truncated.labels(name).inc(len(prediction.truncated))
-    return await json_response(predict_body(prediction, columnar))
+    numbers = sum(v.size for v in prediction.outputs.values())
+    return await json_response(predict_body(prediction, columnar), numbers=numbers)
 
 
 @router.post(
@@ -305,7 +308,7 @@ async def classify_text(name: str, request: Request) -> Response:
     prediction = await unless_disconnected(request, server(request).classify(name, texts))
     labels = server(request).version(name, None).model.config.labels
     request.app.state.metrics.truncated.labels(name).inc(len(prediction.truncated))
-    return await json_response(classify_body(prediction, labels))
+    return await json_response(classify_body(prediction, labels), numbers=prediction.outputs["probabilities"].size)
 
 
 def classify_body(prediction: Prediction, labels: list[str]) -> dict:
