@@ -166,6 +166,45 @@ def test_a_megabyte_text_of_any_kind_is_answered_in_about_a_kilobytes_time(serve
     assert time_ratio(classify, kind) < 20
 
 
+def test_four_adversarial_megabytes_at_once_leave_short_requests_their_latency(servers):
+    """Per-request work is bounded: while 4 clients keep sending megabyte texts of the worst kinds, a short text's
+    median latency stays within a small multiple of its median alone (on 2 cores they share the CPU)."""
+    from tests.adversarial import adversarial
+
+    url = f"{servers['openvino'].url}/v1/models/vbert:classify_text"
+    short = json.dumps({"texts": ["simple puzzle game with falling blocks"]}).encode()
+
+    def median_short(count: int = 20) -> float:
+        times = []
+        for _ in range(count):
+            started = time.perf_counter()
+            assert call(url, short)[0] == 200
+            times.append(time.perf_counter() - started)
+        return float(np.median(times))
+
+    alone = median_short()
+    kinds = ["spaces then a word", "letter and space", "stop and space", "combining marks"]
+    bodies = [json.dumps({"texts": [adversarial(kind, 1 << 20)]}, ensure_ascii=False).encode() for kind in kinds]
+    stop, answered = threading.Event(), []
+
+    def hammer(body: bytes) -> None:
+        while not stop.is_set():
+            answered.append(call(url, body, timeout=60)[0])
+
+    threads = [threading.Thread(target=hammer, args=(body,), daemon=True) for body in bodies]
+    for thread in threads:
+        thread.start()
+    try:
+        time.sleep(0.5)
+        beside = median_short()
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(60)
+    assert answered and set(answered) == {200}
+    assert beside / alone < 5, f"short median {beside * 1000:.1f} ms beside them, {alone * 1000:.1f} ms alone"
+
+
 def test_concurrent_requests_are_batched(servers):
     url = servers["openvino"].url
     body = columns(random_inputs(1, 12, 30522, seed=3))
