@@ -39,33 +39,6 @@ def test_an_openvino_model_is_warmed_up_on_every_bucket(tmp_path):
     assert np.isclose(model.backend.predict(ids)["probabilities"].sum(), 1.0, atol=1e-5)
 
 
-def test_reused_infer_requests_give_a_fresh_requests_answers_whatever_the_shapes_and_threads(tmp_path):
-    from concurrent.futures import ThreadPoolExecutor
-
-    from vbert.model.export import random_inputs
-
-    version = tiny_pipeline_models(tmp_path, ["admin", "net"]) / "ir" / "vbert" / "1"
-    backend = load_version("openvino", version).backend
-    shapes = [(1, 16), (4, 32), (1, 16), (2, 8), (4, 32), (3, 24)] * 3
-    inputs = [random_inputs(rows, width, 30522, seed=i) for i, (rows, width) in enumerate(shapes)]
-
-    def fresh(features):
-        results = backend.compiled.create_infer_request().infer(features)
-        return {o.get_any_name(): np.array(results[o]) for o in backend.compiled.outputs}["probabilities"]
-
-    expected = [fresh(x) for x in inputs]
-    answers = [backend.predict(x)["probabilities"] for x in inputs]  # one request, reused, shapes changing
-    kept = [a.copy() for a in answers]
-    for got, want in zip(answers, expected, strict=True):
-        np.testing.assert_array_equal(got, want)
-    with ThreadPoolExecutor(4) as pool:  # concurrent callers: a request each
-        concurrent = list(pool.map(lambda x: backend.predict(x)["probabilities"], inputs))
-    for got, want in zip(concurrent, expected, strict=True):
-        np.testing.assert_array_equal(got, want)
-    for got, was in zip(answers, kept, strict=True):  # earlier answers untouched by later inferences
-        np.testing.assert_array_equal(got, was)
-
-
 def test_a_version_folder_that_is_not_a_model_ends_in_one_line_not_a_traceback(tmp_path):
     import subprocess
     import sys

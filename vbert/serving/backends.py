@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import queue
 import time
 import urllib.request
 from dataclasses import dataclass
@@ -116,9 +115,7 @@ def load_version(
 
 
 class OpenVINOBackend:
-    """An IR compiled for this CPU with the LATENCY hint and its precision's compile hints. Infer requests are
-    kept and reused (one per concurrent caller): a request's first inference allocates its buffers, which costs
-    about 15% of a small model's call; outputs are copied out, so a reused request never changes an answer."""
+    """An IR compiled for this CPU with the LATENCY hint and its precision's compile hints."""
 
     def __init__(self, xml: Path, compile_config: dict[str, str], precision: str, threads: int = 0):
         import openvino as ov
@@ -128,7 +125,6 @@ class OpenVINOBackend:
             config["INFERENCE_NUM_THREADS"] = threads
         self.compiled = ov.Core().compile_model(str(xml), "CPU", config)
         self.precision = precision
-        self._idle_requests: queue.SimpleQueue = queue.SimpleQueue()
 
     @classmethod
     def from_version(cls, version_dir: Path, threads: int = 0) -> OpenVINOBackend:
@@ -139,14 +135,8 @@ class OpenVINOBackend:
         return cls(model_xml(version_dir), settings.compile_config, settings.precision, threads)
 
     def predict(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        try:
-            request = self._idle_requests.get_nowait()
-        except queue.Empty:
-            request = self.compiled.create_infer_request()
-        try:
-            results = request.infer(inputs, share_outputs=False)  # copies: the request's tensors are reused
-        finally:
-            self._idle_requests.put(request)
+        request = self.compiled.create_infer_request()
+        results = request.infer(inputs)
         by_name = {output.get_any_name(): results[output] for output in self.compiled.outputs}
         return {name: np.asarray(by_name[name], np.float32) for name in OUTPUTS}
 
