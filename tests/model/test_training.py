@@ -12,6 +12,8 @@ from vbert.model.classifier import predict
 from vbert.model.training import Scored, TrainingSchedule, best_epoch, train_classifier
 from vbert.text.encoding import Row
 
+pytestmark = pytest.mark.xdist_group("heavy")  # trains a (tiny) BERT: not in make test-fast
+
 SCHEDULE = TrainingSchedule(
     epochs=4, learning_rate=1e-3, train_batch_size=4, eval_batch_size=8, warmup_proportion=0.1, mixed_precision="fp32"
 )
