@@ -37,6 +37,7 @@ from vbert.model.export import latest_version  # noqa: E402
 from vbert.serving.batching import padded_length, stack_padded  # noqa: E402
 from vbert.serving.client import RestClient  # noqa: E402
 from vbert.serving.launcher import running_server  # noqa: E402
+from vbert.serving.timing import parse_header  # noqa: E402
 from vbert.text.tasks import read_split  # noqa: E402
 
 log = logging.getLogger("benchmark")
@@ -81,8 +82,7 @@ def keep_alive(url: str, model: str, texts: list[str]) -> tuple[list[float], lis
         response = connection.getresponse()
         response.read()
         seconds.append(time.perf_counter() - started)
-        header = response.getheader("Server-Timing") or ""
-        spans.append({k: float(v) / 1000 for k, v in (p.strip().split(";dur=") for p in header.split(",") if p)})
+        spans.append({k: ms / 1000 for k, ms in parse_header(response.getheader("Server-Timing") or "").items()})
     connection.close()
     return seconds[1:], spans[1:]
 

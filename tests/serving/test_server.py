@@ -46,8 +46,9 @@ def call(url: str, body: bytes | dict | None = None, timeout: float = 60, header
 
 def server_timing(headers) -> dict[str, float]:
     """The Server-Timing header as {span: milliseconds}, in its order."""
-    spans = [part.strip().split(";dur=") for part in headers["Server-Timing"].split(",")]
-    return {name: float(ms) for name, ms in spans}
+    from vbert.serving.timing import parse_header
+
+    return parse_header(headers["Server-Timing"])
 
 
 def columns(inputs: dict) -> dict:

@@ -81,7 +81,7 @@ class _Job:
 
     def started(self, now: float) -> None:
         """Its rows go into a batch now: the first time, its wait is its `queue` span."""
-        if self.timings is not None and not self.served and "queue" not in self.timings.spans:
+        if self.timings is not None and "queue" not in self.timings.spans:
             self.timings.add("queue", now - self.arrived)
 
     def computed(self, model_seconds: float, seconds: float) -> None:

@@ -45,6 +45,12 @@ class Timings:
         return ", ".join(f"{name};dur={ms:.2f}" for name, ms in self.milliseconds().items())
 
 
+def parse_header(value: str) -> dict[str, float]:
+    """A Server-Timing header's spans as {name: milliseconds}, in its order (what `Timings.header` writes)."""
+    spans = (part.strip().split(";dur=") for part in value.split(",") if part.strip())
+    return {name: float(ms) for name, ms in spans}
+
+
 def begin() -> Timings:
     """Keep the spans of the request this task serves."""
     timings = Timings()
