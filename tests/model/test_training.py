@@ -81,3 +81,60 @@ def test_the_weights_written_are_the_kept_epochs(tmp_path):
 
 def test_updates_count_every_epochs_batches():
     assert SCHEDULE.updates(12) == 4 * 3 and SCHEDULE.updates(13) == 4 * 4
+
+
+def masked_lm_loss_on(pretrainer, rows: list[Row], masking, special) -> float:
+    from vbert.data.task_adaptive import masked_features
+    from vbert.model.bert import masked_lm_loss
+
+    features = masked_features(rows, masking, special, np.random.default_rng(99))
+    logits, _ = pretrainer(features, training=False)
+    return float(masked_lm_loss(features, logits))
+
+
+@pytest.mark.parametrize("weight", [0.0, 1.0])
+def test_end_task_aware_training_adds_the_masked_lm_loss_of_the_train_texts(tmp_path, weight):
+    """With masked_lm, each update also lowers the masked-LM loss on the (masked) train texts through the MLM head
+    that shares the classifier's encoder; without it (weight 0 here) the head is not trained at all. The folder
+    keeps the classifier's weights only, in the format plain fine-tuning writes."""
+    from vbert.data.instances import SpecialIds
+    from vbert.data.task_adaptive import task_masking
+    from vbert.model.bert import build_pretrainer
+    from vbert.model.training import MaskedLm
+
+    keras.utils.set_random_seed(0)
+    config = BertConfig(vocab_size=1200, max_position_embeddings=16, **TINY_BERT)
+    pretrainer = build_pretrainer(config)
+    model = build_classifier(config, 2, pretrainer.backbone)
+    rows = {"train": tiny_rows(12, 0), "eval": tiny_rows(6, 1), "test": tiny_rows(5, 2)}
+    labels = {split: np.arange(len(r), dtype=np.int32) % 2 for split, r in rows.items()}
+    special = SpecialIds(101, 102, 103, 1200, tuple(False for _ in range(1200)))
+    masking = task_masking(16)
+    head = pretrainer.pretraining_heads.transform.kernel
+    head_before = np.array(head)
+    loss_before = masked_lm_loss_on(pretrainer, rows["train"], masking, special)
+    schedule = TrainingSchedule(**{**SCHEDULE.__dict__, "epochs": 3, "learning_rate": 0.05})
+    train_classifier(
+        model,
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        rows["train"],
+        labels["train"],
+        Scored(rows, labels, scripted([0.5, 0.6, 0.7])),
+        schedule,
+        0,
+        tmp_path,
+        name="t",
+        masked_lm=MaskedLm(pretrainer, weight, masking, special) if weight else None,
+    )
+    loss_after = masked_lm_loss_on(pretrainer, rows["train"], masking, special)
+    if weight:
+        assert not np.allclose(np.array(head), head_before)
+        assert loss_after < loss_before - 0.5, (loss_before, loss_after)
+    else:
+        np.testing.assert_array_equal(np.array(head), head_before)
+    saved = set(np.load(tmp_path / "variables.npz").files)
+    plain = build_classifier(config, 2)
+    from vbert.model.checkpoints import restore_checkpoint
+
+    restore_checkpoint(tmp_path, plain)  # a plain classifier reads it: nothing of the MLM head in the format
+    assert saved and np.load(tmp_path / "test_predictions.npy").shape == (5,)

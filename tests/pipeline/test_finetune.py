@@ -122,6 +122,25 @@ def test_the_reference_alone_makes_a_teacher_without_a_comparison(pretrained, tm
     assert (tmp_path / "ft" / "best" / "variables.npz").exists()
 
 
+def test_end_task_aware_twins_are_adapted_arms_compared_with_the_reference(pretrained, tmp_path):
+    """end_task_aware_weight > 0: the reference gets a twin reference+mlm, fine-tuned with the masked-LM loss (its
+    own settings, so the plain reference is not re-run), and it counts as an adapted arm against the reference."""
+    job = finetune_job(pretrained, tmp_path / "ft", epochs=1, seeds=(3,), checkpoints="reference")
+    plain = run_sweep(job)
+    done = tmp_path / "ft/cells/reference/seed-3/done.json"
+    stamp = done.stat().st_mtime_ns
+    result = run_sweep(replace(job, end_task_aware_weight=0.5))
+    assert done.stat().st_mtime_ns == stamp  # the plain reference was kept
+    assert [r["cell"] for r in result["rows"]] == ["reference", "reference+mlm"]
+    settings = json.loads((tmp_path / "ft/cells/reference+mlm/seed-3/settings.json").read_text())
+    assert settings["masked_lm_weight"] == 0.5
+    metrics = result["metrics"]
+    assert metrics["cells"] == 2 and metrics["domain_pretraining"]["cell"] == "reference+mlm"
+    assert metrics["no_domain_pretraining"]["test_f1"] == plain["metrics"]["no_domain_pretraining"]["test_f1"]
+    twin = np.load(tmp_path / "ft/cells/reference+mlm/seed-3/test_predictions.npy")
+    assert twin.shape == (40,) and "difference" in metrics
+
+
 def test_best_epochs_take_the_first_of_equal_eval_scores():
     rows = [
         {"cell": "a", "seed": 1, "epoch": 1, "eval_f1": 0.5},

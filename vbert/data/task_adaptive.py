@@ -33,41 +33,55 @@ def special_ids(vocab_dir: Path) -> SpecialIds:
     return SpecialIds.from_vocab(load_vocab(tokenizer_files(vocab_dir)[0]))
 
 
+def task_masking(max_seq_length: int) -> InstanceConfig:
+    """BERT's masking for task texts outside a pretraining phase (end-task-aware fine-tuning): 15% of the pieces,
+    whole words together, at most 15% of `max_seq_length` predictions per text (Google's 20 of 128)."""
+    return InstanceConfig(
+        max_seq_length=max_seq_length,
+        max_predictions_per_seq=max(1, -(-15 * max_seq_length // 100)),
+        masked_lm_prob=0.15,
+        short_seq_prob=0.0,
+        dupe_factor=1,
+        do_whole_word_mask=True,
+        exact_google_rng=False,
+    )
+
+
+def masked_features(
+    rows: list[Row], config: InstanceConfig, special: SpecialIds, generator: np.random.Generator
+) -> dict[str, np.ndarray]:
+    """`rows` masked anew (Google's rule, `vbert.data.masking.mask_batch`) and padded to the longest of them: the
+    pretrainer's features (input_ids masked, input_mask, segment_ids, masked_lm_positions/ids/weights)."""
+    lengths = np.fromiter((len(row.ids) for row in rows), np.int64, len(rows))
+    width = int(lengths.max())
+    first = np.fromiter((row.first_segment for row in rows), np.int64, len(rows))
+    unmasked = UnmaskedBatch(pack_rows([row.ids for row in rows], width), lengths, first, np.zeros(len(rows), bool))
+    masked = mask_batch(unmasked, config, special, generator)
+    column = np.arange(width)[None, :]
+    slots = np.arange(config.max_predictions_per_seq)[None, :]
+    real = column < lengths[:, None]
+    return {
+        "input_ids": masked.input_ids.astype(np.int32, copy=False),
+        "input_mask": real.astype(np.int32),
+        "segment_ids": ((column >= first[:, None]) & real).astype(np.int32),
+        "masked_lm_positions": masked.masked_lm_positions.astype(np.int32, copy=False),
+        "masked_lm_ids": masked.masked_lm_ids.astype(np.int32, copy=False),
+        "masked_lm_weights": (slots < masked.masked_counts[:, None]).astype(np.float32),
+    }
+
+
 def epoch_batches(
     rows: list[Row], config: InstanceConfig, special: SpecialIds, batch_size: int, seed: int, epoch: int
 ) -> list[dict[str, np.ndarray]]:
     """One epoch of masked-LM batches over `rows`: every row masked anew (the draw depends on `seed` and `epoch`
     only), batches of similar lengths in a random order, each padded to its longest row."""
     generator = np.random.default_rng([seed, epoch])
-    lengths = np.fromiter((len(row.ids) for row in rows), np.int64, len(rows))
-    width = int(lengths.max())
-    unmasked = UnmaskedBatch(
-        input_ids=pack_rows([row.ids for row in rows], width),
-        lengths=lengths,
-        first_segment=np.fromiter((row.first_segment for row in rows), np.int64, len(rows)),
-        is_random_next=np.zeros(len(rows), bool),
-    )
-    masked = mask_batch(unmasked, config, special, generator)
-    column = np.arange(width)[None, :]
-    slots = np.arange(config.max_predictions_per_seq)[None, :]
-    batches = []
-    for batch in length_grouped_batches(lengths.tolist(), batch_size, generator):
-        longest = int(lengths[batch].max())
-        own = lengths[batch][:, None]
-        batches.append(
-            {
-                "input_ids": masked.input_ids[batch, :longest],
-                "input_mask": (column[:, :longest] < own).astype(np.int32),
-                "segment_ids": (
-                    (column[:, :longest] >= unmasked.first_segment[batch][:, None]) & (column[:, :longest] < own)
-                ).astype(np.int32),
-                "masked_lm_positions": masked.masked_lm_positions[batch],
-                "masked_lm_ids": masked.masked_lm_ids[batch],
-                "masked_lm_weights": (slots < masked.masked_counts[batch][:, None]).astype(np.float32),
-                "next_sentence_labels": np.zeros((len(batch), 1), np.int32),
-            }
-        )
-    return batches
+    batches = length_grouped_batches([len(row.ids) for row in rows], batch_size, generator)
+    return [
+        masked_features([rows[i] for i in batch], config, special, generator)
+        | {"next_sentence_labels": np.zeros((len(batch), 1), np.int32)}
+        for batch in batches
+    ]
 
 
 def batches_per_epoch(rows: int, batch_size: int) -> int:

@@ -205,6 +205,15 @@ def build_pretraining_heads(config: BertConfig, backbone) -> PretrainingHeads:
     return heads
 
 
+def masked_lm_loss(features: dict, mlm_logits):
+    """The mean cross-entropy of the masked positions' predictions (padding slots weigh 0), in float32."""
+    weights = features["masked_lm_weights"]
+    per_position = keras.losses.sparse_categorical_crossentropy(
+        features["masked_lm_ids"], keras.ops.cast(mlm_logits, "float32"), from_logits=True
+    )
+    return keras.ops.sum(per_position * weights) / (keras.ops.sum(weights) + 1e-5)
+
+
 PRETRAINING_METRICS = ("loss", "masked_lm_loss", "masked_lm_accuracy", "next_sentence_loss", "next_sentence_accuracy")
 
 
@@ -261,10 +270,7 @@ class BertPretrainer(keras.Model):
         mlm_logits, nsp_logits = self(features, training=training)
         mlm_logits, nsp_logits = keras.ops.cast(mlm_logits, "float32"), keras.ops.cast(nsp_logits, "float32")
         weights = features["masked_lm_weights"]
-        mlm_per_position = keras.losses.sparse_categorical_crossentropy(
-            features["masked_lm_ids"], mlm_logits, from_logits=True
-        )
-        mlm_loss = keras.ops.sum(mlm_per_position * weights) / (keras.ops.sum(weights) + 1e-5)
+        mlm_loss = masked_lm_loss(features, mlm_logits)
         nsp_labels = features["next_sentence_labels"][:, 0]
         nsp_loss = keras.ops.mean(
             keras.losses.sparse_categorical_crossentropy(nsp_labels, nsp_logits, from_logits=True)
@@ -344,6 +350,48 @@ def build_classifier(config: BertConfig, num_labels: int, backbone=None):
     # float32 logits whatever the compute dtype: the loss and the served probabilities need the precision
     logits = keras.layers.Dense(num_labels, kernel_initializer=initializer, dtype="float32", name="classifier")(pooled)
     return keras.Model(inputs, logits, name="bert_classifier")
+
+
+MASKED_PREFIX = "masked_"  # EndTaskAware's batches: the masked copy's features, e.g. masked_input_ids
+
+
+class EndTaskAware(keras.Model):
+    """Fine-tuning with the masked-LM loss of the task's own texts added (end-task-aware training, Dery et al. 2022,
+    with a fixed weight): each update minimises the task loss on a batch + `weight` x the masked-LM loss of the same
+    texts masked (features named `MASKED_PREFIX` + the pretrainer's). `classifier` and `pretrainer` share their
+    encoder; the classifier is what is kept and served, the MLM head only helps training."""
+
+    def __init__(self, classifier, pretrainer: BertPretrainer, task_loss, weight: float, **kwargs):
+        super().__init__(**kwargs)
+        self.classifier, self.pretrainer = classifier, pretrainer
+        self.task_loss, self.weight = task_loss, weight
+        self.tracked = {name: keras.metrics.Mean(name=name) for name in ("loss", "task_loss", "masked_lm_loss")}
+
+    @property
+    def metrics(self):
+        return list(self.tracked.values())
+
+    def call(self, features, training=False):
+        return self.classifier({name: features[name] for name in INPUT_NAMES}, training=training)
+
+    def train_step(self, data):
+        features, targets = data
+        masked = {name[len(MASKED_PREFIX) :]: v for name, v in features.items() if name.startswith(MASKED_PREFIX)}
+        seen, variables = set(), []
+        for variable in self.classifier.trainable_variables + self.pretrainer.trainable_variables:
+            if id(variable) not in seen:  # the shared encoder's variables once
+                seen.add(id(variable))
+                variables.append(variable)
+        with tf.GradientTape() as tape:
+            task = self.task_loss(targets, self(features, training=True))
+            mlm_logits, _ = self.pretrainer(masked, training=True)
+            mlm = masked_lm_loss(masked, mlm_logits)
+            loss = task + self.weight * mlm
+        gradients = tape.gradient(loss, variables)
+        self.optimizer.apply_gradients([(g, v) for g, v in zip(gradients, variables, strict=True) if g is not None])
+        for name, value in (("loss", loss), ("task_loss", task), ("masked_lm_loss", mlm)):
+            self.tracked[name].update_state(value)
+        return {name: metric.result() for name, metric in self.tracked.items()}
 
 
 def classifier_flops(config: BertConfig, seq_len: int, num_labels: int) -> int:

@@ -78,11 +78,13 @@ def padded(rows: list[Row], indices: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def batches_dataset(batches: list, target_spec):
-    """A tf.data.Dataset of (features, targets) batches of any width, from a list of them; `target_spec` is the
-    targets' tf.TensorSpec."""
+    """A tf.data.Dataset of (features, targets) batches of any width, from a non-empty list of them (the features'
+    names and dtypes are the first batch's); `target_spec` is the targets' tf.TensorSpec."""
     import tensorflow as tf
 
-    spec = ({k: tf.TensorSpec((None, None), tf.int32) for k in FEATURES}, target_spec)
+    first = batches[0][0]
+    features = {k: tf.TensorSpec((None,) * v.ndim, tf.as_dtype(v.dtype)) for k, v in first.items()}
+    spec = (features, target_spec)
     return tf.data.Dataset.from_generator(lambda: iter(batches), output_signature=spec)
 
 

@@ -3,6 +3,7 @@
     model.compile(optimizer=warm-up then linear decay over every update, loss=the stage's)
     for epoch in 1..epochs:
         one pass over the train rows in batches of similar lengths (each padded to its longest), re-drawn each epoch
+        (end-task-aware: each batch also masked anew, its masked-LM loss added with a weight)
         score eval and test; keep the weights and test predictions of the epoch with the best eval F1
         stop after `patience` epochs without a better eval F1
 
@@ -50,6 +51,17 @@ class TrainingSchedule:
 
 
 @dataclass(frozen=True)
+class MaskedLm:
+    """End-task-aware training (`vbert.model.bert.EndTaskAware`): the pretrainer whose encoder the classifier shares
+    (its MLM head), the weight of its loss, and how the train texts are masked."""
+
+    pretrainer: object
+    weight: float
+    masking: object  # vbert.data.instances.InstanceConfig
+    special: object  # vbert.data.instances.SpecialIds
+
+
+@dataclass(frozen=True)
 class Scored:
     """The rows scored after every epoch: eval (which chooses the epoch) and test (reported, never chosen on)."""
 
@@ -72,17 +84,24 @@ def train_classifier(
     patience: int | None = None,
     jit_compile: bool = False,
     show_progress: bool = True,
+    masked_lm: MaskedLm | None = None,
 ) -> list[dict]:
     """Train `model` on `train_rows` against `targets` (a row per text) with `loss`; after each epoch score eval and
     test; write the best eval epoch's weights (variables.npz) and test predictions (test_predictions.npy) to `out`;
-    stop after `patience` epochs without a better eval F1 (None: run every epoch). Returns a row per epoch: epoch,
-    train_seconds, train_examples_per_second, and every eval_* and test_* score."""
+    stop after `patience` epochs without a better eval F1 (None: run every epoch); with `masked_lm`, train on the
+    task loss plus its weighted masked-LM loss. Returns a row per epoch: epoch, train_seconds,
+    train_examples_per_second, and every eval_* and test_* score."""
     import tensorflow as tf
 
     from vbert.model.optimization import make_optimizer
 
     updates = schedule.updates(len(train_rows))
-    model.compile(
+    trained = model
+    if masked_lm is not None:
+        from vbert.model.bert import EndTaskAware
+
+        trained = EndTaskAware(model, masked_lm.pretrainer, loss, masked_lm.weight)
+    trained.compile(
         optimizer=make_optimizer(schedule.learning_rate, updates, int(updates * schedule.warmup_proportion)),
         loss=loss,
         jit_compile=jit_compile,
@@ -95,8 +114,11 @@ def train_classifier(
         started = time.perf_counter()
         batches = length_grouped_batches(lengths, schedule.train_batch_size, rng)
         progress = examples_progress(f"{name} epoch {epoch}", [len(b) for b in batches], show_progress)
-        dataset = batches_dataset([(padded(train_rows, b), targets[b]) for b in batches], target_spec)
-        model.fit(dataset, epochs=1, verbose=0, callbacks=[progress])
+        features = [padded(train_rows, b) for b in batches]
+        if masked_lm is not None:
+            features = [f | _masked_copy(train_rows, b, masked_lm, rng) for f, b in zip(features, batches, strict=True)]
+        dataset = batches_dataset(list(zip(features, (targets[b] for b in batches), strict=True)), target_spec)
+        trained.fit(dataset, epochs=1, verbose=0, callbacks=[progress])
         seconds = time.perf_counter() - started
         row = {
             "epoch": epoch,
@@ -125,6 +147,15 @@ def train_classifier(
             if patience is not None and waited >= patience:
                 break
     return history
+
+
+def _masked_copy(rows: list[Row], batch: np.ndarray, masked_lm: MaskedLm, rng: np.random.Generator) -> dict:
+    """The batch's texts masked anew, as the features `EndTaskAware` reads (prefixed `masked_`)."""
+    from vbert.data.task_adaptive import masked_features
+    from vbert.model.bert import MASKED_PREFIX
+
+    masked = masked_features([rows[i] for i in batch], masked_lm.masking, masked_lm.special, rng)
+    return {MASKED_PREFIX + name: value for name, value in masked.items()}
 
 
 def best_epoch(history: list[dict]) -> dict:

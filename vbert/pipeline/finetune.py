@@ -2,10 +2,11 @@
 
 Cells: the reference (the starting model with the default vocabulary and no domain pretraining: the "did all this
 help?" arm), then every pretraining checkpoint (`checkpoints: all`), each phase's last (`last`), or none
-(`reference`: the starting model alone, e.g. a teacher for the distill stage). Every cell is
-fine-tuned once per seed for up to `epochs` epochs, with early stopping on eval F1 after `patience` epochs without
-gain; the epoch kept is the one with the best eval F1. A finished run leaves `cells/<cell>/seed-<seed>/done.json`
-and is not recomputed; runs can go in parallel processes.
+(`reference`: the starting model alone, e.g. a teacher for the distill stage); with `end_task_aware_weight`,
+each of them also has a twin `<cell>+mlm` fine-tuned with the masked-LM loss of the train texts added (end-task-aware
+training). Every cell is fine-tuned once per seed for up to `epochs` epochs, with early stopping on eval F1 after
+`patience` epochs without gain; the epoch kept is the one with the best eval F1. A finished run leaves
+`cells/<cell>/seed-<seed>/done.json` and is not recomputed; runs can go in parallel processes.
 
 Training batches hold texts of similar lengths padded to their longest (not to max_seq_length), in bfloat16 where
 the hardware has it (`mixed_precision`). The report: each cell's test F1 over seeds (mean, spread), the majority
@@ -44,6 +45,7 @@ from vbert.text.tokenization import load_tokenizer
 log = logging.getLogger(__name__)
 
 CHECKPOINTS = ("all", "last", "reference")
+END_TASK_AWARE = "+mlm"  # the twin of a cell fine-tuned with the masked-LM loss added: reference+mlm
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,11 @@ class FinetuneJob:
     seeds: tuple[int, ...] = knob.integers("each cell is fine-tuned once per seed", min=0, distinct=True)
     training: TrainingSchedule = knob.nested()  # epochs, learning_rate, batch sizes, warm-up, mixed_precision
     patience: int = knob.integer("early stopping: epochs without a better eval F1", min=1)
+    end_task_aware_weight: float = knob.number(
+        "> 0: beside every cell a twin (<cell>+mlm) fine-tuned with the masked-LM loss of the train texts added at "
+        "this weight (end-task-aware training, Dery et al. 2022); 0: none",
+        min=0,
+    )
     jobs: int = knob.integer("(cell, seed) runs fine-tuned in parallel processes", min=1)
     jit_compile: bool = knob.boolean("XLA (make bench-models measures it)")
 
@@ -89,13 +96,25 @@ def encode_task(tokenizer_dir: Path, task_dir: Path, max_seq_length: int) -> Tas
 
 
 def load_classifier(config: BertConfig, num_labels: int, checkpoint: Path | None):
-    """The classifier on the encoder of a pretraining checkpoint (a fresh encoder when None)."""
+    """The classifier on the encoder of a pretraining checkpoint (a fresh encoder when None), and the pretrainer
+    whose encoder it shares (its MLM head, for end-task-aware training)."""
     from vbert.model.bert import build_classifier, build_pretrainer
 
     pretrainer = build_pretrainer(config)
     if checkpoint is not None:
         restore_checkpoint(checkpoint, pretrainer)
-    return build_classifier(config, num_labels, pretrainer.backbone)
+    return build_classifier(config, num_labels, pretrainer.backbone), pretrainer
+
+
+def with_end_task_aware_twins(job: FinetuneJob, cells: list[Cell]) -> list[Cell]:
+    """The cells, then (end_task_aware_weight > 0) each one's end-task-aware twin."""
+    if not job.end_task_aware_weight:
+        return cells
+    return cells + [cell._replace(name=cell.name + END_TASK_AWARE) for cell in cells]
+
+
+def masked_lm_weight(job: FinetuneJob, cell: Cell) -> float:
+    return job.end_task_aware_weight if cell.name.endswith(END_TASK_AWARE) else 0.0
 
 
 @dataclass
@@ -142,7 +161,11 @@ def finetune_run(run: tuple[Cell, int]) -> list[dict]:
     job = state.job
     out = run_dir(job, cell.name, seed)
     settings = {
-        **job_settings(job, leave_out=("pretrain_dir", "task_dir", "out_dir", "jobs", "seeds", "checkpoints")),
+        **job_settings(
+            job,
+            leave_out=("pretrain_dir", "task_dir", "out_dir", "jobs", "seeds", "checkpoints", "end_task_aware_weight"),
+        ),
+        "masked_lm_weight": masked_lm_weight(job, cell),
         "seed": seed,
         "checkpoint": digest(cell.checkpoint / "variables.npz"),
         "tokenizer": digest(cell.folder / "vocab.txt", cell.folder / "tokenizer_config.json"),
@@ -162,9 +185,16 @@ def _train(job: FinetuneJob, data: TaskData, cell: Cell, seed: int, out: Path) -
     written to `out`. Returns a row per epoch, with the cell's pretraining step."""
     import keras
 
+    from vbert.data.task_adaptive import special_ids, task_masking
+    from vbert.model.training import MaskedLm
+
     keras.utils.set_random_seed(seed)
     config = BertConfig.from_json(cell.folder / "bert_config.json")
-    model = load_classifier(config, len(data.label_names), cell.checkpoint)
+    model, pretrainer = load_classifier(config, len(data.label_names), cell.checkpoint)
+    weight = masked_lm_weight(job, cell)
+    masked_lm = None
+    if weight:
+        masked_lm = MaskedLm(pretrainer, weight, task_masking(job.max_seq_length), special_ids(cell.folder))
     history = train_classifier(
         model,
         keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -178,6 +208,7 @@ def _train(job: FinetuneJob, data: TaskData, cell: Cell, seed: int, out: Path) -
         patience=job.patience,
         jit_compile=job.jit_compile,
         show_progress=job.jobs == 1,
+        masked_lm=masked_lm,
     )
     context = {
         "cell": cell.name,
@@ -229,7 +260,7 @@ def cell_summary(rows: list[dict]) -> list[dict]:
 
 def run_sweep(job: FinetuneJob) -> dict:
     """Fine-tune every (cell, seed); copy the best to `best/`; returns the stage metrics, all rows, the summary."""
-    cells = pretraining_cells(job.pretrain_dir, job.checkpoints)
+    cells = with_end_task_aware_twins(job, pretraining_cells(job.pretrain_dir, job.checkpoints))
     _remove_stale(job, cells)
     runs = [(cell, seed) for cell in cells for seed in job.seeds]
     sweep = ordered_map(finetune_run, runs, job.jobs, setup=(sweep_state, (job,)))
@@ -362,11 +393,15 @@ def over_best_baseline(test_f1: float, found: dict) -> dict:
 
 
 def comparison(job: FinetuneJob, summary: list[dict], kept: dict, data: TaskData) -> dict:
-    """The best domain-pretrained cell (by mean eval F1, pretrained for at least one step) against the reference:
-    the mean difference in test F1 and a paired bootstrap interval over the test examples."""
+    """The best adapted cell (by mean eval F1: pretrained for at least one step, or end-task-aware) against the
+    reference: the mean difference in test F1 and a paired bootstrap interval over the test examples."""
     from vbert.evaluation.significance import paired_bootstrap
 
-    pretrained = [s for s in summary if s["cell"] != REFERENCE and s["pretrain_total_step"] > 0]
+    pretrained = [
+        s
+        for s in summary
+        if s["cell"] != REFERENCE and (s["pretrain_total_step"] > 0 or s["cell"].endswith(END_TASK_AWARE))
+    ]
     reference = next(s for s in summary if s["cell"] == REFERENCE)
     arms = {"no_domain_pretraining": reference}
     if pretrained:

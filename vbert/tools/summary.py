@@ -71,8 +71,8 @@ def lines(folder: Path) -> list[str]:
         if difference := finetune.get("difference"):
             low, high = difference["ci95"]
             out.append(
-                f"  pretrained {finetune['domain_pretraining']['cell']} minus none: {difference['difference']:+.3f} "
-                f"F1 (95% interval {low:+.3f} .. {high:+.3f}: {verdict((low, high))})"
+                f"  adapted    {finetune['domain_pretraining']['cell']} minus the reference: "
+                f"{difference['difference']:+.3f} F1 (95% interval {low:+.3f} .. {high:+.3f}: {verdict((low, high))})"
             )
     if distill := _load(folder, "distill"):
         student, seeds = distill["student_test_f1"], len(distill["seeds"])
