@@ -454,22 +454,6 @@ def checkpoint_rows(phases: dict[str, list[dict]]) -> list[dict]:
     return rows
 
 
-def _task_adaptive_trainer(job: PretrainJob, config: BertConfig, steps: int, phase: dict, strategy):
-    """The trainer of a task-adaptive phase: TAPT's learning rate, a tenth of the updates warming up."""
-    return build_trainer(
-        config,
-        job.task_adaptive_learning_rate,
-        steps,
-        max(1, steps // 10),
-        phase["max_seq_length"],
-        phase["max_predictions_per_seq"],
-        job.jit_compile,
-        strategy,
-        job.gradient_accumulation_steps,
-        next_sentence=False,
-    )
-
-
 def _trainer(job: PretrainJob, config: BertConfig, steps: int, warmup: int, phase: dict, strategy):
     return build_trainer(
         config,
@@ -518,13 +502,19 @@ def task_adaptive_phases(
         updates,
         ", embeddings and heads only" * job.task_adaptive_embeddings_only,
     )
-    tapt_job = replace(job, save_checkpoints_steps=updates, next_sentence=False)
+    # TAPT's learning rate, one checkpoint at the end, masked LM alone
+    tapt_job = replace(
+        job, learning_rate=job.task_adaptive_learning_rate, save_checkpoints_steps=updates, next_sentence=False
+    )
+    train = task_adaptive_dataset(
+        texts, masking, special_ids(job.vocab_dir), job.micro_batch_size, job.random_seed, job.task_adaptive_epochs
+    )
     rows = {}
     for from_step in job.task_adaptive_from_steps:
         start = step_dir(root128, from_step)
         if not chief:
             _wait_for(start / "variables.npz")
-        model = _task_adaptive_trainer(tapt_job, config, updates, phase, strategy)
+        model = _trainer(tapt_job, config, updates, max(1, updates // 10), phase, strategy)
         root = job.out_dir / "tapt" / f"from-step-{from_step:06d}"
         if not (resume and list_checkpoints(root)):
             restore_checkpoint(start, model)
@@ -532,16 +522,13 @@ def task_adaptive_phases(
             model.freeze_encoder(np.arange(config.vocab_size))
             optimizer = partial(
                 make_optimizer,
-                job.task_adaptive_learning_rate,
+                tapt_job.learning_rate,
                 updates,
                 max(1, updates // 10),
                 gradient_accumulation_steps=job.gradient_accumulation_steps,
                 no_decay=("embeddings",),
             )
             compile_with(model, optimizer, job.jit_compile, strategy)
-        train = task_adaptive_dataset(
-            texts, masking, special_ids(job.vocab_dir), job.micro_batch_size, job.random_seed, job.task_adaptive_epochs
-        )
         rows[f"tapt-{root.name}"] = train_phase(
             model, tapt_job, root, phase, updates, extra, chief, resume, train=train
         )
