@@ -14,7 +14,9 @@ JOB = TFRecordsParams
 
 @click.command(epilog=params_help(JOB))
 @click.option("--params", "params_file", default="params.yaml", show_default=True)
-@click.option("--clean", required=True, type=click.Path(path_type=Path), help="the vnlp stage's output folder")
+@click.option(
+    "--clean", required=True, type=click.Path(path_type=Path), help="the select stage's output (vnlp's format)"
+)
 @click.option("--vocab", required=True, type=click.Path(path_type=Path), help="the vocab stage's tokenizer folder")
 @click.option("--out", required=True, type=click.Path(path_type=Path))
 @click.option("--metrics", required=True, type=click.Path(path_type=Path))

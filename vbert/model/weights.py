@@ -279,3 +279,19 @@ def reinitialise_replaced_rows(
                 rng.normal(0, initializer_range, embeddings.shape[1]), -2 * initializer_range, 2 * initializer_range
             )
     return result
+
+
+def starting_encoder(model: str):
+    """The encoder (a keras-hub BertBackbone with its weights) of a packaged model (`minilm`) or an HF BERT folder,
+    and that folder (its tokenizer files). Heads in the folder are left out."""
+    from vbert.model.bert import BertConfig, build_backbone
+
+    folder = packaged_model_dir(model) if model in PACKAGED_MODELS else Path(model)
+    if not (folder / "config.json").exists():
+        raise InputError(f"model {model!r}: not {', '.join(PACKAGED_MODELS)} nor an HF folder (config.json)")
+    config = BertConfig.from_json(folder / "config.json")
+    backbone = build_backbone(config)
+    variables = google_variable_map(config, backbone)
+    tensors = {name: value for name, value in read_hf_weights(folder).items() if name in variables}
+    assign_weights(variables, tensors, str(folder), heads_optional=False)
+    return backbone, folder
