@@ -11,7 +11,7 @@ export PYTHONHASHSEED := 0
 SHARED ?= ../shared/data
 MODEL_NAME = $(shell $(BIN)/python -m vbert.core.params freeze.model_name)
 
-.PHONY: setup demo test test-fast lint serve-openvino serve-tf bench bench-tfrecords bench-models data-full push plots clean
+.PHONY: setup demo adapt test test-fast lint serve-openvino serve-tf bench bench-tfrecords bench-models data-full push plots clean
 
 setup: $(STAMP)  ## create .venv with the pinned dependencies (idempotent)
 
@@ -28,6 +28,10 @@ $(STAMP): pyproject.toml
 demo: setup  ## run the pipeline on the bundled sample, then print what it produced
 	$(BIN)/dvc repro ir
 	@echo; $(BIN)/python -m vbert.tools.summary metrics
+
+adapt: setup  ## the adaptation recipe (recipes/adapt.yaml) as a DVC experiment: every arm a cell, the best by eval shipped
+	$(BIN)/python -m vbert.tools.recipe recipes/adapt.yaml --exp-run -- $(ARGS) finetune
+	@$(BIN)/python -m vbert.tools.summary metrics
 
 test: setup  ## the whole test suite
 	$(BIN)/python -m pytest -n 2 --dist loadgroup
@@ -60,7 +64,7 @@ data-full: setup  ## bring the full corpora and the pkg_section task from $(SHAR
 	cp $(SHARED)/corpus/docs.txt.gz $(SHARED)/corpus/informal.txt.gz data/full/
 	cp -r $(SHARED)/tasks/pkg_section data/full/
 	$(BIN)/dvc add data/full
-	git add data/full.dvc data/.gitignore   # staged, so `dvc exp run` (benchmarks/domain_adaptation.py) sees it
+	git add data/full.dvc data/.gitignore   # staged, so `dvc exp run` (benchmarks/adaptation.py) sees it
 
 plots/vega/node_modules: plots/vega/package.json plots/vega/package-lock.json
 	cd plots/vega && npm ci --no-audit --no-fund --silent

@@ -139,6 +139,11 @@ def test_end_task_aware_twins_are_adapted_arms_compared_with_the_reference(pretr
     assert metrics["no_domain_pretraining"]["test_f1"] == plain["metrics"]["no_domain_pretraining"]["test_f1"]
     twin = np.load(tmp_path / "ft/cells/reference+mlm/seed-3/test_predictions.npy")
     assert twin.shape == (40,) and "difference" in metrics
+    rows = {row["cell"]: row for row in result["summary"]}  # every cell's difference from the reference
+    assert rows["reference"]["minus_reference"] == 0.0
+    twin_row = rows["reference+mlm"]
+    assert twin_row["minus_reference"] == metrics["difference"]["difference"]
+    assert twin_row["minus_reference_low"] <= twin_row["minus_reference"] <= twin_row["minus_reference_high"]
 
 
 def test_best_epochs_take_the_first_of_equal_eval_scores():

@@ -289,7 +289,7 @@ def run_sweep(job: FinetuneJob) -> dict:
         **comparison(job, summary, kept, data),
     }
     metrics["chosen_over_best_baseline"] = over_best_baseline(metrics["test_f1"], metrics["baselines"])
-    return {"metrics": metrics, "rows": rows, "summary": summary}
+    return {"metrics": metrics, "rows": rows, "summary": with_differences(job, summary, data)}
 
 
 def _remove_stale(job: FinetuneJob, cells: list[Cell]) -> None:
@@ -392,11 +392,38 @@ def over_best_baseline(test_f1: float, found: dict) -> dict:
     }
 
 
+def minus_reference(job: FinetuneJob, data: TaskData, cell: str) -> dict:
+    """A cell's mean test F1 minus the reference's over the seeds, with a paired bootstrap interval over the test
+    examples."""
+    from vbert.evaluation.significance import paired_bootstrap
+
+    def predictions(name: str) -> list[np.ndarray]:
+        return [np.load(run_dir(job, name, seed) / "test_predictions.npy") for seed in job.seeds]
+
+    scores = _scorer(job, data)
+    return paired_bootstrap(
+        data.labels["test"], predictions(cell), predictions(REFERENCE), lambda gold, found: scores(gold, found)["f1"]
+    )
+
+
+def with_differences(job: FinetuneJob, summary: list[dict], data: TaskData) -> list[dict]:
+    """The summary rows, each (but the reference's) with its difference from the reference and its interval."""
+    rows = []
+    for row in summary:
+        if row["cell"] == REFERENCE:
+            rows.append({**row, "minus_reference": 0.0, "minus_reference_low": 0.0, "minus_reference_high": 0.0})
+            continue
+        found = minus_reference(job, data, row["cell"])
+        low, high = found["ci95"]
+        rows.append(
+            {**row, "minus_reference": found["difference"], "minus_reference_low": low, "minus_reference_high": high}
+        )
+    return rows
+
+
 def comparison(job: FinetuneJob, summary: list[dict], kept: dict, data: TaskData) -> dict:
     """The best adapted cell (by mean eval F1: pretrained for at least one step, or end-task-aware) against the
     reference: the mean difference in test F1 and a paired bootstrap interval over the test examples."""
-    from vbert.evaluation.significance import paired_bootstrap
-
     pretrained = [
         s
         for s in summary
@@ -416,15 +443,5 @@ def comparison(job: FinetuneJob, summary: list[dict], kept: dict, data: TaskData
         for name, arm in arms.items()
     }
     if "domain_pretraining" in arms:
-
-        def predictions(cell: str) -> list[np.ndarray]:
-            return [np.load(run_dir(job, cell, seed) / "test_predictions.npy") for seed in job.seeds]
-
-        f1 = _scorer(job, data)
-        result["difference"] = paired_bootstrap(
-            data.labels["test"],
-            predictions(arms["domain_pretraining"]["cell"]),
-            predictions(REFERENCE),
-            lambda gold, predicted: f1(gold, predicted)["f1"],
-        )
+        result["difference"] = minus_reference(job, data, arms["domain_pretraining"]["cell"])
     return result
