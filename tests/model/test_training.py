@@ -124,7 +124,7 @@ def test_end_task_aware_training_adds_the_masked_lm_loss_of_the_train_texts(tmp_
         0,
         tmp_path,
         name="t",
-        masked_lm=MaskedLm(pretrainer, weight, masking, special) if weight else None,
+        objective=MaskedLm(pretrainer, weight, masking, special) if weight else None,
     )
     loss_after = masked_lm_loss_on(pretrainer, rows["train"], masking, special)
     if weight:
@@ -138,3 +138,57 @@ def test_end_task_aware_training_adds_the_masked_lm_loss_of_the_train_texts(tmp_
 
     restore_checkpoint(tmp_path, plain)  # a plain classifier reads it: nothing of the MLM head in the format
     assert saved and np.load(tmp_path / "test_predictions.npy").shape == (5,)
+
+
+def hidden_gap(student, teacher, rows: list[Row], layers: list[int]) -> float:
+    """Mean squared difference of each student layer's output from its teacher layer's, over real tokens."""
+    from vbert.model.bert import backbone_of, hidden_states_model, masked_mean_square
+    from vbert.model.classifier import padded
+
+    features = padded(rows, np.arange(len(rows)))
+    inputs = {"token_ids": features["input_ids"], "segment_ids": features["segment_ids"]}
+    inputs["padding_mask"] = features["input_mask"]
+    ours = hidden_states_model(backbone_of(student))(inputs)
+    theirs = hidden_states_model(backbone_of(teacher))(inputs)
+    mask = features["input_mask"].astype(np.float32)
+    return float(np.mean([masked_mean_square(ours[j], theirs[i], mask) for j, i in enumerate(layers)]))
+
+
+def test_hidden_state_distillation_pulls_student_layers_to_their_teacher_layers(tmp_path):
+    """With HiddenStates, the student's layer outputs stay much nearer the mapped teacher layers' than when it
+    trains on its targets alone; its one-pass logits are the classifier's own; the teacher's weights do not change."""
+    from vbert.model.bert import HiddenStateDistiller
+    from vbert.model.training import HiddenStates
+    from vbert.pipeline.distill import student_from_teacher
+
+    keras.utils.set_random_seed(0)
+    config = BertConfig(vocab_size=1200, max_position_embeddings=16, **TINY_BERT)
+    teacher = build_classifier(config, 2)
+    rows = {"train": tiny_rows(12, 0), "eval": tiny_rows(6, 1), "test": tiny_rows(5, 2)}
+    labels = {split: np.arange(len(r), dtype=np.int32) % 2 for split, r in rows.items()}
+    teacher_weights = [np.array(w) for w in teacher.get_weights()]
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    schedule = TrainingSchedule(**{**SCHEDULE.__dict__, "epochs": 3, "learning_rate": 0.01})
+    layers = [0]  # a 1-layer student (copied from the teacher's layer 1) learning from the teacher's layer 0
+    gaps = {}
+    for weight in (0.0, 10.0):
+        keras.utils.set_random_seed(1)
+        student, _ = student_from_teacher(teacher, config, [1], 2)
+        objective = HiddenStates(teacher, tuple(layers), weight) if weight else None
+        scored = Scored(rows, labels, scripted([0.5, 0.6, 0.7]))
+        out = tmp_path / str(weight)
+        out.mkdir()
+        train_classifier(
+            student, loss, rows["train"], labels["train"], scored, schedule, 0, out, name="t", objective=objective
+        )
+        gaps[weight] = hidden_gap(student, teacher, rows["train"], layers)
+        if weight:
+            from vbert.model.classifier import padded
+
+            features = padded(rows["test"], np.arange(5))
+            distiller = HiddenStateDistiller(student, teacher, layers, loss, weight)
+            one_pass, _, _ = distiller.logits_and_hidden(features, training=False)
+            np.testing.assert_allclose(np.asarray(one_pass), np.asarray(student(features)), atol=1e-5)
+    assert gaps[10.0] < 0.5 * gaps[0.0], gaps  # measured: 0.13 against 0.86
+    for before, after in zip(teacher_weights, teacher.get_weights(), strict=True):
+        np.testing.assert_array_equal(before, after)

@@ -44,14 +44,14 @@ def test_a_student_larger_than_its_teacher_is_refused():
 
 
 def test_the_student_starts_from_the_teachers_weights(tmp_path):
+    from vbert.model.bert import backbone_of
     from vbert.model.weights import google_variable_map
-    from vbert.pipeline.distill import _backbone
 
     teacher, config, _ = load_finetuned(tiny_finetuned(tmp_path / "best", LABELS))
     student, student_config = student_from_teacher(teacher, config, [1], len(LABELS))
     assert (config.num_hidden_layers, student_config.num_hidden_layers) == (2, 1)
-    ours = google_variable_map(student_config, _backbone(student))
-    theirs = google_variable_map(config, _backbone(teacher))
+    ours = google_variable_map(student_config, backbone_of(student))
+    theirs = google_variable_map(config, backbone_of(teacher))
     assert len(ours) == len(theirs) - 16  # one layer's 16 variables fewer
     for name, variable in ours.items():
         source = name.replace("layer_0/", "layer_1/")
@@ -159,6 +159,38 @@ def test_distill_end_to_end_and_freeze_ships_the_student(tmp_path):
     assert choose_shipped("teacher", teacher, tmp_path / "nothing", 0.0)[0] == teacher
     frozen = freeze(best, tmp_path / "serving" / "vbert", 1)
     assert frozen["num_hidden_layers"] == 1
+
+
+def test_hidden_state_weight_trains_the_student_through_its_layers_too(tmp_path):
+    """hidden_state_weight > 0 reaches the loop: the same seed gives other weights than soft targets alone (which
+    give the same weights twice)."""
+    teacher = tiny_finetuned(tmp_path / "teacher", LABELS, max_seq_length=16)
+    (teacher / "selection.json").write_text(json.dumps({"cell": "reference", "seed": 1}))
+    task = tiny_task(tmp_path / "task", LABELS)
+    corpus = write_lines(tmp_path / "corpus.txt", ["one two three.", ""])
+    weights = {}
+    for run, weight in enumerate((0.0, 0.0, 5.0)):
+        job = from_params(
+            DistillJob,
+            "distill",
+            teacher_dir=teacher,
+            corpus=corpus,
+            task_dir=task,
+            out_dir=tmp_path / f"distill-{run}",
+            student_layers=1,
+            unlabelled_texts=0,
+            hidden_state_weight=weight,
+            seeds=(1,),
+            epochs=1,
+            train_batch_size=8,
+            mixed_precision="fp32",
+        )
+        distill(job)
+        weights[run] = np.load(tmp_path / f"distill-{run}" / "best" / "variables.npz")
+    names = weights[0].files
+    assert names == weights[2].files
+    assert all(np.array_equal(weights[0][n], weights[1][n]) for n in names)
+    assert any(not np.allclose(weights[0][n], weights[2][n]) for n in names)
 
 
 @pytest.mark.parametrize(

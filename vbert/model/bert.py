@@ -394,6 +394,99 @@ class EndTaskAware(keras.Model):
         return {name: metric.result() for name, metric in self.tracked.items()}
 
 
+class HiddenStates(keras.Model):
+    """Every transformer layer's output [batch, seq, hidden] of a backbone, a list in layer order, through its own
+    layers (weights shared)."""
+
+    def __init__(self, backbone, **kwargs):
+        super().__init__(**kwargs)
+        layers = [layer for layer in backbone.layers if layer.name.startswith("transformer_layer_")]
+        self.outputs_of = keras.Model(
+            backbone.input, {f"layer_{i:03d}": layer.output for i, layer in enumerate(layers)}
+        )
+
+    def call(self, inputs, training=False):
+        found = self.outputs_of(inputs, training=training)
+        return [found[name] for name in sorted(found)]
+
+
+def hidden_states_model(backbone) -> HiddenStates:
+    return HiddenStates(backbone)
+
+
+class HiddenStateDistiller(keras.Model):
+    """Task-specific distillation through intermediate layers (TinyBERT's hidden-state loss, Jiao et al. 2020): the
+    student's loss on its targets (soft and hard) + `weight` x the mean squared difference between the output of
+    student layer j and teacher layer `teacher_layers[j]`, over real tokens. The teacher stays fixed. The student's
+    logits come from the same pass as its hidden states (its pooler, dropout and classifier on the last layer)."""
+
+    def __init__(self, student, teacher, teacher_layers, task_loss, weight: float, **kwargs):
+        super().__init__(**kwargs)
+        self.student, self.task_loss, self.weight = student, task_loss, weight
+        student_backbone, teacher_backbone = backbone_of(student), backbone_of(teacher)
+        self.student_hidden = hidden_states_model(student_backbone)
+        self.teacher_hidden = hidden_states_model(teacher_backbone)
+        self.pooler = student_backbone.get_layer("pooled_dense")
+        self.dropout = next(layer for layer in student.layers if isinstance(layer, keras.layers.Dropout))
+        self.head = student.get_layer("classifier")
+        self.teacher_layers = list(teacher_layers)
+        self.tracked = {name: keras.metrics.Mean(name=name) for name in ("loss", "task_loss", "hidden_state_loss")}
+
+    @property
+    def metrics(self):
+        return list(self.tracked.values())
+
+    def call(self, features, training=False):
+        return self.student(features, training=training)
+
+    def logits_and_hidden(self, features, training: bool):
+        """The student's logits and every layer's output, from one pass."""
+        inputs = {
+            "token_ids": features["input_ids"],
+            "segment_ids": features["segment_ids"],
+            "padding_mask": features["input_mask"],
+        }
+        hidden = self.student_hidden(inputs, training=training)
+        pooled = self.dropout(self.pooler(hidden[-1][:, 0, :]), training=training)
+        return self.head(pooled), hidden, inputs
+
+    def train_step(self, data):
+        features, targets = data
+        mask = keras.ops.cast(features["input_mask"], "float32")
+        with tf.GradientTape() as tape:
+            logits, hidden, inputs = self.logits_and_hidden(features, training=True)
+            teacher = self.teacher_hidden(inputs, training=False)
+            task = self.task_loss(targets, logits)
+            hidden_loss = keras.ops.mean(
+                keras.ops.stack(
+                    [
+                        masked_mean_square(h, tf.stop_gradient(teacher[i]), mask)
+                        for h, i in zip(hidden, self.teacher_layers, strict=True)
+                    ]
+                )
+            )
+            loss = task + self.weight * hidden_loss
+        variables = self.student.trainable_variables
+        gradients = tape.gradient(loss, variables)
+        self.optimizer.apply_gradients([(g, v) for g, v in zip(gradients, variables, strict=True) if g is not None])
+        for name, value in (("loss", loss), ("task_loss", task), ("hidden_state_loss", hidden_loss)):
+            self.tracked[name].update_state(value)
+        return {name: metric.result() for name, metric in self.tracked.items()}
+
+
+def masked_mean_square(a, b, mask):
+    """The mean squared difference of two [batch, seq, hidden] tensors over the real tokens (mask [batch, seq]), in
+    float32."""
+    square = keras.ops.square(keras.ops.cast(a, "float32") - keras.ops.cast(b, "float32"))
+    per_token = keras.ops.mean(square, axis=-1)
+    return keras.ops.sum(per_token * mask) / keras.ops.maximum(keras.ops.sum(mask), 1.0)
+
+
+def backbone_of(classifier):
+    """The encoder inside a classifier `build_classifier` made."""
+    return next(layer for layer in classifier.layers if layer.name.startswith("bert_backbone"))
+
+
 def classifier_flops(config: BertConfig, seq_len: int, num_labels: int) -> int:
     """Forward-pass FLOPs of one sequence (a multiply-add counts 2), matrix products only, as is usual:
     per layer Q, K, V and output projections (4 x 2*s*h*h), attention scores and context (2 x 2*s*s*h), and the

@@ -3,7 +3,8 @@
     model.compile(optimizer=warm-up then linear decay over every update, loss=the stage's)
     for epoch in 1..epochs:
         one pass over the train rows in batches of similar lengths (each padded to its longest), re-drawn each epoch
-        (end-task-aware: each batch also masked anew, its masked-LM loss added with a weight)
+        (an objective adds a weighted loss: the batch's texts masked anew and their masked-LM loss, end-task-aware
+        fine-tuning; or the teacher's hidden states, intermediate-layer distillation)
         score eval and test; keep the weights and test predictions of the epoch with the best eval F1
         stop after `patience` epochs without a better eval F1
 
@@ -60,6 +61,37 @@ class MaskedLm:
     masking: object  # vbert.data.instances.InstanceConfig
     special: object  # vbert.data.instances.SpecialIds
 
+    def trainer(self, model, loss):
+        from vbert.model.bert import EndTaskAware
+
+        return EndTaskAware(model, self.pretrainer, loss, self.weight)
+
+    def extra_features(self, rows: list[Row], batch: np.ndarray, rng: np.random.Generator) -> dict:
+        """The batch's texts masked anew, as the features `EndTaskAware` reads (prefixed `masked_`)."""
+        from vbert.data.task_adaptive import masked_features
+        from vbert.model.bert import MASKED_PREFIX
+
+        masked = masked_features([rows[i] for i in batch], self.masking, self.special, rng)
+        return {MASKED_PREFIX + name: value for name, value in masked.items()}
+
+
+@dataclass(frozen=True)
+class HiddenStates:
+    """Intermediate-layer distillation (`vbert.model.bert.HiddenStateDistiller`): the teacher classifier, the
+    teacher layer each student layer learns from, and the weight of that loss."""
+
+    teacher: object
+    teacher_layers: tuple[int, ...]
+    weight: float
+
+    def trainer(self, model, loss):
+        from vbert.model.bert import HiddenStateDistiller
+
+        return HiddenStateDistiller(model, self.teacher, self.teacher_layers, loss, self.weight)
+
+    def extra_features(self, rows: list[Row], batch: np.ndarray, rng: np.random.Generator) -> dict:
+        return {}
+
 
 @dataclass(frozen=True)
 class Scored:
@@ -84,23 +116,19 @@ def train_classifier(
     patience: int | None = None,
     jit_compile: bool = False,
     show_progress: bool = True,
-    masked_lm: MaskedLm | None = None,
+    objective: MaskedLm | HiddenStates | None = None,
 ) -> list[dict]:
     """Train `model` on `train_rows` against `targets` (a row per text) with `loss`; after each epoch score eval and
     test; write the best eval epoch's weights (variables.npz) and test predictions (test_predictions.npy) to `out`;
-    stop after `patience` epochs without a better eval F1 (None: run every epoch); with `masked_lm`, train on the
-    task loss plus its weighted masked-LM loss. Returns a row per epoch: epoch, train_seconds,
-    train_examples_per_second, and every eval_* and test_* score."""
+    stop after `patience` epochs without a better eval F1 (None: run every epoch). An `objective` adds its weighted
+    loss (the masked-LM loss of the texts, or the teacher's hidden states). Returns a row per epoch: epoch,
+    train_seconds, train_examples_per_second, and every eval_* and test_* score."""
     import tensorflow as tf
 
     from vbert.model.optimization import make_optimizer
 
     updates = schedule.updates(len(train_rows))
-    trained = model
-    if masked_lm is not None:
-        from vbert.model.bert import EndTaskAware
-
-        trained = EndTaskAware(model, masked_lm.pretrainer, loss, masked_lm.weight)
+    trained = model if objective is None else objective.trainer(model, loss)
     trained.compile(
         optimizer=make_optimizer(schedule.learning_rate, updates, int(updates * schedule.warmup_proportion)),
         loss=loss,
@@ -115,8 +143,10 @@ def train_classifier(
         batches = length_grouped_batches(lengths, schedule.train_batch_size, rng)
         progress = examples_progress(f"{name} epoch {epoch}", [len(b) for b in batches], show_progress)
         features = [padded(train_rows, b) for b in batches]
-        if masked_lm is not None:
-            features = [f | _masked_copy(train_rows, b, masked_lm, rng) for f, b in zip(features, batches, strict=True)]
+        if objective is not None:
+            features = [
+                f | objective.extra_features(train_rows, b, rng) for f, b in zip(features, batches, strict=True)
+            ]
         dataset = batches_dataset(list(zip(features, (targets[b] for b in batches), strict=True)), target_spec)
         trained.fit(dataset, epochs=1, verbose=0, callbacks=[progress])
         seconds = time.perf_counter() - started
@@ -147,15 +177,6 @@ def train_classifier(
             if patience is not None and waited >= patience:
                 break
     return history
-
-
-def _masked_copy(rows: list[Row], batch: np.ndarray, masked_lm: MaskedLm, rng: np.random.Generator) -> dict:
-    """The batch's texts masked anew, as the features `EndTaskAware` reads (prefixed `masked_`)."""
-    from vbert.data.task_adaptive import masked_features
-    from vbert.model.bert import MASKED_PREFIX
-
-    masked = masked_features([rows[i] for i in batch], masked_lm.masking, masked_lm.special, rng)
-    return {MASKED_PREFIX + name: value for name, value in masked.items()}
 
 
 def best_epoch(history: list[dict]) -> dict:

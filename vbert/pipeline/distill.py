@@ -8,6 +8,8 @@
     targets   the teacher's logits on every text, computed once
     loss      soft_weight * T^2 * cross-entropy(softmax(teacher / T), softmax(student / T))
               + (1 - soft_weight) * cross-entropy(label, student) on the labelled rows (Hinton et al., 2015)
+              + hidden_state_weight * mean squared difference of student layer j's output from that of the teacher
+              layer it was copied from, over real tokens (TinyBERT's hidden-state loss; the teacher runs each step)
 
 Each seed trains for up to `epochs` epochs and keeps its epoch with the best eval F1; `best/` holds the seed with
 the best eval F1, in the finetune stage's `best/` format, so freeze can ship it instead of the teacher. The metrics
@@ -31,7 +33,7 @@ from vbert.core.errors import InputError
 from vbert.core.provenance import SETTINGS_FILE
 from vbert.evaluation.scores import classification_scores, positive_index, spread
 from vbert.evaluation.significance import paired_bootstrap
-from vbert.model.bert import BertConfig, classifier_flops
+from vbert.model.bert import BertConfig, backbone_of, classifier_flops
 from vbert.model.classifier import load_finetuned, logits, predict, read_selection, write_finetuned
 from vbert.model.export import SERVING_CONFIG, ServingConfig
 from vbert.model.training import Scored, TrainingSchedule, best_epoch, train_classifier
@@ -59,6 +61,11 @@ class DistillJob:
     augmented_texts: int = knob.integer(
         "texts made from the train split (words dropped, halves joined), labelled by the teacher", min=0
     )
+    hidden_state_weight: float = knob.number(
+        "> 0: add this weight x the mean squared difference of each student layer's output from its teacher "
+        "layer's (intermediate-layer distillation, TinyBERT); 0: soft targets only",
+        min=0,
+    )
     seeds: tuple[int, ...] = knob.integers("each student is trained once per seed", min=0, distinct=True)
     training: TrainingSchedule = knob.nested()  # epochs, learning_rate, batch sizes, warm-up, mixed_precision
 
@@ -81,8 +88,8 @@ def student_from_teacher(teacher, teacher_config: BertConfig, layers: list[int],
 
     config = replace(teacher_config, num_hidden_layers=len(layers))
     student = build_classifier(config, num_labels)
-    source = google_variable_map(teacher_config, _backbone(teacher))
-    for name, variable in google_variable_map(config, _backbone(student)).items():
+    source = google_variable_map(teacher_config, backbone_of(teacher))
+    for name, variable in google_variable_map(config, backbone_of(student)).items():
         for j, i in enumerate(layers):
             if name.startswith(f"bert/encoder/layer_{j}/"):
                 name = name.replace(f"bert/encoder/layer_{j}/", f"bert/encoder/layer_{i}/", 1)
@@ -90,10 +97,6 @@ def student_from_teacher(teacher, teacher_config: BertConfig, layers: list[int],
         variable.assign(source[name])
     student.get_layer("classifier").set_weights(teacher.get_layer("classifier").get_weights())
     return student, config
-
-
-def _backbone(classifier):
-    return next(layer for layer in classifier.layers if layer.name.startswith("bert_backbone"))
 
 
 def parameter_count(model) -> int:
@@ -105,7 +108,7 @@ def student_parameter_count(teacher, teacher_config: BertConfig, layers: list[in
     from vbert.model.weights import google_variable_map
 
     dropped = tuple(f"bert/encoder/layer_{i}/" for i in range(teacher_config.num_hidden_layers) if i not in layers)
-    variables = google_variable_map(teacher_config, _backbone(teacher)).items()
+    variables = google_variable_map(teacher_config, backbone_of(teacher)).items()
     return parameter_count(teacher) - int(sum(np.prod(v.shape) for name, v in variables if name.startswith(dropped)))
 
 
@@ -186,7 +189,10 @@ def train_student(job: DistillJob, teacher, teacher_config, layers, data: dict, 
     import keras
 
     keras.utils.set_random_seed(seed)
+    from vbert.model.training import HiddenStates
+
     student, _ = student_from_teacher(teacher, teacher_config, layers, data["num_labels"])
+    hidden = HiddenStates(teacher, tuple(layers), job.hidden_state_weight) if job.hidden_state_weight else None
     history = train_classifier(
         student,
         distillation_loss(job.temperature, job.soft_weight),
@@ -197,6 +203,7 @@ def train_student(job: DistillJob, teacher, teacher_config, layers, data: dict, 
         seed,
         out,
         name=f"student seed {seed}",
+        objective=hidden,
     )
     return [{"seed": seed, **row} for row in history]
 

@@ -208,7 +208,7 @@ def _train(job: FinetuneJob, data: TaskData, cell: Cell, seed: int, out: Path) -
         patience=job.patience,
         jit_compile=job.jit_compile,
         show_progress=job.jobs == 1,
-        masked_lm=masked_lm,
+        objective=masked_lm,
     )
     context = {
         "cell": cell.name,
