@@ -29,7 +29,7 @@ demo: setup  ## run the pipeline on the bundled sample, then print what it produ
 	$(BIN)/dvc repro ir
 	@echo; $(BIN)/python -m vbert.tools.summary metrics
 
-adapt: setup  ## the adaptation recipe (recipes/adapt.yaml) as a DVC experiment: every arm a cell, the best by eval shipped
+adapt: setup  ## the adaptation recipe (recipes/adapt.yaml) as a DVC experiment: every arm a finetune cell, the best by eval kept
 	$(BIN)/python -m vbert.tools.recipe recipes/adapt.yaml --exp-run -- $(ARGS) finetune
 	@$(BIN)/python -m vbert.tools.summary metrics
 
