@@ -114,27 +114,34 @@ def _subsequence(words: list[str], source: list[str]) -> bool:
     return all(word in rest for word in words)
 
 
-def test_distill_end_to_end_and_freeze_ships_the_student(tmp_path):
+def tiny_teacher_and_corpus(tmp_path):
+    """A tiny fine-tuned teacher, its task, and a corpus of the task's train texts."""
     teacher = tiny_finetuned(tmp_path / "teacher", LABELS, max_seq_length=16)
     (teacher / "selection.json").write_text(json.dumps({"cell": "reference", "seed": 1}))
     task = tiny_task(tmp_path / "task", LABELS)
     sentences = (tmp_path / "task" / "train.tsv").read_text().splitlines()[1:]
     corpus = write_lines(tmp_path / "corpus.txt", [line.split("\t")[1] for line in sentences] + [""])
-    job = from_params(
+    return teacher, task, corpus
+
+
+def tiny_distill_job(tmp_path, out: str, **changes) -> DistillJob:
+    """A quick distill job of a 1-layer student on `tiny_teacher_and_corpus`."""
+    teacher, task = tmp_path / "teacher", tmp_path / "task"
+    settings = dict(student_layers=1, epochs=1, train_batch_size=8, mixed_precision="fp32")
+    return from_params(
         DistillJob,
         "distill",
         teacher_dir=teacher,
-        corpus=corpus,
+        corpus=tmp_path / "corpus.txt",
         task_dir=task,
-        out_dir=tmp_path / "distill",
-        student_layers=1,
-        unlabelled_texts=6,
-        augmented_texts=4,
-        seeds=(1, 2),
-        epochs=1,
-        train_batch_size=8,
-        mixed_precision="fp32",
+        out_dir=tmp_path / out,
+        **{**settings, **changes},
     )
+
+
+def test_distill_end_to_end_and_freeze_ships_the_student(tmp_path):
+    teacher, _, _ = tiny_teacher_and_corpus(tmp_path)
+    job = tiny_distill_job(tmp_path, "distill", unlabelled_texts=6, augmented_texts=4, seeds=(1, 2))
     metrics = distill(job)
     assert metrics["layers_kept"] == [1] and (metrics["unlabelled_texts"], metrics["augmented_texts"]) == (6, 4)
     assert len(metrics["student_test_f1"]["values"]) == 2
@@ -164,27 +171,10 @@ def test_distill_end_to_end_and_freeze_ships_the_student(tmp_path):
 def test_hidden_state_weight_trains_the_student_through_its_layers_too(tmp_path):
     """hidden_state_weight > 0 reaches the loop: the same seed gives other weights than soft targets alone (which
     give the same weights twice)."""
-    teacher = tiny_finetuned(tmp_path / "teacher", LABELS, max_seq_length=16)
-    (teacher / "selection.json").write_text(json.dumps({"cell": "reference", "seed": 1}))
-    task = tiny_task(tmp_path / "task", LABELS)
-    corpus = write_lines(tmp_path / "corpus.txt", ["one two three.", ""])
+    tiny_teacher_and_corpus(tmp_path)
     weights = {}
     for run, weight in enumerate((0.0, 0.0, 5.0)):
-        job = from_params(
-            DistillJob,
-            "distill",
-            teacher_dir=teacher,
-            corpus=corpus,
-            task_dir=task,
-            out_dir=tmp_path / f"distill-{run}",
-            student_layers=1,
-            unlabelled_texts=0,
-            hidden_state_weight=weight,
-            seeds=(1,),
-            epochs=1,
-            train_batch_size=8,
-            mixed_precision="fp32",
-        )
+        job = tiny_distill_job(tmp_path, f"distill-{run}", unlabelled_texts=0, hidden_state_weight=weight, seeds=(1,))
         distill(job)
         weights[run] = np.load(tmp_path / f"distill-{run}" / "best" / "variables.npz")
     names = weights[0].files

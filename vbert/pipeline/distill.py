@@ -122,19 +122,10 @@ def mean_flops(config: BertConfig, rows: list[Row], num_labels: int) -> float:
 
 def unlabelled_texts(corpus: Path, words_per_text: int, count: int, seed: int) -> list[str]:
     """Up to `count` texts drawn at random from `corpus`: runs of consecutive sentences of one document, each run
-    ending once it holds `words_per_text` words (or its document ends)."""
-    texts: list[str] = []
-    for document in CorpusReader([corpus]):
-        run: list[str] = []
-        words = 0
-        for sentence in document:
-            run.append(sentence)
-            words += len(sentence.split())
-            if words >= words_per_text:
-                texts.append(" ".join(run))
-                run, words = [], 0
-        if run:
-            texts.append(" ".join(run))
+    ending once it holds `words_per_text` words (or its document ends): `vbert.data.selection.passages`."""
+    from vbert.data.selection import passages
+
+    texts = [passage.text for passage in passages(CorpusReader([corpus]), words_per_text)]
     rng = np.random.default_rng(seed)
     chosen = rng.permutation(len(texts))[:count]
     return [texts[i] for i in sorted(chosen)]
