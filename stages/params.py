@@ -11,12 +11,12 @@ from pathlib import Path
 
 import click
 
-from stages import bench, distill, finetune, freeze, ingest, ir, pretrain, select, tfrecords, vnlp, vocab
+from stages import bench, distill, finetune, freeze, ingest, ir, pretrain, selection, tfrecords, vnlp, vocab
 from vbert.core.atomic import write_text
 from vbert.core.cli import stage
 from vbert.core.params import ParamsError, ParamsFile, check_job, keys_read
 
-STAGES = (ingest, vnlp, vocab, select, tfrecords, pretrain, finetune, distill, freeze, ir, bench)
+STAGES = (ingest, vnlp, vocab, selection, tfrecords, pretrain, finetune, distill, freeze, ir, bench)
 JOBS = {module.__name__.rsplit(".", 1)[-1]: module.JOB for module in STAGES}  # stage name -> the job it reads
 CHECKED = "params.yaml passed every stage's checks (python -m stages.params)\n"
 

@@ -1,5 +1,6 @@
-"""Stage select: the part of the cleaned corpus that domain pretraining trains on (all of it, or the passages
-nearest to the task's train texts)."""
+"""Stage selection: the part of the cleaned corpus that domain pretraining trains on (all of it, or the passages
+nearest to the task's train texts); its params section is `select`. (Not stages/select.py: that would shadow the
+standard library's `select` for any script in stages/ run by its path.)"""
 
 from pathlib import Path
 
@@ -21,7 +22,7 @@ JOB = SelectJob
 )
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="the selected corpus folder")
 @click.option("--metrics", required=True, type=click.Path(path_type=Path))
-@stage("select")
+@stage("selection")
 def main(params_file: str, clean: Path, task_dir: Path, out: Path, metrics: Path) -> None:
     write_json(metrics, run_select(read_job(JOB, params_file, clean_dir=clean, task_dir=task_dir, out_dir=out)))
 
