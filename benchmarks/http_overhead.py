@@ -6,7 +6,7 @@ One real text per request (the task's test split), one request at a time, on the
                   width bucket (what the server computes)
     keep-alive    POST :classify_text over one persistent HTTP/1.1 connection (http.client); the server's
                   `Server-Timing` spans (read, parse, encode, queue, model, batching, respond, total) per request
-    new connection  the same request on a new TCP connection each time (urllib, as `vbert.serving.client` does)
+    new connection  the same request on a new TCP connection each time (`RestClient(keep_alive=False)`)
 
 Reported: medians (and p90) of each, the overhead of each path over the model call at the text's length, and the
 breakdown of the keep-alive median by span; "outside the app" is end-to-end minus the server's own total (the
@@ -88,7 +88,7 @@ def keep_alive(url: str, model: str, texts: list[str]) -> tuple[list[float], lis
 
 
 def new_connections(url: str, model: str, texts: list[str]) -> list[float]:
-    client, seconds = RestClient(url, model, timeout=60), []
+    client, seconds = RestClient(url, model, timeout=60, keep_alive=False), []
     for text in texts:
         started = time.perf_counter()
         client.classify_texts([text])

@@ -184,6 +184,32 @@ def test_a_token_budget_cuts_batches_of_long_rows_so_a_short_request_waits_less(
     assert all(len(call) <= 2 for call in model.calls) and short["probabilities"][0, 0] == 7 + 15
 
 
+def test_a_short_request_is_answered_before_the_long_rows_of_its_batch_are_computed():
+    """One batch, two length groups: the 16-wide row's answer comes back while the 64-wide rows still compute."""
+    model = Recorder(seconds=0.2)
+    answered: dict[str, float] = {}
+
+    async def timed(name: str, work):
+        result = await work
+        answered[name] = time.perf_counter()
+        return result
+
+    async def scenario():
+        batcher = Batcher(model, parameters(batch_timeout_micros=100_000), 64)
+        batcher.start()
+        short, long = await asyncio.gather(
+            timed("short", batcher.submit(request([[7]]), 5)),
+            timed("long", batcher.submit(request([[100] + [1] * 63, [101] + [1] * 63]), 5)),
+        )
+        await batcher.stop()
+        return short, long
+
+    short, long = asyncio.run(scenario())
+    assert model.calls == [(7,), (100, 101)]  # one batch: the 16-wide group first, then the 64-wide one
+    assert answered["long"] - answered["short"] >= 0.15  # the short one did not wait for the long inference
+    assert short["probabilities"].tolist() == [[7.0]] and long["probabilities"][:, 0].tolist() == [163.0, 164.0]
+
+
 def test_a_full_queue_refuses_at_once_with_retry_after():
     async def scenario():
         batcher = Batcher(Recorder(), parameters(max_batch_size=2, max_enqueued_batches=1), 64)

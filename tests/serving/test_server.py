@@ -657,6 +657,37 @@ def test_slow_and_idle_connections_are_timed_out(models, tmp_path):
             assert answer.startswith(b"HTTP/1.1 408") and b"the body took over 1 s" in answer
 
 
+def test_the_rest_client_keeps_one_connection_per_thread_and_survives_the_server_closing_it(models, tmp_path):
+    """Requests of one thread share one TCP connection (keep-alive); threads do not share one; after the server
+    closes an idle connection (--keep-alive-seconds 1) the next request goes through on a new one."""
+    from vbert.serving.client import RestClient, ServerError
+
+    with running_server(
+        ["--model-dir", str(models / "ir/vbert"), "--keep-alive-seconds", "1"], tmp_path / "client.log"
+    ) as server:
+        client = RestClient(server.url, "vbert", timeout=30)
+
+        def local_ports(count: int) -> list[int]:
+            ports = []
+            for _ in range(count):
+                client.classify_texts(["a puzzle game"])
+                ports.append(client._local.connection.sock.getsockname()[1])
+            return ports
+
+        first = local_ports(3)
+        assert len(set(first)) == 1 and client.last_timings["model"] > 0
+        with ThreadPoolExecutor(1) as pool:
+            other = pool.submit(local_ports, 2).result()
+        assert len(set(other)) == 1 and other[0] != first[0]
+        time.sleep(1.5)  # the server closes the idle connection
+        assert client.classify_texts(["a puzzle game"])["predictions"][0]["label"] in LABELS
+        assert client._local.connection.sock.getsockname()[1] != first[0]
+        with pytest.raises(ServerError) as error:
+            client.classify_texts([])
+        assert error.value.status == 400 and '"texts" must be a non-empty list' in str(error.value)
+        assert RestClient(server.url, "vbert", keep_alive=False).classify_texts(["x"])["predictions"]
+
+
 def test_sigterm_finishes_in_flight_work_then_exits(models, tmp_path):
     """Requests in flight when SIGTERM arrives are answered; then the server exits 0 and accepts nothing more."""
     with running_server(

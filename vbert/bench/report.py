@@ -12,12 +12,13 @@ PIPELINE_MODEL = "pipeline"  # the freeze and ir stages' model, as results name 
 
 PAPER_BEST_SPEEDUP = 17.6  # the paper's Table 3: the best serving framework over estimator.predict()
 CEILING_SHARE = 85.0  # percent of the matrix-multiply ceiling, BERT-base, the largest request batch
-HTTP_OVERHEAD = {"largest": 5.0, "smallest": 15.0}  # percent, end-to-end over HTTP vs feed-forward in process
+HTTP_OVERHEAD = 5.0  # percent, end-to-end over HTTP vs feed-forward in process (issue #20)...
+HTTP_OVERHEAD_MS = 2.0  # ...or this many milliseconds, whichever is more lenient (a small model's call is a few ms)
 SERVED_OVER_PAPER = 2.0
 SERVED_OVER_PAPER_SAME_F1 = 5.0  # the shipped model served, over the teacher the paper's way (issue #13)
 SAME_F1 = 0.01  # "the same accuracy": test F1 at most this far below the teacher's
 SOAK_MEMORY_GROWTH = 10.0  # percent
-SHORT_P99_RATIO = 3.0  # short requests' p99 beside max-size ones, over their p99 alone (issue #11)
+SHORT_P99_RATIO = 2.0  # short requests' p99 beside max-size ones, over their p99 alone (issues #11, #20)
 HEALTH_MS = 100.0  # the slowest /healthz answer under load: under a kubelet's 1 s probe timeout, with margin
 
 
@@ -49,16 +50,8 @@ def targets(results: dict) -> dict[str, dict]:
         best["ceiling_percent"] >= CEILING_SHARE,
         f"{name}, batch {batches[-1]}, each against the ceiling of its precision: {shares}",
     )
-    for which, batch in (("largest", batches[-1]), ("smallest", batches[0])):
-        http = _cell(cells, "http", precision, batch)["end_to_end"]["trimmed_mean"]
-        feed_forward = _cell(cells, "openvino", precision, batch)["feed_forward"]["trimmed_mean"]
-        overhead = 100 * (http / feed_forward - 1)
-        out[f"http_overhead_percent_batch_{batch}"] = _target(
-            overhead,
-            f"<= {HTTP_OVERHEAD[which]:g}",
-            overhead <= HTTP_OVERHEAD[which],
-            f"{name}: HTTP end-to-end {http:.4f} s vs openvino-{precision} feed-forward {feed_forward:.4f} s",
-        )
+    out[f"http_overhead_percent_batch_{batches[-1]}"] = http_overhead_target({name: model}, batches[-1])
+    out[f"http_overhead_percent_batch_{batches[0]}"] = http_overhead_target(results["models"], batches[0])
     real = model["real_texts"]
     paper, served = real["paper_way_fp32"], real[f"served_{precision}"]
     ratio = served["sequences_per_second"] / paper["sequences_per_second"]
@@ -71,7 +64,7 @@ def targets(results: dict) -> dict[str, dict]:
         f"paper's way (fp32, padded, one at a time) {paper['sequences_per_second']:.2f} seq/s; "
         f"served in fp32 alone: {fp32_ratio:.2f}x",
     )
-    out["short_p99_beside_max_size"] = mixed_load_target(name, model["mixed_load"])
+    out["short_p99_beside_max_size"] = mixed_load_target(name, model["mixed_load"], results["models"])
     if "teacher" in results["models"].get(PIPELINE_MODEL, {}):
         out["served_over_paper_way_same_f1"] = same_f1_target(results["models"][PIPELINE_MODEL])
     if not any(c["backend"] == "naive" for c in cells):
@@ -86,6 +79,37 @@ def targets(results: dict) -> dict[str, dict]:
     )
     out["soak"] = soak_target(name, model["soak"])
     return out
+
+
+def http_overhead(model: dict, batch: int) -> tuple[float, float, str]:
+    """(percent, milliseconds, detail) of HTTP end-to-end over the in-process model call, at `batch` texts of
+    max_seq_length; the detail names the spans of the server's median request (Server-Timing)."""
+    cells, precision = model["table3"]["fixed"], model["server_precision"]
+    http_cell = _cell(cells, "http", precision, batch)
+    http = http_cell["end_to_end"]["trimmed_mean"]
+    feed_forward = _cell(cells, "openvino", precision, batch)["feed_forward"]["trimmed_mean"]
+    spans = http_cell.get("server_timing_ms") or {}
+    where = ", ".join(f"{k} {v:.2f}" for k, v in spans.items())
+    detail = f"HTTP {1000 * http:.2f} ms vs openvino-{precision} feed-forward {1000 * feed_forward:.2f} ms"
+    return (
+        100 * (http / feed_forward - 1),
+        1000 * (http - feed_forward),
+        detail + (f" (server ms: {where})" if where else ""),
+    )
+
+
+def http_overhead_target(models: dict[str, dict], batch: int) -> dict:
+    """HTTP's overhead at `batch` on every model given: each within HTTP_OVERHEAD percent or HTTP_OVERHEAD_MS; the
+    value is the largest percent."""
+    measured = {name: http_overhead(model, batch) for name, model in models.items() if "table3" in model}
+    return _target(
+        max(percent for percent, _, _ in measured.values()),
+        f"<= {HTTP_OVERHEAD:g}% or <= {HTTP_OVERHEAD_MS:g} ms, each model",
+        all(percent <= HTTP_OVERHEAD or ms <= HTTP_OVERHEAD_MS for percent, ms, _ in measured.values()),
+        "; ".join(
+            f"{name}: {percent:+.1f}% ({ms:+.2f} ms), {detail}" for name, (percent, ms, detail) in measured.items()
+        ),
+    )
 
 
 def same_f1_target(pipeline: dict) -> dict:
@@ -108,15 +132,21 @@ def same_f1_target(pipeline: dict) -> dict:
     )
 
 
-def mixed_load_target(name: str, mixed: dict) -> dict:
+def mixed_load_target(name: str, mixed: dict, models: dict[str, dict]) -> dict:
+    """The target model's short-beside-max-size p99 ratio; the other models' ratios are named beside it."""
     ratio, health = mixed["short_p99_ratio"] or 0.0, mixed["healthz"]
+    others = "".join(
+        f"; {other}: {model['mixed_load']['short_p99_ratio']}x"
+        for other, model in models.items()
+        if other != name and "mixed_load" in model
+    )
     return _target(
         ratio,
         f"<= {SHORT_P99_RATIO:g}x alone, 0 errors, /healthz < {HEALTH_MS:g} ms",
         ratio <= SHORT_P99_RATIO and mixed["errors"] == 0 and health["max_ms"] < HEALTH_MS and not health["failures"],
         f"{name}: short requests' p99 {mixed['short_beside_large']['p99_ms']:.1f} ms beside max-size requests vs "
         f"{mixed['short_alone']['p99_ms']:.1f} ms alone; {mixed['errors']} errors, {mixed['busy_503']} 503s with "
-        f"Retry-After; /healthz slowest {health['max_ms']} ms",
+        f"Retry-After; /healthz slowest {health['max_ms']} ms{others}",
     )
 
 

@@ -27,13 +27,23 @@ def encoding(encoder: Encoder, pad_to: int = 0) -> Encode:
     return lambda texts: encoder.encode_items(texts, pad_to=pad_to).features
 
 
+# ONNX Runtime's intra-op threads spin for ~40 ms after a run (measured: about a core's worth of CPU time in each
+# 10 ms window, then none), and a request timed right after one, above all the server's in another process, loses
+# that core: BERT-base's HTTP batch-1 call took 20 ms longer (model span 179 vs 158 ms). The bench waits that long.
+ONNXRUNTIME_SPIN_SECONDS = 0.06
+
+
 @dataclass
 class Runner:
-    """A named way to run a request. `run(texts)` returns (feed-forward seconds or None, end-to-end seconds)."""
+    """A named way to run a request. `run(texts)` returns (feed-forward seconds or None, end-to-end seconds);
+    `settle_seconds`: how long its thread pool stays busy after a request (the next request waits that long);
+    `spans`: the server's Server-Timing spans (ms) of its last request, where it has a server."""
 
     backend: str  # naive | tensorflow | openvino | http | tfserving-rest | tfserving-grpc
     precision: str
     run: Callable[[list[str]], tuple[float | None, float]]
+    settle_seconds: float = 0.0
+    spans: Callable[[], dict[str, float]] | None = None
 
     @property
     def name(self) -> str:

@@ -23,6 +23,7 @@ from vbert.bench.measure import ceilings_gflops, cpu_seconds, resident_bytes, su
 from vbert.bench.models import MODELS, BenchModel, pipeline_model, random_model, server_folder
 from vbert.bench.report import PIPELINE_MODEL
 from vbert.bench.runners import (
+    ONNXRUNTIME_SPIN_SECONDS,
     Runner,
     encoding,
     in_process,
@@ -133,11 +134,13 @@ class CellTimes:
     end_to_end: list[float] = field(default_factory=list)
     busy: list[tuple[float, float]] = field(default_factory=list)  # (busy, total) CPU seconds per request
     flops: list[float] = field(default_factory=list)
+    spans: list[dict[str, float]] = field(default_factory=list)  # the server's Server-Timing per request (ms)
 
 
 def time_cells(runners: list[Runner], windows: list[list[str]], flops_of, desc: str) -> dict[str, CellTimes]:
     """Every request through every runner, interleaved request by request (so that a slow spell of the machine
-    hits all backends alike), after one warm-up request each."""
+    hits all backends alike), after one warm-up request each; a runner whose threads stay busy after a request
+    (`settle_seconds`) gets that long before the next one is timed."""
     cells = {r.name: CellTimes() for r in runners}
     for runner in runners:
         runner.run(windows[0])
@@ -148,6 +151,9 @@ def time_cells(runners: list[Runner], windows: list[list[str]], flops_of, desc: 
                 before = psutil.cpu_times()
                 feed_forward, end_to_end = runner.run(texts)
                 cell = cells[runner.name]
+                if runner.spans is not None:
+                    cell.spans.append(runner.spans())
+                time.sleep(runner.settle_seconds)
                 cell.busy.append(cpu_seconds(before, psutil.cpu_times()))
                 cell.end_to_end.append(end_to_end)
                 cell.flops.append(flops)
@@ -177,6 +183,10 @@ def cell_result(runner: Runner, times: CellTimes, batch: int) -> dict:
         "end_to_end": summarise(times.end_to_end, batch).as_dict(),
         **cpu_percent(times.busy),
     }
+    if times.spans:
+        result["server_timing_ms"] = {
+            name: round(float(np.median([spans.get(name, 0.0) for spans in times.spans])), 3) for name in times.spans[0]
+        }
     seconds = times.feed_forward or times.end_to_end
     result["gflops"] = round(sum(times.flops) / sum(seconds) / 1e9, 1)
     return result
@@ -324,8 +334,8 @@ class ModelBench:
             runners.append(Runner("openvino", precision, in_process(predict, self.encode)))
         for precision, model_file in self.onnx_files.items():
             predict = onnxruntime_predict(model_file, precision)
-            runners.append(Runner("onnxruntime", precision, in_process(predict, self.encode)))
-        runners.append(Runner("http", self.precision, over_http_texts(client)))
+            runners.append(Runner("onnxruntime", precision, in_process(predict, self.encode), ONNXRUNTIME_SPIN_SECONDS))
+        runners.append(Runner("http", self.precision, over_http_texts(client), spans=lambda: client.last_timings))
         if m.random_weights:  # a TF-Serving serves the freeze stage's model only
             return runners
         if self.job.tfserving_rest_url:

@@ -82,9 +82,10 @@ def timed_protocol(header_timeout: float):
 @click.option("--max-enqueued-batches", default=64, show_default=True, help="the queue holds this many batches' rows")
 @click.option(
     "--max-batch-tokens",
-    default=0,
+    default=1024,
     show_default=True,
-    help="rows x padded length per inference at most (0: --max-batch-size alone): shorter waits beside max-size rows",
+    help="rows x padded length per inference at most (0: --max-batch-size alone): short requests wait less "
+    "beside max-size ones",
 )
 @click.option("--max-request-rows", default=256, show_default=True, help="rows (texts) per request; more: 413")
 @click.option(

@@ -10,8 +10,11 @@ the other clients' work, not ahead of it. A request's deadline covers all of it:
 without being computed, one in progress stops between chunks (504), and one whose client went away (cancelled) is
 not computed further either, so no CPU goes to an answer nobody will read. Rows are padded to their length rounded
 up to `bucket` (at most max_seq_length); with `split_by_bucket` a
-batch runs as one inference per bucket, so short rows are not padded to a long neighbour's length. One inference runs
-at a time, in a worker thread, so the event loop stays free.
+batch runs as one inference per bucket, shortest first, and each request is answered as soon as its bucket is back,
+so short rows are neither padded to a long neighbour's length nor kept waiting for it. `max_batch_tokens` bounds
+rows x padded length per batch: a short request that arrives while max-size rows compute waits for a bounded
+inference, not for `max_batch_size` of them. One inference runs at a time, in a worker thread, so the event loop
+stays free.
 """
 
 from __future__ import annotations
@@ -183,7 +186,8 @@ class Batcher:
             self.busy = True
             job.started(time.monotonic())
             started = time.perf_counter()
-            (outputs,), (model_seconds,) = await asyncio.to_thread(self._infer, [inputs])
+            width = padded_length([int(inputs["input_ids"].shape[1])], self.parameters.bucket, self.max_seq_length)
+            (outputs,), model_seconds = await asyncio.to_thread(self._infer, [inputs], width)
             job.computed(model_seconds, time.perf_counter() - started)
             return outputs
         finally:
@@ -216,28 +220,22 @@ class Batcher:
             groups.setdefault(padded_length([length], self.parameters.bucket, self.max_seq_length), []).append(index)
         return dict(sorted(groups.items()))
 
-    def _infer(self, parts: list[Arrays]) -> tuple[list[Arrays], list[float]]:
-        """Each part's outputs, in order (one inference per length bucket), and the seconds of the model's call
-        that computed it."""
-        results: list[Arrays] = [{} for _ in parts]
-        model_seconds = [0.0] * len(parts)
-        started_all = time.perf_counter()
-        for length, indices in self._groups(parts).items():
-            batch = stack_padded([parts[i] for i in indices], length)
-            started = time.perf_counter()
-            outputs = self.predict(batch)
-            seconds = time.perf_counter() - started
-            self.on_batch(len(batch["input_ids"]), length, seconds)
-            start = 0
-            for i in indices:
-                model_seconds[i] = seconds
-                rows = len(parts[i]["input_ids"])
-                results[i] = {k: v[start : start + rows] for k, v in outputs.items()}
-                start += rows
-        rows = sum(len(p["input_ids"]) for p in parts)
-        rate = rows / max(time.perf_counter() - started_all, 1e-6)
+    def _infer(self, parts: list[Arrays], length: int) -> tuple[list[Arrays], float]:
+        """Each part's outputs, in order, from one inference on them padded to `length`, and its seconds."""
+        batch = stack_padded(parts, length)
+        started = time.perf_counter()
+        outputs = self.predict(batch)
+        seconds = time.perf_counter() - started
+        rows = len(batch["input_ids"])
+        self.on_batch(rows, length, seconds)
+        rate = rows / max(seconds, 1e-6)
         self.rows_per_second = rate if not self.rows_per_second else 0.8 * self.rows_per_second + 0.2 * rate
-        return results, model_seconds
+        results, start = [], 0
+        for part in parts:
+            end = start + len(part["input_ids"])
+            results.append({k: v[start:end] for k, v in outputs.items()})
+            start = end
+        return results, seconds
 
     def _next_batch(self) -> list[tuple[_Job, int, int]]:
         """(job, first row, end row) slices of up to max_batch_size rows, least-served requests first; requests
@@ -296,6 +294,8 @@ class Batcher:
             await self._compute(batch)
 
     async def _compute(self, batch: list[tuple[_Job, int, int]]) -> None:
+        """Run the batch one length group at a time, shortest first, and answer each request as soon as its rows
+        are back: a short request never waits for the long rows computed after it in the same batch."""
         parts = [{k: v[start:end] for k, v in job.inputs.items()} for job, start, end in batch]
         self.busy = True
         now = time.monotonic()
@@ -303,17 +303,24 @@ class Batcher:
             job.started(now)
         started = time.perf_counter()
         try:
-            results, model_seconds = await asyncio.to_thread(self._infer, parts)
-        except Exception as error:  # the model failed: every request in the batch hears why
-            for job, _, _ in batch:
-                self._finish(job, error)
-            return
+            for length, indices in self._groups(parts).items():
+                members = [batch[i] for i in indices]
+                try:
+                    results, model_seconds = await asyncio.to_thread(self._infer, [parts[i] for i in indices], length)
+                except Exception as error:  # the model failed: every request in the group hears why
+                    for job, _, _ in members:
+                        self._finish(job, error)
+                    continue
+                self._hand_out(members, results, model_seconds, time.perf_counter() - started)
         finally:
             self.busy = False
-        seconds = time.perf_counter() - started
-        for (job, _, _), model in zip(batch, model_seconds, strict=True):
-            job.computed(model, seconds)
-        for (job, _, end), outputs in zip(batch, results, strict=True):
+
+    def _hand_out(
+        self, members: list[tuple[_Job, int, int]], results: list[Arrays], model_seconds: float, seconds: float
+    ) -> None:
+        """Give each job its rows' outputs; a job with all its rows back is answered."""
+        for (job, _, end), outputs in zip(members, results, strict=True):
+            job.computed(model_seconds, seconds)
             job.outputs.append(outputs)
             job.served = end
             if job.remaining == 0:

@@ -10,13 +10,18 @@ GrpcClient("127.0.0.1:8500", "vbert").predict(...)  # TF-Serving's gRPC API (ten
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
-import urllib.error
-import urllib.request
+import threading
+import urllib.parse
 
 import numpy as np
 
 from vbert.model.export import OUTPUT_NAMES as OUTPUTS
+from vbert.serving.timing import parse_header
+
+# a kept-alive connection the server closed while it sat idle: the request is sent again on a new one, once
+_STALE_CONNECTION = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
 
 
 class ServerError(Exception):
@@ -34,23 +39,73 @@ class ServerError(Exception):
 
 
 class RestClient:
-    def __init__(self, base_url: str, model_name: str, version: int | None = None, timeout: float = 120.0):
-        self.base = base_url.rstrip("/")
-        self.model = f"/v1/models/{model_name}" + (f"/versions/{version}" if version is not None else "")
-        self.timeout = timeout
+    """JSON over HTTP/1.1, one kept-alive connection per thread (so one client may serve many threads), as
+    `requests.Session` would; `keep_alive=False` opens a new connection for every request. The server's
+    `Server-Timing` spans of this thread's last answer are in `last_timings` (milliseconds by span)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        model_name: str,
+        version: int | None = None,
+        timeout: float = 120.0,
+        keep_alive: bool = True,
+    ):
+        url = urllib.parse.urlsplit(base_url.rstrip("/"))
+        if url.scheme not in ("http", "https") or not url.hostname:
+            raise ValueError(f"{base_url!r}: expected http://host:port or https://host:port")
+        self.scheme, self.host, self.port = url.scheme, url.hostname, url.port
+        self.model = f"{url.path}/v1/models/{model_name}" + (f"/versions/{version}" if version is not None else "")
+        self.timeout, self.keep_alive = timeout, keep_alive
+        self._local = threading.local()
+
+    @property
+    def last_timings(self) -> dict[str, float]:
+        return getattr(self._local, "timings", {})
+
+    def _connection(self) -> http.client.HTTPConnection:
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            kind = http.client.HTTPSConnection if self.scheme == "https" else http.client.HTTPConnection
+            connection = self._local.connection = kind(self.host, self.port, timeout=self.timeout)
+        return connection
+
+    def close(self) -> None:
+        """Close this thread's connection (the next request opens a new one)."""
+        connection = getattr(self._local, "connection", None)
+        self._local.connection = None
+        if connection is not None:
+            connection.close()
+
+    def _send(self, path: str, data: bytes | None) -> tuple[bytes, http.client.HTTPResponse]:
+        """One request on this thread's connection; the connection is closed after a failure (or always, without
+        keep-alive)."""
+        headers = {"Content-Type": "application/json"} if data is not None else {}
+        connection = self._connection()
+        try:
+            connection.request("POST" if data is not None else "GET", path, data, headers)
+            response = connection.getresponse()
+            payload = response.read()
+        except BaseException:
+            self.close()
+            raise
+        if not self.keep_alive or response.will_close:
+            self.close()
+        return payload, response
 
     def _call(self, path: str, body: dict | None = None) -> dict:
         data = json.dumps(body).encode() if body is not None else None
-        headers = {"Content-Type": "application/json"} if data is not None else {}
-        request = urllib.request.Request(self.base + path, data, headers)
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                return json.loads(response.read())
-        except urllib.error.HTTPError as error:
-            text = error.read().decode("utf-8", "replace")
-            with contextlib.suppress(json.JSONDecodeError):
+            payload, response = self._send(path, data)
+        except _STALE_CONNECTION:  # inference has no side effects: sending it again is safe
+            payload, response = self._send(path, data)
+        self._local.timings = parse_header(response.getheader("Server-Timing") or "")
+        if response.status >= 400:
+            text = payload.decode("utf-8", "replace")
+            with contextlib.suppress(json.JSONDecodeError, AttributeError):
                 text = json.loads(text).get("error", text)
-            raise ServerError(error.code, text, error.headers.get("Retry-After")) from error
+            raise ServerError(response.status, text, response.getheader("Retry-After"))
+        return json.loads(payload)
 
     def predict(self, inputs: dict[str, np.ndarray], columnar: bool = True) -> dict[str, np.ndarray]:
         """`probabilities` and `logits` for int32 [batch, seq] inputs, in TF-Serving's columnar or row format."""
