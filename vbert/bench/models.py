@@ -15,6 +15,7 @@ from pathlib import Path
 
 from vbert.bench.report import PIPELINE_MODEL
 from vbert.model.bert import MODEL_SIZES, BertConfig
+from vbert.model.einsum import einsum_as_matmul
 from vbert.model.export import SERVING_CONFIG, ServingConfig, export_saved_model, latest_version
 from vbert.model.ir_folder import write_version
 
@@ -80,6 +81,7 @@ def random_model(
     saved = export_saved_model(classifier, config, serving, like.assets, root / "saved_model" / "1")
     xml = root / "ir" / "model.xml"
     converted = ov.convert_model(str(saved))
+    einsum_as_matmul(converted)  # as the ir stage does, so that NNCF quantises the attention projections
     ov.save_model(converted, str(xml), compress_to_fp16=False)
     variants = {"fp32": xml, "bf16": xml}
     if calibration:

@@ -32,6 +32,7 @@ from vbert.core import params as knob
 from vbert.core.atomic import atomic_dir
 from vbert.core.errors import InputError
 from vbert.evaluation.scores import classification_scores, positive_index
+from vbert.model.einsum import einsum_as_matmul
 from vbert.model.export import SERVING_CONFIG, ServingConfig, latest_version
 from vbert.model.ir_folder import compile_config, write_version
 from vbert.text.encoding import Encoder
@@ -151,6 +152,7 @@ def build_ir(job: IRJob) -> dict:
     reference = tensorflow_probabilities(version_dir, test_x)
     reference_f1 = task_f1(serving, test_y, reference)
     model = ov.convert_model(str(version_dir))
+    einsum_as_matmul(model)  # so that NNCF quantises the attention projections too
     core = ov.Core()
     wanted = PRECISIONS if job.precision == "auto" else (job.precision,)
     results: dict[str, dict] = {}
