@@ -76,7 +76,16 @@ def compiled_int8_bf16(xml: Path, rows: int, seq_length: int):
     return core.compile_model(model, "CPU", config)
 
 
-def profile(compiled, inputs: dict[str, np.ndarray], repeats: int) -> tuple[list[float], dict[str, float]]:
+def multiply_flops_by_node(compiled) -> dict[str, int]:
+    """Each multiply node of the compiled model (by its profiling name) and its FLOPs."""
+    return {
+        op.get_friendly_name(): multiply_flops(op)
+        for op in compiled.get_runtime_model().get_ordered_ops()
+        if op.get_rt_info()["layerType"].astype(str) in MULTIPLIES
+    }
+
+
+def profile(compiled, inputs: dict[str, np.ndarray], repeats: int) -> tuple[list[float], dict[str, dict]]:
     """Seconds per inference, and each executed node's median milliseconds over `repeats` (after one warm-up)."""
     request = compiled.create_infer_request()
     request.infer(inputs)
@@ -99,13 +108,8 @@ def profile(compiled, inputs: dict[str, np.ndarray], repeats: int) -> tuple[list
     return seconds, nodes
 
 
-def breakdown(compiled, nodes: dict[str, dict]) -> dict:
+def breakdown(nodes: dict[str, dict], flops: dict[str, int]) -> dict:
     """Time by node type and kernel; multiplies by the precision they computed in, with their FLOPs and rate."""
-    flops = {
-        op.get_friendly_name(): multiply_flops(op)
-        for op in compiled.get_runtime_model().get_ordered_ops()
-        if op.get_rt_info()["layerType"].astype(str) in MULTIPLIES
-    }
     total_ms = sum(node["ms"] for node in nodes.values())
     by_kind: dict[tuple[str, str], dict] = defaultdict(lambda: {"ms": 0.0, "nodes": 0})
     multiplies: dict[str, dict] = defaultdict(lambda: {"ms": 0.0, "gflop": 0.0, "nodes": 0, "examples": []})
@@ -121,11 +125,15 @@ def breakdown(compiled, nodes: dict[str, dict]) -> dict:
             if len(group["examples"]) < 3:
                 group["examples"].append(name)
     kinds = [
-        {"node_type": t, "exec_type": e, "ms": round(v["ms"], 2), "share": round(v["ms"] / total_ms, 4), **v}
+        {
+            "node_type": t,
+            "exec_type": e,
+            "nodes": v["nodes"],
+            "ms": round(v["ms"], 2),
+            "share": round(v["ms"] / total_ms, 4),
+        }
         for (t, e), v in sorted(by_kind.items(), key=lambda item: -item[1]["ms"])
     ]
-    for kind in kinds:
-        kind["ms"] = round(kind["ms"], 2)
     for group in multiplies.values():
         group["gflop_per_s"] = round(group["gflop"] / (group["ms"] / 1000), 1) if group["ms"] else 0.0
         group["share"] = round(group["ms"] / total_ms, 4)
@@ -195,11 +203,8 @@ def int8_variant(fp32_xml: Path, like, seq_length: int, calibration: list, rewri
 
 def measured(compiled, features: dict, repeats: int, int8_ceiling: float) -> dict:
     seconds, nodes = profile(compiled, features, repeats)
-    flops = sum(
-        multiply_flops(op)
-        for op in compiled.get_runtime_model().get_ordered_ops()
-        if op.get_rt_info()["layerType"].astype(str) in MULTIPLIES
-    )
+    by_node = multiply_flops_by_node(compiled)
+    flops = sum(by_node.values())
     median = float(np.median(seconds))
     return {
         "seconds": [round(s, 4) for s in seconds],
@@ -207,7 +212,7 @@ def measured(compiled, features: dict, repeats: int, int8_ceiling: float) -> dic
         "gflop": round(flops / 1e9, 2),
         "gop_per_s": round(flops / 1e9 / median, 1),
         "share_of_int8_ceiling": round(flops / 1e9 / median / int8_ceiling, 3),
-        "breakdown": breakdown(compiled, nodes),
+        "breakdown": breakdown(nodes, by_node),
     }
 
 
