@@ -272,6 +272,27 @@ def test_bad_requests_get_their_4xx_and_the_server_stays_up(servers, endpoint, b
     assert call(f"{url}/v1/models/vbert:predict", columns(random_inputs(1, 8, 30522)))[0] == 200
 
 
+def test_a_client_still_sending_an_oversized_body_reads_its_413_not_a_reset(servers):
+    """The server answers once the limit is passed; the client, still sending, must then find that answer (the rest
+    of a body up to twice the limit is read and dropped, not left unread for the kernel to answer with a reset)."""
+    import http.client
+
+    limit = 4 << 20
+    host, port = servers["openvino"].url.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=60)
+    connection.putrequest("POST", "/v1/models/vbert:predict")
+    connection.putheader("Content-Type", "application/json")
+    connection.putheader("Connection", "close")  # as urllib sends: uvicorn closes the socket after the answer
+    connection.putheader("Content-Length", str(limit + (1 << 20)))
+    connection.endheaders()
+    connection.send(b" " * (limit + 1))
+    time.sleep(1.0)  # the 413 is written by now
+    connection.send(b" " * ((1 << 20) - 1))
+    response = connection.getresponse()
+    assert response.status == 413 and b"exceeds the limit" in response.read()
+    connection.close()
+
+
 def test_routing_errors_and_unknown_models_answer_tf_servings_error_body(servers):
     url = servers["openvino"].url
     assert call(f"{url}/v1/models/nope:predict", {"instances": [1]})[:2] == (

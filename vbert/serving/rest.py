@@ -149,10 +149,22 @@ async def read_body(request: Request) -> bytes:
                 raise invalid(f"the gzip body is corrupt: {error}") from error
         body.extend(chunk)
         if len(body) > limits.max_body_bytes:
+            await _discard_rest(stream, limits.max_body_bytes, deadline)
             raise ServingError(
                 Code.TOO_LARGE, f"request body exceeds the limit of {limits.max_body_bytes} bytes (after decoding)"
             )
     return bytes(body)
+
+
+async def _discard_rest(stream, budget: int, deadline: float) -> None:
+    """Read and drop what is left of a refused body, at most `budget` bytes and until `deadline`.
+
+    A client still sending when the server closes gets a connection reset instead of the 413 (the unread bytes make
+    the kernel send RST); bodies up to twice the limit are drained so that their senders read the answer.
+    """
+    with contextlib.suppress(StopAsyncIteration, TimeoutError, ClientDisconnect):
+        while budget > 0:
+            budget -= len(await asyncio.wait_for(stream.__anext__(), max(0.0, deadline - time.monotonic())))
 
 
 def parse_json(body: bytes) -> dict:
