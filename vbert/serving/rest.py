@@ -124,12 +124,13 @@ async def read_body(request: Request) -> bytes:
     """The body, within the size limit (after gzip decoding too) and the time limit."""
     limits: HttpLimits = request.app.state.http_limits
     encoding = request.headers.get("content-encoding", "identity").lower()
-    if encoding not in ("identity", "gzip"):
-        raise ServingError(Code.UNSUPPORTED_MEDIA_TYPE, f"Content-Encoding {encoding!r}: send gzip or identity")
-    decoder = zlib.decompressobj(16 + zlib.MAX_WBITS) if encoding == "gzip" else None
-    body, received = bytearray(), 0
     deadline = time.monotonic() + limits.body_timeout
     stream = request.stream().__aiter__()
+    if encoding not in ("identity", "gzip"):
+        await _discard_rest(stream, 2 * limits.max_body_bytes, deadline)
+        raise ServingError(Code.UNSUPPORTED_MEDIA_TYPE, f"Content-Encoding {encoding!r}: send gzip or identity")
+    decoder = zlib.decompressobj(16 + zlib.MAX_WBITS) if encoding == "gzip" else None
+    body = bytearray()
     while True:
         try:
             chunk = await asyncio.wait_for(stream.__anext__(), max(0.0, deadline - time.monotonic()))
@@ -141,7 +142,6 @@ async def read_body(request: Request) -> bytes:
             ) from None
         except ClientDisconnect:
             raise ServingError(Code.CLIENT_DISCONNECTED, "the client left while sending its body") from None
-        received += len(chunk)
         if decoder is not None:
             try:
                 chunk = decoder.decompress(chunk, limits.max_body_bytes + 1 - len(body))
@@ -160,7 +160,7 @@ async def _discard_rest(stream, budget: int, deadline: float) -> None:
     """Read and drop what is left of a refused body, at most `budget` bytes and until `deadline`.
 
     A client still sending when the server closes gets a connection reset instead of the 413 (the unread bytes make
-    the kernel send RST); bodies up to twice the limit are drained so that their senders read the answer.
+    the kernel send RST); refused bodies up to twice the limit are drained so that their senders read the answer.
     """
     with contextlib.suppress(StopAsyncIteration, TimeoutError, ClientDisconnect):
         while budget > 0:
