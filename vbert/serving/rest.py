@@ -133,7 +133,8 @@ async def read_body(request: Request) -> bytes:
     body = bytearray()
     while True:
         try:
-            chunk = await asyncio.wait_for(stream.__anext__(), max(0.0, deadline - time.monotonic()))
+            async with asyncio.timeout_at(_loop_time(deadline)):  # no task per chunk, as wait_for would make
+                chunk = await stream.__anext__()
         except StopAsyncIteration:
             break
         except TimeoutError:
@@ -163,8 +164,14 @@ async def _discard_rest(stream, budget: int, deadline: float) -> None:
     the kernel send RST); refused bodies up to twice the limit are drained so that their senders read the answer.
     """
     with contextlib.suppress(StopAsyncIteration, TimeoutError, ClientDisconnect):
-        while budget > 0:
-            budget -= len(await asyncio.wait_for(stream.__anext__(), max(0.0, deadline - time.monotonic())))
+        async with asyncio.timeout_at(_loop_time(deadline)):
+            while budget > 0:
+                budget -= len(await stream.__anext__())
+
+
+def _loop_time(monotonic_deadline: float) -> float:
+    """A time.monotonic() deadline on the running loop's clock."""
+    return asyncio.get_running_loop().time() + monotonic_deadline - time.monotonic()
 
 
 def parse_json(body: bytes) -> dict:
