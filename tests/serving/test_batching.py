@@ -184,6 +184,25 @@ def test_a_token_budget_cuts_batches_of_long_rows_so_a_short_request_waits_less(
     assert all(len(call) <= 2 for call in model.calls) and short["probabilities"][0, 0] == 7 + 15
 
 
+def test_padded_to_its_longest_row_a_batch_counts_every_row_at_that_width():
+    """max_batch_tokens 64, one inference padded to the longest row: two 16-wide rows (32 tokens) cannot take a
+    32-wide row beside them (3 x 32 = 96 tokens), so the 32-wide rows go two at a time after them."""
+    model = Recorder()
+
+    async def scenario():
+        batcher = Batcher(
+            model, parameters(max_batch_tokens=64, split_by_bucket=False, batch_timeout_micros=100_000), 64
+        )
+        batcher.start()
+        short = batcher.submit(request([[7] + [1] * 15, [8] + [1] * 15]), 5)
+        long = batcher.submit(request([[100 + i] + [1] * 31 for i in range(4)]), 5)
+        await asyncio.gather(short, long)
+        await batcher.stop()
+
+    asyncio.run(scenario())
+    assert model.calls == [(7, 8), (100, 101), (102, 103)]
+
+
 def test_a_short_request_is_answered_before_the_long_rows_of_its_batch_are_computed():
     """One batch, two length groups: the 16-wide row's answer comes back while the 64-wide rows still compute."""
     model = Recorder(seconds=0.2)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -104,6 +105,35 @@ class _Job:
     @property
     def remaining(self) -> int:
         return self.rows - self.served
+
+
+@dataclass
+class _TokenBudget:
+    """Rows x padded length of one batch, at most `limit` (0: no limit). Padded to its longest row (`per_group`
+    false), a wider row makes every row of the batch cost its width; in length groups each row costs its own."""
+
+    limit: int
+    per_group: bool
+    rows: int = 0
+    tokens: int = 0  # rows x their own width, summed
+    widest: int = 0
+
+    def rows_that_fit(self, width: int) -> int:
+        if not self.limit:
+            return sys.maxsize
+        if self.per_group:
+            return max(self.limit - self.tokens, 0) // width
+        return max(self.limit // max(self.widest, width) - self.rows, 0)
+
+    def spend(self, rows: int, width: int) -> None:
+        self.tokens += rows * width
+        self.rows += rows
+        self.widest = max(self.widest, width)
+
+    @property
+    def spent(self) -> bool:
+        """Not one more row fits, however narrow."""
+        return self.rows_that_fit(1) == 0
 
 
 class Batcher:
@@ -244,19 +274,17 @@ class Batcher:
         for job in [j for j in self.jobs if now > j.deadline]:
             self._finish(job, self._expired(job.timeout, job))
         room, batch = self.parameters.max_batch_size, []
-        tokens = self.parameters.max_batch_tokens or None
+        budget = _TokenBudget(self.parameters.max_batch_tokens, self.parameters.split_by_bucket)
         for job in sorted(self.jobs, key=lambda j: (j.served, j.arrived)):
-            take = min(job.remaining, room)
-            if tokens is not None:
-                width = padded_length(
-                    [int(job.inputs["input_ids"].shape[1])], self.parameters.bucket, self.max_seq_length
-                )
-                take = min(take, max(tokens // width, 0 if batch else 1))  # the first rows go even if over the budget
-                tokens -= take * width
+            width = padded_length([int(job.inputs["input_ids"].shape[1])], self.parameters.bucket, self.max_seq_length)
+            take = min(job.remaining, room, budget.rows_that_fit(width))
+            if not take and not batch:
+                take = 1  # the first row goes even if over the budget
             if take:
                 batch.append((job, job.served, job.served + take))
+                budget.spend(take, width)
                 room -= take
-            if not room or (tokens is not None and tokens <= 0):
+            if not room or budget.spent:
                 break
         return batch
 
