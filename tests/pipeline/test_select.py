@@ -7,6 +7,7 @@ import json
 import pytest
 
 from tests.helpers import from_params, write_lines
+from vbert.core.errors import InputError
 from vbert.pipeline.select import SelectJob, run_select
 from vbert.text.corpus import CorpusReader
 
@@ -64,3 +65,9 @@ def test_fraction_one_is_the_whole_corpus_unchanged(tmp_path):
     metrics = run_select(job(tmp_path, fraction=1))
     assert (tmp_path / "out/corpus.txt").read_bytes() == (tmp_path / "clean/corpus.txt").read_bytes()
     assert metrics["fraction"] == 1.0
+
+
+def test_a_fraction_that_keeps_no_passage_is_refused_before_any_embedding(tmp_path):
+    with pytest.raises(InputError, match=r"select.fraction = 0.01: keeps none of the corpus's 12 passages"):
+        run_select(job(tmp_path, fraction=0.01, passage_words=1))
+    assert not (tmp_path / "out").exists()

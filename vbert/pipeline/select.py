@@ -18,6 +18,7 @@ import numpy as np
 
 from vbert.core import params as knob
 from vbert.core.atomic import atomic_dir
+from vbert.core.errors import InputError
 from vbert.data.selection import Passage, embed, nearest_first, nearest_similarity, passages
 from vbert.model.precision import SETTINGS as PRECISIONS
 from vbert.text.corpus import CORPUS_FILE, CorpusReader, write_documents
@@ -86,6 +87,12 @@ def _select(job: SelectJob, out: Path) -> dict:
     from vbert.text.tokenization import load_tokenizer
 
     found = list(passages(CorpusReader([job.clean_dir / CORPUS_FILE]), job.passage_words))
+    wanted = round(job.fraction * len(found))
+    if wanted < 1:
+        raise InputError(
+            f"select.fraction = {job.fraction}: keeps none of the corpus's {len(found)} passages of "
+            f"{job.passage_words}+ words; raise it to {1 / max(1, len(found)):.2g} at least (or 1 for all)"
+        )
     texts = task_texts(job.task_dir)
     with computing_in(job.mixed_precision) as precision:
         backbone, folder = starting_encoder(job.model)
@@ -94,7 +101,7 @@ def _select(job: SelectJob, out: Path) -> dict:
         task = embed(backbone, tokenizer, texts, job.max_pieces, job.batch_size, "task texts")
         corpus = embed(backbone, tokenizer, [p.text for p in found], job.max_pieces, job.batch_size, "passages")
         embedding_seconds = time.perf_counter() - started
-    order = nearest_first(corpus, task, round(job.fraction * len(found)))
+    order = nearest_first(corpus, task, wanted)
     with open(out, "w", encoding="utf-8") as handle:
         write_documents(handle, rejoined(found, order))
     similarity = nearest_similarity(corpus, task)
