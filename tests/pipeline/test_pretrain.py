@@ -136,6 +136,24 @@ def test_task_adaptive_phases_from_the_start_and_after_domain_steps_become_finet
     ]
 
 
+def test_no_domain_steps_is_task_adaptive_pretraining_alone(inputs, tmp_path):
+    """num_train_steps 0: the MSL-128 phase keeps only its starting checkpoint (for MiniLM: the heads warmed up, the
+    encoder as it started), so TAPT from step 0 costs no domain pretraining; the cells are the reference and TAPT."""
+    from tests.helpers import tiny_task
+    from vbert.data.task_adaptive import task_train_rows
+    from vbert.model.checkpoints import pretraining_cells
+
+    task = tiny_task(tmp_path / "task", ["games", "science"], rows=10)
+    job = tiny_pretrain_job(
+        inputs, tmp_path / "pre", task_dir=task, num_train_steps=0, task_adaptive_epochs=1, eval_batches=1
+    )
+    results = run_pretraining(job)
+    assert results["final_step"] == 0 and [row["step"] for row in results["phases"]["msl32"]] == [0]
+    updates = -(-len(task_train_rows(task, inputs / "vocab", 32)) // job.train_batch_size)
+    cells = [cell.name for cell in pretraining_cells(tmp_path / "pre", "all")]
+    assert cells == ["reference", f"tapt-from-step-000000-step-{updates:06d}"]
+
+
 def test_task_adaptive_embeddings_only_leaves_the_encoder_as_it_started(inputs, tmp_path):
     from tests.helpers import tiny_task
 

@@ -93,7 +93,9 @@ class PretrainJob:
     gradient_accumulation_steps: int = knob.integer(
         "N: each update averages N batches of train_batch_size / N (a big batch that fits)", min=1
     )
-    num_train_steps: int = knob.integer("updates of the MSL-128 phase", min=1)
+    num_train_steps: int = knob.integer(
+        "updates of the MSL-128 phase (0: none, only the starting checkpoint: e.g. TAPT alone)", min=0
+    )
     num_warmup_steps: int = knob.integer("updates of linear warm-up", min=0)
     head_warmup_steps: int = knob.integer(
         "a model without MLM/NSP heads (MiniLM): train only the new heads (and new vocabulary rows) first", min=0
