@@ -63,8 +63,7 @@ data-full: setup  ## bring the full corpora and the pkg_section task from $(SHAR
 	mkdir -p data/full
 	cp $(SHARED)/corpus/docs.txt.gz $(SHARED)/corpus/informal.txt.gz data/full/
 	cp -r $(SHARED)/tasks/pkg_section data/full/
-	$(BIN)/dvc add data/full
-	git add data/full.dvc data/.gitignore   # staged, so `dvc exp run` (benchmarks/adaptation.py) sees it
+	$(BIN)/dvc add data/full   # versioned in DVC's cache; data/.gitignore keeps it and its .dvc file out of git
 
 plots/vega/node_modules: plots/vega/package.json plots/vega/package-lock.json
 	cd plots/vega && npm ci --no-audit --no-fund --silent
