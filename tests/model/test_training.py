@@ -142,14 +142,14 @@ def test_end_task_aware_training_adds_the_masked_lm_loss_of_the_train_texts(tmp_
 
 def hidden_gap(student, teacher, rows: list[Row], layers: list[int]) -> float:
     """Mean squared difference of each student layer's output from its teacher layer's, over real tokens."""
-    from vbert.model.bert import backbone_of, hidden_states_model, masked_mean_square
+    from vbert.model.bert import LayerOutputs, backbone_of, masked_mean_square
     from vbert.model.classifier import padded
 
     features = padded(rows, np.arange(len(rows)))
     inputs = {"token_ids": features["input_ids"], "segment_ids": features["segment_ids"]}
     inputs["padding_mask"] = features["input_mask"]
-    ours = hidden_states_model(backbone_of(student))(inputs)
-    theirs = hidden_states_model(backbone_of(teacher))(inputs)
+    ours = LayerOutputs(backbone_of(student))(inputs)
+    theirs = LayerOutputs(backbone_of(teacher))(inputs)
     mask = features["input_mask"].astype(np.float32)
     return float(np.mean([masked_mean_square(ours[j], theirs[i], mask) for j, i in enumerate(layers)]))
 

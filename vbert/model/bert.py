@@ -366,6 +366,8 @@ class EndTaskAware(keras.Model):
         self.classifier, self.pretrainer = classifier, pretrainer
         self.task_loss, self.weight = task_loss, weight
         self.tracked = {name: keras.metrics.Mean(name=name) for name in ("loss", "task_loss", "masked_lm_loss")}
+        both = classifier.trainable_variables + pretrainer.trainable_variables
+        self.trained = list({id(variable): variable for variable in both}.values())  # the shared encoder's once
 
     @property
     def metrics(self):
@@ -377,24 +379,19 @@ class EndTaskAware(keras.Model):
     def train_step(self, data):
         features, targets = data
         masked = {name[len(MASKED_PREFIX) :]: v for name, v in features.items() if name.startswith(MASKED_PREFIX)}
-        seen, variables = set(), []
-        for variable in self.classifier.trainable_variables + self.pretrainer.trainable_variables:
-            if id(variable) not in seen:  # the shared encoder's variables once
-                seen.add(id(variable))
-                variables.append(variable)
         with tf.GradientTape() as tape:
             task = self.task_loss(targets, self(features, training=True))
             mlm_logits, _ = self.pretrainer(masked, training=True)
             mlm = masked_lm_loss(masked, mlm_logits)
             loss = task + self.weight * mlm
-        gradients = tape.gradient(loss, variables)
-        self.optimizer.apply_gradients([(g, v) for g, v in zip(gradients, variables, strict=True) if g is not None])
+        gradients = tape.gradient(loss, self.trained)
+        self.optimizer.apply_gradients([(g, v) for g, v in zip(gradients, self.trained, strict=True) if g is not None])
         for name, value in (("loss", loss), ("task_loss", task), ("masked_lm_loss", mlm)):
             self.tracked[name].update_state(value)
         return {name: metric.result() for name, metric in self.tracked.items()}
 
 
-class HiddenStates(keras.Model):
+class LayerOutputs(keras.Model):
     """Every transformer layer's output [batch, seq, hidden] of a backbone, a list in layer order, through its own
     layers (weights shared)."""
 
@@ -410,10 +407,6 @@ class HiddenStates(keras.Model):
         return [found[name] for name in sorted(found)]
 
 
-def hidden_states_model(backbone) -> HiddenStates:
-    return HiddenStates(backbone)
-
-
 class HiddenStateDistiller(keras.Model):
     """Task-specific distillation through intermediate layers (TinyBERT's hidden-state loss, Jiao et al. 2020): the
     student's loss on its targets (soft and hard) + `weight` x the mean squared difference between the output of
@@ -424,8 +417,8 @@ class HiddenStateDistiller(keras.Model):
         super().__init__(**kwargs)
         self.student, self.task_loss, self.weight = student, task_loss, weight
         student_backbone, teacher_backbone = backbone_of(student), backbone_of(teacher)
-        self.student_hidden = hidden_states_model(student_backbone)
-        self.teacher_hidden = hidden_states_model(teacher_backbone)
+        self.student_hidden = LayerOutputs(student_backbone)
+        self.teacher_hidden = LayerOutputs(teacher_backbone)
         self.pooler = student_backbone.get_layer("pooled_dense")
         self.dropout = next(layer for layer in student.layers if isinstance(layer, keras.layers.Dropout))
         self.head = student.get_layer("classifier")
