@@ -221,7 +221,12 @@ def test_head_warmup_trains_the_heads_and_new_rows_only_and_the_reference_keeps_
     (vocab / "vocab.txt").write_text((vocab / "vocab.txt").read_text().replace("[unused0]\n", "kubectl\n", 1))
     out = tmp_path / "pre"
     job = tiny_pretrain_job(
-        inputs, out, vocab_dir=vocab, init_checkpoint=str(headless_hf_folder(tmp_path / "hf")), head_warmup_steps=3
+        inputs,
+        out,
+        vocab_dir=vocab,
+        init_checkpoint=str(headless_hf_folder(tmp_path / "hf")),
+        head_warmup_steps=3,
+        head_warmup_learning_rate=0.3,  # the main phase's 1e-3 moves no weight by more than 1e-3 in 3 updates
     )
     results = run_pretraining(job)
     assert results["head_warmup_steps"] == 3
@@ -242,6 +247,7 @@ def test_head_warmup_trains_the_heads_and_new_rows_only_and_the_reference_keeps_
     np.testing.assert_array_equal(warmed[embeddings][others], start[embeddings][others])
     assert not np.allclose(warmed[embeddings][list(new_rows)], start[embeddings][list(new_rows)])
     assert all(not np.array_equal(warmed[k], start[k]) for k in heads if k.endswith("kernel"))
+    assert max(np.abs(warmed[k] - start[k]).max() for k in heads if k.endswith("kernel")) > 0.01  # its own rate
     assert all(np.array_equal(step0[k], warmed[k]) for k in warmed)  # step 0 is the warmed-up model
     assert any(not np.array_equal(last[k], start[k]) for k in encoder)  # then the whole model trains
     reference_vocab = (out / "reference" / "vocab.txt").read_text().splitlines()

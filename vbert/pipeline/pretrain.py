@@ -18,8 +18,9 @@ dropout seeds, on the same data order, and ends with the same checkpoints as an 
 
 The head warm-up: a starting model without pretraining heads (the packaged MiniLM) gets fresh MLM and NSP heads.
 Their first gradients are noise that would flow into the encoder, so for `head_warmup_steps` only the heads (and
-the embedding rows of the tokens the vocabulary replaced) are trained, the encoder frozen; step 0 of MSL 128 is the
-model after it.
+the embedding rows of the tokens the vocabulary replaced) are trained, the encoder frozen, at their own learning
+rate (`head_warmup_learning_rate`: MiniLM's MLM head after 100 steps of 32 reached eval loss 7.15 / accuracy 0.040
+at 1e-4, 6.61 / 0.079 at 1e-3); step 0 of MSL 128 is the model after it.
 
 Task-adaptive pretraining (Gururangan et al. 2020): `task_adaptive_epochs` passes of masked LM over the task's
 train texts alone (`vbert.data.task_adaptive`), each text at its own length, optionally training only the
@@ -99,6 +100,12 @@ class PretrainJob:
     num_warmup_steps: int = knob.integer("updates of linear warm-up", min=0)
     head_warmup_steps: int = knob.integer(
         "a model without MLM/NSP heads (MiniLM): train only the new heads (and new vocabulary rows) first", min=0
+    )
+    head_warmup_learning_rate: float = knob.number(
+        "the head warm-up's peak learning rate (the heads alone: a probe's rate, not the encoder's)",
+        min=0,
+        max=1,
+        min_open=True,
     )
     next_sentence: bool = knob.boolean("Google's next-sentence loss; false drops it (RoBERTa's finding)")
     save_checkpoints_steps: int = knob.integer("a checkpoint every this many updates; each is fine-tuned", min=1)
@@ -419,7 +426,7 @@ def warm_up_heads(model, job: PretrainJob, phase: dict, chief: bool, strategy=No
     # the word embeddings are shared with the frozen encoder: no weight decay on them (it would move every row)
     optimizer = partial(
         make_optimizer,
-        job.learning_rate,
+        job.head_warmup_learning_rate,
         steps,
         max(1, steps // 10),
         gradient_accumulation_steps=accumulate,
