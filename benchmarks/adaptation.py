@@ -1,225 +1,542 @@
-"""Does adaptation pay off, and which arm? recipes/adapt.yaml on each public task, every arm a cell, 3 seeds each.
+"""Does adaptation pay off, and which arm? Every arm of recipes/adapt.yaml on each public task, seeds per arm, run by
+run and resumable, so the measurement can be spread over sessions and machines.
 
-    make data-full                                  # once: the full corpora and pkg_section under DVC
-    python benchmarks/adaptation.py                 # both tasks; --task pkg_daemon for one
+    make data-full                                     # once: the full corpora and pkg_section under DVC
+    python benchmarks/adaptation.py run                # every task, arm and seed not yet recorded
+    python benchmarks/adaptation.py run --task pkg_daemon --arm reference --arm tapt --hours 3
+    python benchmarks/adaptation.py report             # benchmarks/results/adaptation.json and .md from the records
 
-Per task, two `dvc exp run --temp` experiments (your workspace and params.yaml stay as they are), from scratch:
-the recipe with `select.fraction: 1` (DAPT on the whole corpus; TAPT; DAPT then TAPT; end-task-aware twins), and
-the recipe as written (retrieval-selected DAPT, and it then TAPT). Every pretraining arm gets the same number of
-updates: TAPT's epochs are set per task to the DAPT phase's updates over the task's train texts. Arms come from
-each experiment's plots/finetune.csv (mean and spread over seeds, difference from the reference with its paired
-bootstrap interval) and reports/finetune.csv (per-seed test F1); the chosen arm is the best by mean eval F1.
-Writes benchmarks/results/adaptation.json and .md; the experiments stay in `dvc exp show`.
+Arms (Gururangan et al. 2020; Dery et al. 2022), each a cell of the pipeline's own stages:
+
+    reference            the starting model fine-tuned (no adaptation)
+    end_task_aware       the reference fine-tuned with the masked-LM loss of its batches' texts added
+    tapt                 masked LM on the task's train texts (masks re-drawn each epoch), then fine-tuned
+    dapt                 masked LM on the whole domain corpus, then fine-tuned
+    selected_dapt        masked LM on the corpus passages nearest the task's train texts (select.fraction)
+    selected_dapt+tapt   selected_dapt, then TAPT
+
+Every pretraining arm gets the same number of updates (the recipe's `pretrain.num_train_steps`; TAPT's epochs are
+set per task to match). The stages run as the pipeline runs them (`python -m stages.<stage> --params ...`) in
+benchmarks/work/adaptation/, each step's output reused while its params are the same; a run's record is
+benchmarks/results/adaptation/<task>/<arm>/seed-<seed>.json (its epochs' scores, its test predictions, minutes, the
+machine), committed, and skipped by later runs while the protocol (the params it ran with) is the same.
 """
 
 from __future__ import annotations
 
-import csv
-import io
+import hashlib
 import json
+import logging
 import os
+import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import click
+import numpy as np
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from vbert.bench.measure import machine  # noqa: E402
 from vbert.bench.report import write_result  # noqa: E402
-from vbert.core.atomic import write_text  # noqa: E402
-from vbert.tools.recipe import dvc_value, read_recipe  # noqa: E402
+from vbert.core.atomic import write_json, write_text  # noqa: E402
+from vbert.tools.recipe import applied, read_recipe  # noqa: E402
 from vbert.tools.summary import verdict  # noqa: E402
 
+log = logging.getLogger("adaptation")
+
 RECIPE = REPO / "recipes/adapt.yaml"
-CORPUS = "data/full"
+CORPUS = REPO / "data/full"
+WORK = REPO / "benchmarks/work/adaptation"
+RECORDS = REPO / "benchmarks/results/adaptation"
+RESULT = REPO / "benchmarks/results/adaptation.json"
 TASKS = {  # name -> (task folder, positive label or '')
     "pkg_section": ("data/full/pkg_section", ""),
     "pkg_daemon": ("data/tasks/pkg_daemon", "daemon"),
 }
-WHOLE, SELECTED = "whole", "selected"
+SEEDS = (1, 2, 3)
 
-
-def dvc(*args: str) -> str:
-    bin_dir = str(Path(sys.executable).parent)  # the stages' `python` is this environment's, as under `make`
-    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
-    done = subprocess.run([f"{bin_dir}/dvc", *args], cwd=REPO, env=env, capture_output=True, text=True)
-    if done.returncode:
-        raise click.ClickException(f"dvc {' '.join(args)} failed:\n{done.stdout[-3000:]}{done.stderr[-3000:]}")
-    return done.stdout
-
-
-def experiment_file(name: str, path: str) -> str:
-    """A file of experiment `name`, read from its commit."""
-    for commit in json.loads(dvc("exp", "show", "--json", "--no-fetch")):
-        for experiment in commit.get("experiments") or []:
-            for revision in experiment.get("revs") or []:
-                if revision.get("name") == name:
-                    shown = subprocess.run(
-                        ["git", "show", f"{revision['rev']}:{path}"], cwd=REPO, capture_output=True, text=True
-                    )
-                    if shown.returncode:
-                        raise click.ClickException(f"experiment {name}: no {path}")
-                    return shown.stdout
-    raise click.ClickException(f"no experiment named {name} in `dvc exp show`")
-
-
-def overrides(task: str, which: str) -> dict:
-    """The recipe with this task, the full corpus, equal updates per pretraining arm, and the experiment's part."""
-    values = read_recipe(RECIPE)
-    folder, positive = TASKS[task]
-    train_rows = len((REPO / folder / "train.tsv").read_text(encoding="utf-8").splitlines()) - 1
-    dapt_updates = values["pretrain.num_train_steps"]
-    values |= {
-        "vnlp.input_dir": CORPUS,
-        "finetune.task_dir": folder,
-        "finetune.positive_label": positive or "''",
-        "pretrain.task_adaptive_epochs": max(1, round(dapt_updates * values["pretrain.train_batch_size"] / train_rows)),
-    }
-    if which == WHOLE:
-        values |= {"select.fraction": 1}
-    else:  # the selected corpus's arms only; the rest are the same as in the whole-corpus experiment
-        values |= {"pretrain.task_adaptive_from_steps": [dapt_updates], "finetune.end_task_aware_weight": 0}
-    return values
-
-
-ARM_NAMES = {  # (experiment, cell prefix) -> arm
-    (WHOLE, "reference"): "reference",
-    (WHOLE, "msl128-step-"): "dapt",
-    (WHOLE, "tapt-from-step-000000-"): "tapt",
-    (WHOLE, "tapt-from-step-"): "dapt+tapt",
-    (SELECTED, "msl128-step-"): "selected_dapt",
-    (SELECTED, "tapt-from-step-"): "selected_dapt+tapt",
+# pretraining configurations: what each changes in the recipe (None: the recipe's value, filled in per task)
+START, TAPT, WHOLE, SELECTED = "start", "tapt", "whole", "selected"
+SHARED_CONFIGS = (START, WHOLE)  # no task text in their pretraining: one run serves every task
+ARMS = {  # arm -> (pretraining configuration, cell name or its prefix, end-task-aware)
+    "reference": (START, "reference", False),
+    "end_task_aware": (START, "reference", True),
+    "tapt": (TAPT, "tapt-from-step-000000-step-", False),
+    "dapt": (WHOLE, "msl128-step-", False),
+    "selected_dapt": (SELECTED, "msl128-step-", False),
+    "selected_dapt+tapt": (SELECTED, "tapt-from-step-", False),
 }
 
 
-def arm_name(which: str, cell: str) -> str | None:
-    """The arm a cell of experiment `which` is: reference+mlm is end_task_aware, another twin <arm>+end_task_aware."""
-    twin = cell.endswith("+mlm")
-    base = cell.removesuffix("+mlm")
-    for (experiment, prefix), name in ARM_NAMES.items():
-        if experiment == which and base.startswith(prefix):
-            if not twin:
-                return name
-            return "end_task_aware" if name == "reference" else f"{name}+end_task_aware"
-    return None
+# ---- params ------------------------------------------------------------------------------------------------
 
 
-def experiment_arms(name: str, which: str) -> dict[str, dict]:
-    """The experiment's arms: test F1 over seeds, eval F1, the difference from its reference, minutes fine-tuning."""
-    summary = list(csv.DictReader(io.StringIO(experiment_file(name, "plots/finetune.csv"))))
-    rows = list(csv.DictReader(io.StringIO(experiment_file(name, "reports/finetune.csv"))))
+def train_rows(task: str) -> int:
+    return len((REPO / TASKS[task][0] / "train.tsv").read_text(encoding="utf-8").splitlines()) - 1
+
+
+def config_values(task: str, config: str) -> dict:
+    """The recipe's values for one task and pretraining configuration (dotted keys)."""
+    recipe = read_recipe(RECIPE)
+    folder, positive = TASKS[task]
+    updates = recipe["pretrain.num_train_steps"]
+    tapt_epochs = max(1, round(updates * recipe["pretrain.train_batch_size"] / train_rows(task)))
+    values = recipe | {
+        "vnlp.input_dir": str(CORPUS.relative_to(REPO)),
+        "finetune.task_dir": folder,
+        "finetune.positive_label": positive,
+        "finetune.seeds": [SEEDS[0]],
+        "finetune.jobs": 1,
+    }
+    if config in (START, TAPT):  # no domain phase: the starting checkpoint alone
+        values |= {"select.fraction": 1, "pretrain.num_train_steps": 0, "pretrain.save_checkpoints_steps": 1}
+        values |= {"pretrain.task_adaptive_from_steps": [0]}
+    if config == WHOLE:
+        values |= {"select.fraction": 1}
+    if config in (START, WHOLE):
+        values |= {"pretrain.task_adaptive_epochs": 0}
+    if config == TAPT:
+        values |= {"pretrain.task_adaptive_epochs": tapt_epochs, "pretrain.task_adaptive_from_steps": [0]}
+    if config == SELECTED:
+        values |= {"pretrain.task_adaptive_epochs": tapt_epochs, "pretrain.task_adaptive_from_steps": [updates]}
+    return values
+
+
+def merged_params(task: str, config: str) -> dict:
+    """params.yaml with the configuration's values in place."""
+    params = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
+    return applied(params, config_values(task, config))
+
+
+def params_file(task: str, config: str) -> Path:
+    """The configuration's params, written into its work folder (the stages read them from there)."""
+    path = WORK / task / config / "params.yaml"
+    write_text(path, yaml.safe_dump(merged_params(task, config), sort_keys=False))
+    return path
+
+
+def work_dir(task: str, config: str) -> Path:
+    """Where a configuration's pretraining goes: one folder for every task when no task text is in it."""
+    return WORK / config if config in SHARED_CONFIGS else WORK / task / config
+
+
+FINETUNE_ONLY = ("model", "vocab", "vocabulary", "finetune")  # what the reference's result depends on
+NOT_RESULTS = ("seeds", "jobs", "end_task_aware_weight")  # finetune knobs that do not change a run's result
+UNREAD = ("ingest", "distill", "freeze", "ir", "bench")  # sections no arm reads (the corpus comes already split)
+
+
+def protocol(task: str, arm: str) -> dict:
+    """Everything a run's result depends on but its seed: the arm, and the params of the stages it goes through
+    (the reference: the fine-tuning's alone; end-task-aware: also the head warm-up's, whose MLM head it trains on;
+    the pretrained arms: every stage's)."""
+    config, cell, end_task_aware = ARMS[arm]
+    params = merged_params(task, config)
+    weight = params["finetune"]["end_task_aware_weight"] if end_task_aware else 0
+    params["finetune"] = {k: v for k, v in params["finetune"].items() if k not in NOT_RESULTS}
+    kept = FINETUNE_ONLY if arm == "reference" else [name for name in params if name not in UNREAD]
+    return {"arm": arm, "cell": cell, "end_task_aware_weight": weight, "params": {k: params[k] for k in kept}}
+
+
+def protocol_digest(value: dict) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+# ---- the pipeline's stages, each step reused while its inputs are the same ------------------------------
+
+
+def run_stage(name: str, args: list[str], out: Path, key: dict) -> float:
+    """`python -m stages.<name> ARGS` unless `out` holds a finished run with the same `key`; returns the minutes
+    the run took (then or now)."""
+    marker = out.parent / f".{out.name}.done.json"
+    if marker.exists() and out.exists():
+        done = json.loads(marker.read_text())
+        if done["key"] == json.loads(json.dumps(key)):
+            return done["minutes"]
+    started = time.perf_counter()
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    log.info("stage %s -> %s", name, out.relative_to(REPO))
+    done = subprocess.run([sys.executable, "-m", f"stages.{name}", *args], cwd=REPO, env=env)
+    if done.returncode:
+        raise click.ClickException(f"stage {name} failed (exit {done.returncode}); its log is above")
+    minutes = round((time.perf_counter() - started) / 60, 1)
+    write_json(marker, {"key": key, "minutes": minutes})
+    return minutes
+
+
+def options(**values) -> list[str]:
+    """A stage's command-line options: task_dir=x -> ["--task-dir", "x"]."""
+    return [item for name, value in values.items() for item in (f"--{name.replace('_', '-')}", str(value))]
+
+
+def section(params: Path, *names: str) -> dict:
+    data = yaml.safe_load(params.read_text(encoding="utf-8"))
+    return {name: data[name] for name in names}
+
+
+def prepare(task: str, config: str) -> tuple[Path, float]:
+    """The configuration's pretraining folder, every stage up to pretrain run (or reused); returns it and the
+    minutes its own steps took (the selection of a task's passages, pretraining), the shared corpus steps apart."""
+    folder, _ = TASKS[task]
+    p = params = params_file(task, config)
+    clean, vocab = WORK / "clean", WORK / "vocab"
+    repeat = section(params, "vnlp")["vnlp"]["task_text_repeat"]
+    run_stage(
+        "vnlp",
+        options(params=p, task_dir=folder, out=clean, metrics=WORK / "vnlp.json"),
+        clean,
+        section(params, "corpus", "vnlp") | {"task": folder if repeat else None},
+    )
+    run_stage(
+        "vocab",
+        options(params=p, clean=clean, out=vocab, metrics=WORK / "vocab.json"),
+        vocab,
+        section(params, "vocab", "vocabulary") | {"clean": section(params, "corpus", "vnlp")},
+    )
+    selected_fraction = section(params, "select")["select"]["fraction"]
+    corpus_dir = WORK / "all" if selected_fraction >= 1 else WORK / task / "selected-corpus"
+    selected = corpus_dir / "selected"
+    selection_minutes = run_stage(
+        "selection",
+        options(params=p, clean=clean, task_dir=folder, out=selected, metrics=corpus_dir / "select.json"),
+        selected,
+        section(params, "select") | ({"task": folder} if selected_fraction < 1 else {}),
+    )
+    records = corpus_dir / "tfrecords"
+    selection_minutes += run_stage(
+        "tfrecords",
+        options(params=p, clean=selected, vocab=vocab, out=records, metrics=corpus_dir / "tfrecords.json"),
+        records,
+        section(params, "do_whole_word_mask", "msl512", "tfrecords")
+        | {"select": section(params, "select"), "task": folder if selected_fraction < 1 else None},
+    )
+    out = work_dir(task, config)
+    pretrain = out / "pretrain"
+    minutes = run_stage(  # a killed run is resumed by the stage itself
+        "pretrain",
+        options(params=p, tfrecords=records, vocab=vocab, task_dir=folder, out=pretrain)
+        + options(metrics=out / "pretrain.json", plots=out / "pretrain.csv"),
+        pretrain,
+        section(params, "model", "pretrain", "vocab", "vocabulary", "select", "tfrecords")
+        | {"task": folder if config not in SHARED_CONFIGS else None},
+    )
+    return pretrain, minutes + (selection_minutes if selected_fraction < 1 else 0.0)
+
+
+# ---- one fine-tuning run -----------------------------------------------------------------------------------
+
+
+def record_path(task: str, arm: str, seed: int) -> Path:
+    return RECORDS / task / arm / f"seed-{seed}.json"
+
+
+def recorded(task: str, arm: str, seed: int) -> dict | None:
+    path = record_path(task, arm, seed)
+    if not path.exists():
+        return None
+    record = json.loads(path.read_text())
+    return record if record["protocol_digest"] == protocol_digest(protocol(task, arm)) else None
+
+
+def find_cell(pretrain: Path, name: str):
+    from vbert.model.checkpoints import pretraining_cells
+
+    cells = pretraining_cells(pretrain, "last")
+    found = [cell for cell in cells if cell.name == name or (name.endswith("-") and cell.name.startswith(name))]
+    if len(found) != 1:
+        raise click.ClickException(f"{pretrain}: no single cell {name!r} among {[c.name for c in cells]}")
+    return found[0]
+
+
+def finetune(task: str, arm: str, seed: int, pretrain: Path, pretrain_minutes: float, parallel: int) -> dict:
+    """Fine-tune the arm's cell with `seed` (the finetune stage's run, in its own process) and record it."""
+    out = WORK / task / "finetune" / arm / f"seed-{seed}"
+    started = time.perf_counter()
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    command = [sys.executable, __file__, "finetune-one", "--task", task, "--arm", arm, "--seed", str(seed)]
+    command += [*options(pretrain=pretrain, out=out, parallel=parallel)]
+    done = subprocess.run(command, cwd=REPO, env=env)
+    if done.returncode:
+        raise click.ClickException(f"{task} {arm} seed {seed}: fine-tuning failed (exit {done.returncode})")
+    rows = json.loads((out / "done.json").read_text())
+    kept = max(rows, key=lambda row: (row["eval_f1"], -row["epoch"]))
+    scores = kept["test_f1"], kept["eval_f1"]
+    log.info("%s %s seed %d: test F1 %.4f (eval %.4f)", task, arm, seed, *scores)
+    record = {
+        "task": task,
+        "arm": arm,
+        "seed": seed,
+        "cell": rows[0]["cell"],
+        "protocol": protocol(task, arm),
+        "protocol_digest": protocol_digest(protocol(task, arm)),
+        "epochs": rows,
+        "kept_epoch": kept["epoch"],
+        "eval_f1": kept["eval_f1"],
+        "test_f1": kept["test_f1"],
+        "test_predictions": np.load(out / "test_predictions.npy").tolist(),
+        "finetune_minutes": round((time.perf_counter() - started) / 60, 1),
+        "pretraining_minutes": round(pretrain_minutes, 1),
+        "machine": machine(),
+        "date": time.strftime("%Y-%m-%d"),
+    }
+    write_json(record_path(task, arm, seed), record)
+    return record
+
+
+@click.group()
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+
+
+@main.command("finetune-one", hidden=True)
+@click.option("--task", required=True)
+@click.option("--arm", required=True)
+@click.option("--seed", required=True, type=int)
+@click.option("--pretrain", required=True, type=click.Path(path_type=Path))
+@click.option("--out", required=True, type=click.Path(path_type=Path))
+@click.option("--parallel", type=int, default=1, help="runs at a time: the cores are shared out (the stage's jobs)")
+def finetune_one(task: str, arm: str, seed: int, pretrain: Path, out: Path, parallel: int) -> None:
+    """One (cell, seed) run of the finetune stage's sweep, its folder moved to OUT."""
+    from dataclasses import replace
+
+    from vbert.core.parallel import ordered_map
+    from vbert.core.params import read_job
+    from vbert.pipeline.finetune import END_TASK_AWARE, FinetuneJob, finetune_run, run_dir, sweep_state
+
+    config, cell_name, _ = ARMS[arm]
+    scratch = out.parent / f".{out.name}.sweep"
+    job = read_job(FinetuneJob, WORK / task / config / "params.yaml", pretrain_dir=pretrain, out_dir=scratch)
+    weight = protocol(task, arm)["end_task_aware_weight"]
+    job = replace(job, end_task_aware_weight=weight, seeds=(seed,), jobs=parallel)
+    cell = find_cell(pretrain, cell_name)
+    if weight:
+        cell = cell._replace(name=cell.name + END_TASK_AWARE)
+    list(ordered_map(finetune_run, [(cell, seed)], 1, setup=(sweep_state, (job,))))
+    if out.exists():
+        shutil.rmtree(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    run_dir(job, cell.name, seed).rename(out)
+    shutil.rmtree(scratch)
+
+
+# ---- baselines ---------------------------------------------------------------------------------------------
+
+
+def baselines_path(task: str) -> Path:
+    return RECORDS / task / "baselines.json"
+
+
+@main.command("baselines-one", hidden=True)
+@click.option("--task", required=True)
+@click.option("--pretrain", required=True, type=click.Path(path_type=Path))
+def baselines_one(task: str, pretrain: Path) -> None:
+    """The finetune stage's baselines (majority, TF-IDF + LR, frozen embeddings + LR) for the task, recorded."""
+    from vbert.core.params import read_job
+    from vbert.pipeline.finetune import FinetuneJob, SweepState, baselines
+
+    job = read_job(FinetuneJob, WORK / task / START / "params.yaml", pretrain_dir=pretrain, out_dir=WORK / task)
+    state = SweepState.of(job)
+    reference = find_cell(pretrain, "reference")
+    found = baselines(job, state, state.task(reference.folder), reference)
+    write_json(baselines_path(task), {"task": task, "baselines": found, "machine": machine()})
+
+
+def ensure_baselines(task: str, pretrain: Path) -> None:
+    if baselines_path(task).exists():
+        return
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    command = [sys.executable, __file__, "baselines-one", "--task", task, "--pretrain", str(pretrain)]
+    if subprocess.run(command, cwd=REPO, env=env).returncode:
+        raise click.ClickException(f"{task}: baselines failed")
+
+
+# ---- the runs, in order, within a budget ----------------------------------------------------------------
+
+
+@main.command()
+@click.option("--task", "tasks", multiple=True, type=click.Choice(list(TASKS)), help="default: every task")
+@click.option("--arm", "arms", multiple=True, type=click.Choice(list(ARMS)), help="default: every arm")
+@click.option("--seed", "seeds", multiple=True, type=int, help=f"default: {', '.join(map(str, SEEDS))}")
+@click.option("--hours", type=float, default=None, help="start no new run after this long")
+@click.option(
+    "--parallel",
+    type=click.IntRange(min=1),
+    default=2,
+    show_default=True,
+    help="fine-tuning runs at a time, the cores shared out (2 on 2 cores: 1.27x one run's throughput, measured)",
+)
+def run(tasks: tuple[str, ...], arms: tuple[str, ...], seeds: tuple[int, ...], hours: float | None, parallel: int):
+    """Every (task, arm, seed) not yet recorded under the current protocol: tasks in turn, arms in the order given
+    (default: cheapest first), every seed of an arm before the next arm. Pretraining runs in this process as an arm
+    needs it, fine-tuning in `--parallel` processes; records are written as runs finish."""
+    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
+    for task in tasks or TASKS:
+        if not (REPO / TASKS[task][0] / "train.tsv").exists() or not (CORPUS / "docs.txt.gz").exists():
+            raise click.ClickException(f"{TASKS[task][0]} or {CORPUS}: missing; run `make data-full` first")
+    deadline = time.monotonic() + 3600 * hours if hours else None
+    todo = [
+        (task, arm, seed)
+        for task in tasks or TASKS
+        for arm in arms or ARMS
+        for seed in seeds or SEEDS
+        if not recorded(task, arm, seed)
+    ]
+    with ThreadPoolExecutor(parallel) as pool:
+        running: set = set()
+        for task, arm, seed in todo:
+            if deadline is not None and time.monotonic() > deadline:
+                log.info("out of time: no new run after %s %s seed %d", task, arm, seed)
+                break
+            pretrain, minutes = prepare(task, ARMS[arm][0])
+            ensure_baselines(task, prepare(task, START)[0])
+            while len(running) >= parallel:
+                done, running = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    future.result()
+            running.add(pool.submit(finetune, task, arm, seed, pretrain, minutes, parallel))
+        for future in running:
+            future.result()
+
+
+# ---- the report --------------------------------------------------------------------------------------------
+
+
+def task_report(task: str) -> dict | None:
+    """Per arm: its seeds' test F1 (mean, spread, each), mean eval F1, minutes; the chosen arm by mean eval F1 and
+    its difference from the reference (paired bootstrap over the test examples); the baselines."""
+    from vbert.evaluation.scores import classification_scores, positive_index
+    from vbert.evaluation.significance import paired_bootstrap
+    from vbert.text.tasks import read_task
+
+    folder, positive = TASKS[task]
+    splits, names = read_task(REPO / folder)
+    index = {label: i for i, label in enumerate(names)}
+    gold = np.array([index[label] for label in splits["test"].labels])
+    pos = positive_index(names, positive or None)
+
+    def f1(truth: np.ndarray, predicted: np.ndarray) -> float:
+        return classification_scores(truth, predicted, len(names), positive=pos)["f1"]
+
+    runs: dict[str, list[dict]] = {}
+    for arm in ARMS:
+        found = [recorded(task, arm, seed) for seed in SEEDS]
+        if any(found):
+            runs[arm] = [r for r in found if r]
+    if not runs:
+        return None
     arms = {}
-    for row in summary:
-        arm = arm_name(which, row["cell"])
-        if arm is None or (which == SELECTED and arm == "reference"):
-            continue
-        runs = [r for r in rows if r["cell"] == row["cell"]]
-        kept = {}
-        for run in runs:  # the epoch kept per seed: the best eval F1, the first on ties
-            seed = run["seed"]
-            if seed not in kept or float(run["eval_f1"]) > float(kept[seed]["eval_f1"]):
-                kept[seed] = run
+    for arm, records in runs.items():
+        test = [r["test_f1"] for r in records]
         arms[arm] = {
-            "cell": row["cell"],
-            "test_f1_mean": float(row["test_f1_mean"]),
-            "test_f1_std": float(row["test_f1_std"]),
-            "test_f1": [float(kept[seed]["test_f1"]) for seed in sorted(kept, key=int)],
-            "eval_f1_mean": float(row["eval_f1_mean"]),
-            "minus_reference": float(row["minus_reference"]),
-            "minus_reference_ci95": [float(row["minus_reference_low"]), float(row["minus_reference_high"])],
-            "finetune_minutes": round(sum(float(r["train_seconds"]) for r in runs) / 60, 1),
+            "seeds": [r["seed"] for r in records],
+            "test_f1": test,
+            "test_f1_mean": round(float(np.mean(test)), 6),
+            "test_f1_std": round(float(np.std(test)), 6),
+            "eval_f1_mean": round(float(np.mean([r["eval_f1"] for r in records])), 6),
+            "kept_epochs": [r["kept_epoch"] for r in records],
+            "minutes": round(
+                max(r["pretraining_minutes"] for r in records) + sum(r["finetune_minutes"] for r in records), 1
+            ),
+            "finetune_minutes_per_seed": round(float(np.mean([r["finetune_minutes"] for r in records])), 1),
+            "complete": len(records) == len(SEEDS),
         }
-    return arms
+    predictions = {arm: [np.array(r["test_predictions"]) for r in records] for arm, records in runs.items()}
+    if "reference" in runs:
+        for arm in arms:
+            if arm != "reference":
+                common = sorted(set(arms[arm]["seeds"]) & set(arms["reference"]["seeds"]))
+                ours, theirs = (
+                    [p for r, p in zip(runs[a], predictions[a], strict=True) if r["seed"] in common]
+                    for a in (arm, "reference")
+                )
+                found = paired_bootstrap(gold, ours, theirs, f1) if common else None
+                arms[arm]["minus_reference"] = found["difference"] if found else None
+                arms[arm]["minus_reference_ci95"] = found["ci95"] if found else None
+    result: dict = {"task": folder, "positive_label": positive, "arms": arms}
+    if baselines_path(task).exists():
+        found = json.loads(baselines_path(task).read_text())["baselines"]
+        result["baselines"] = {
+            "majority": found["majority"]["f1"],
+            "tfidf_lr": found["tfidf_lr"]["test_f1"],
+            "embeddings_lr": found["embeddings_lr"]["test_f1"],
+        }
+        best = max(("tfidf_lr", "embeddings_lr"), key=lambda b: found[b]["eval_f1"])
+        result["best_baseline_by_eval"] = best
+    complete = [arm for arm in arms if arms[arm]["complete"]]
+    if complete:
+        chosen = max(complete, key=lambda a: arms[a]["eval_f1_mean"])
+        result["chosen_arm"] = chosen
+        result["chosen_minus_reference"] = arms[chosen].get("minus_reference", 0.0)
+        result["ci95"] = arms[chosen].get("minus_reference_ci95", [0.0, 0.0])
+        if "baselines" in result:
+            best_score = result["baselines"][result["best_baseline_by_eval"]]
+            result["chosen_minus_best_baseline"] = round(arms[chosen]["test_f1_mean"] - best_score, 6)
+    result["protocol"] = {arm: protocol(task, arm) for arm in arms}
+    result["machines"] = sorted({json.dumps(r["machine"], sort_keys=True) for rs in runs.values() for r in rs})
+    result["machines"] = [json.loads(m) for m in result["machines"]]
+    result["recipe"] = str(RECIPE.relative_to(REPO))
+    return result
 
 
-def task_result(task: str, experiments: dict[str, str], minutes: dict[str, float]) -> dict:
-    arms: dict[str, dict] = {}
-    for which, name in experiments.items():
-        arms |= experiment_arms(name, which)
-    metrics = json.loads(experiment_file(experiments[WHOLE], "metrics/finetune.json"))
-    baselines = {
-        "majority": metrics["baselines"]["majority"]["f1"],
-        "tfidf_lr": metrics["baselines"]["tfidf_lr"]["test_f1"],
-        "embeddings_lr": metrics["baselines"]["embeddings_lr"]["test_f1"],
-    }
-    chosen = max((a for a in arms if a != "reference"), key=lambda a: arms[a]["eval_f1_mean"])
-    best_baseline = max(("tfidf_lr", "embeddings_lr"), key=lambda b: metrics["baselines"][b]["eval_f1"])
-    return {
-        "task": TASKS[task][0],
-        "positive_label": TASKS[task][1],
-        "arms": arms,
-        "baselines": baselines,
-        "best_baseline_by_eval": best_baseline,
-        "chosen_arm": chosen,
-        "chosen_minus_reference": arms[chosen]["minus_reference"],
-        "ci95": arms[chosen]["minus_reference_ci95"],
-        "chosen_minus_best_baseline": round(arms[chosen]["test_f1_mean"] - baselines[best_baseline], 6),
-        "experiment_minutes": minutes,
-        "params": {which: {k: dvc_value(v) for k, v in overrides(task, which).items()} for which in experiments},
-    }
-
-
-def _f1(arm: dict) -> str:
-    return f"{arm['test_f1_mean']:.4f} ± {arm['test_f1_std']:.4f}"
+def _points(value: float | None) -> str:
+    return "–" if value is None else f"{100 * value:+.2f}"
 
 
 def markdown(data: dict) -> str:
-    lines = [f"# Does adaptation pay off? ({data['machine']['cpu']}, {data['machine']['cpus']} cores)", ""]
-    lines += ["`python benchmarks/adaptation.py`: recipes/adapt.yaml on each task, 3 seeds per arm.", ""]
+    lines = ["# Does adaptation pay off?", ""]
+    lines += [
+        "`python benchmarks/adaptation.py run` then `report`: every arm of recipes/adapt.yaml fine-tuned with seeds "
+        f"{', '.join(map(str, SEEDS))}; test F1 (the positive class's for a binary task, else macro), the kept epoch "
+        "chosen on eval. Differences from the reference are paired-bootstrap 95% intervals over the test examples, "
+        "over the seeds both have. An arm with fewer seeds than that is marked (n/3) and is not chosen.",
+        "",
+    ]
     for task, result in data["tasks"].items():
-        low, high = result["ci95"]
-        lines += [
-            f"## {task} (`{result['task']}`)",
-            "",
-            "| arm | cell | test F1 (mean ± std) | minus reference [95% interval] | fine-tuning minutes |",
-            "|---|---|---|---|---|",
-        ]
+        lines += [f"## {task} (`{result['task']}`)", ""]
+        lines += ["| arm | seeds | test F1 mean ± std | per seed | minus reference [95%] | eval F1 | minutes |"]
+        lines += ["|---|---|---|---|---|---|---|"]
         for name, arm in result["arms"].items():
-            a, b = arm["minus_reference_ci95"]
+            low_high = arm.get("minus_reference_ci95")
+            interval = f"[{_points(low_high[0])}, {_points(low_high[1])}]" if low_high else ""
             lines.append(
-                f"| {name} | {arm['cell']} | {_f1(arm)} | {100 * arm['minus_reference']:+.2f} "
-                f"[{100 * a:+.2f}, {100 * b:+.2f}] | {arm['finetune_minutes']} |"
+                f"| {name} | {len(arm['seeds'])}/{len(SEEDS)} | {arm['test_f1_mean']:.4f} ± {arm['test_f1_std']:.4f} "
+                f"| {', '.join(f'{v:.4f}' for v in arm['test_f1'])} | {_points(arm.get('minus_reference'))} "
+                f"{interval} | {arm['eval_f1_mean']:.4f} | {arm['minutes']} |"
             )
-        lines += [
-            "",
-            "Baselines: " + ", ".join(f"{k} {v:.4f}" for k, v in result["baselines"].items()),
-            "",
-            f"Chosen by eval: **{result['chosen_arm']}**, {100 * result['chosen_minus_reference']:+.2f} F1 over the "
-            f"reference [{100 * low:+.2f}, {100 * high:+.2f}] ({verdict((low, high))}), "
-            f"{100 * result['chosen_minus_best_baseline']:+.2f} over the best baseline by eval "
-            f"({result['best_baseline_by_eval']}). Minutes per experiment: {result['experiment_minutes']}.",
-            "",
-        ]
+        if "baselines" in result:
+            lines += ["", "Baselines (test F1): " + ", ".join(f"{k} {v:.4f}" for k, v in result["baselines"].items())]
+        if "chosen_arm" in result:
+            low, high = result["ci95"]
+            lines += [
+                "",
+                f"Chosen by mean eval F1 among the complete arms: **{result['chosen_arm']}**, "
+                f"{_points(result['chosen_minus_reference'])} F1 over the reference "
+                f"[{_points(low)}, {_points(high)}] ({verdict((low, high))})"
+                + (
+                    f", {_points(result['chosen_minus_best_baseline'])} over the best baseline by eval "
+                    f"({result['best_baseline_by_eval']})."
+                    if "chosen_minus_best_baseline" in result
+                    else "."
+                ),
+            ]
+        machines = "; ".join(f"{m['cpu']}, {m['cpus']} cores, {' '.join(m['isa'])}" for m in result["machines"])
+        lines += ["", f"Machines: {machines}.", ""]
     return "\n".join(lines)
 
 
-def run_task(task: str) -> dict:
-    if not (REPO / TASKS[task][0] / "train.tsv").exists() or not (REPO / CORPUS / "docs.txt.gz").exists():
-        raise click.ClickException(f"{TASKS[task][0]} or {CORPUS}: missing; run `make data-full` first")
-    experiments, minutes = {}, {}
-    for which in (WHOLE, SELECTED):
-        name = f"adapt-{task}-{which}".replace("_", "-")
-        settings = [item for k, v in overrides(task, which).items() for item in ("-S", f"{k}={dvc_value(v)}")]
-        started = time.perf_counter()
-        dvc("exp", "run", "--temp", "--force", "--name", name, *settings, "finetune")
-        experiments[which], minutes[which] = name, round((time.perf_counter() - started) / 60, 1)
-    return task_result(task, experiments, minutes)
-
-
-@click.command()
-@click.option("--task", "tasks", multiple=True, type=click.Choice(list(TASKS)), help="default: every task")
-@click.option("--out", type=click.Path(path_type=Path), default=REPO / "benchmarks/results/adaptation.json")
-@click.option("--render-only", is_flag=True, help="only write the markdown again from the JSON result at --out")
-def main(tasks: tuple[str, ...], out: Path, render_only: bool) -> None:
-    if render_only:
-        write_text(out.with_suffix(".md"), markdown(json.loads(out.read_text())))
-        return
-    data = {"tasks": {task: run_task(task) for task in tasks or TASKS}, "machine": machine()}
-    click.echo(write_result(out, data, markdown))
+@main.command()
+@click.option("--out", type=click.Path(path_type=Path), default=RESULT, show_default=True)
+def report(out: Path) -> None:
+    """adaptation.json and .md from the records present."""
+    tasks = {task: found for task in TASKS if (found := task_report(task))}
+    if not tasks:
+        raise click.ClickException(f"no records under {RECORDS}: run `python benchmarks/adaptation.py run` first")
+    click.echo(write_result(out, {"tasks": tasks}, markdown))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,91 @@
+"""benchmarks/adaptation.py without training: each arm's params, what a record is keyed by, and the report built
+from records (the arm chosen on eval only among complete arms, differences over the seeds both arms have)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import numpy as np
+import pytest
+
+from tests.helpers import REPO
+
+
+@pytest.fixture()
+def adaptation(tmp_path, monkeypatch):
+    spec = importlib.util.spec_from_file_location("adaptation_benchmark", REPO / "benchmarks/adaptation.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.setattr(module, "RECORDS", tmp_path / "records")
+    return module
+
+
+def test_every_pretraining_arm_gets_the_recipe_s_number_of_updates(adaptation):
+    recipe = adaptation.read_recipe(adaptation.RECIPE)
+    sequences = recipe["pretrain.num_train_steps"] * recipe["pretrain.train_batch_size"]
+    for task in ("pkg_daemon",):  # the task committed with the project (pkg_section needs `make data-full`)
+        tapt = adaptation.config_values(task, adaptation.TAPT)
+        assert tapt["pretrain.num_train_steps"] == 0 and tapt["pretrain.task_adaptive_from_steps"] == [0]
+        epochs = tapt["pretrain.task_adaptive_epochs"]
+        rows = adaptation.train_rows(task)
+        assert abs(epochs * rows - sequences) <= rows / 2  # the epochs nearest the DAPT arms' sequences
+        selected = adaptation.config_values(task, adaptation.SELECTED)
+        assert selected["select.fraction"] < 1 and selected["pretrain.task_adaptive_from_steps"] == [
+            recipe["pretrain.num_train_steps"]
+        ]
+        assert adaptation.config_values(task, adaptation.WHOLE)["select.fraction"] == 1
+
+
+def test_a_record_is_keyed_by_everything_but_its_seed(adaptation):
+    reference = adaptation.protocol("pkg_daemon", "reference")
+    twin = adaptation.protocol("pkg_daemon", "end_task_aware")
+    assert reference["end_task_aware_weight"] == 0 and twin["end_task_aware_weight"] > 0
+    assert reference["params"]["finetune"] == twin["params"]["finetune"]
+    assert "seeds" not in reference["params"]["finetune"] and "jobs" not in reference["params"]["finetune"]
+    assert reference["params"]["finetune"]["positive_label"] == "daemon"
+    assert "pretrain" not in reference["params"] and "pretrain" in twin["params"]  # its MLM head's warm-up
+    assert adaptation.protocol_digest(reference) != adaptation.protocol_digest(twin)
+
+
+def write_record(adaptation, arm: str, seed: int, predictions: np.ndarray, eval_f1: float, test_f1: float) -> None:
+    protocol = adaptation.protocol("pkg_daemon", arm)
+    record = {
+        "seed": seed,
+        "protocol_digest": adaptation.protocol_digest(protocol),
+        "eval_f1": eval_f1,
+        "test_f1": test_f1,
+        "kept_epoch": 1,
+        "test_predictions": predictions.tolist(),
+        "finetune_minutes": 10.0,
+        "pretraining_minutes": 5.0,
+        "machine": {"cpu": "test", "cpus": 2, "isa": []},
+    }
+    path = adaptation.record_path("pkg_daemon", arm, seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record))
+
+
+def test_the_report_chooses_on_eval_among_complete_arms_and_compares_paired_seeds(adaptation):
+    from vbert.text.tasks import read_task
+
+    splits, names = read_task(REPO / "data/tasks/pkg_daemon")
+    gold = np.array([names.index(label) for label in splits["test"].labels])
+    wrong = 1 - gold  # every answer flipped: F1 of the positive class 0
+    for seed in (1, 2, 3):
+        write_record(adaptation, "reference", seed, wrong, eval_f1=0.5, test_f1=0.0)
+        write_record(adaptation, "tapt", seed, gold, eval_f1=0.6, test_f1=1.0)
+    write_record(adaptation, "end_task_aware", 1, gold, eval_f1=0.9, test_f1=1.0)  # best on eval, one seed only
+    stale = adaptation.record_path("pkg_daemon", "dapt", 1)
+    stale.parent.mkdir(parents=True)
+    stale.write_text(json.dumps({"protocol_digest": "another protocol"}))
+
+    result = adaptation.task_report("pkg_daemon")
+    arms = result["arms"]
+    assert list(arms) == ["reference", "end_task_aware", "tapt"]  # the stale dapt record is not this protocol's
+    assert arms["tapt"]["test_f1"] == [1.0, 1.0, 1.0] and arms["tapt"]["complete"]
+    assert arms["tapt"]["minus_reference"] == 1.0 and arms["tapt"]["minus_reference_ci95"] == [1.0, 1.0]
+    assert not arms["end_task_aware"]["complete"] and arms["end_task_aware"]["minus_reference"] == 1.0
+    assert result["chosen_arm"] == "tapt" and result["chosen_minus_reference"] == 1.0
+    assert arms["tapt"]["minutes"] == 35.0  # pretraining once, then three fine-tuning runs
+    assert "tapt | 3/3 | 1.0000 ± 0.0000" in adaptation.markdown({"tasks": {"pkg_daemon": result}})
