@@ -148,17 +148,34 @@ def hidden_gap(student, teacher, rows: list[Row], layers: list[int]) -> float:
     features = padded(rows, np.arange(len(rows)))
     inputs = {"token_ids": features["input_ids"], "segment_ids": features["segment_ids"]}
     inputs["padding_mask"] = features["input_mask"]
-    ours = LayerOutputs(backbone_of(student))(inputs)
+    ours = LayerOutputs(backbone_of(student))(inputs)  # [embeddings, layer 0, layer 1, ...]
     theirs = LayerOutputs(backbone_of(teacher))(inputs)
     mask = features["input_mask"].astype(np.float32)
-    return float(np.mean([masked_mean_square(ours[j], theirs[i], mask) for j, i in enumerate(layers)]))
+    return float(np.mean([masked_mean_square(ours[j + 1], theirs[i + 1], mask) for j, i in enumerate(layers)]))
+
+
+def attention_gap(student, teacher, rows: list[Row], teacher_layer: int) -> float:
+    """KL divergence of the student's last-layer attention distributions and value relations from those of the
+    teacher's layer `teacher_layer`."""
+    from vbert.model.bert import LayerOutputs, backbone_of, relation_divergence, self_attention_relations
+    from vbert.model.classifier import padded
+
+    features = padded(rows, np.arange(len(rows)))
+    inputs = {"token_ids": features["input_ids"], "segment_ids": features["segment_ids"]}
+    inputs["padding_mask"] = features["input_mask"]
+    ours, theirs = LayerOutputs(backbone_of(student))(inputs), LayerOutputs(backbone_of(teacher))(inputs)
+    mask = features["input_mask"]
+    student_relations = self_attention_relations(backbone_of(student), len(ours) - 2, ours[-2], mask)
+    teacher_relations = self_attention_relations(backbone_of(teacher), teacher_layer, theirs[teacher_layer], mask)
+    pairs = zip(teacher_relations, student_relations, strict=True)
+    return float(sum(relation_divergence(t, s, mask) for t, s in pairs))
 
 
 def test_hidden_state_distillation_pulls_student_layers_to_their_teacher_layers(tmp_path):
-    """With HiddenStates, the student's layer outputs stay much nearer the mapped teacher layers' than when it
+    """With IntermediateLayers, the student's layer outputs stay much nearer the mapped teacher layers' than when it
     trains on its targets alone; its one-pass logits are the classifier's own; the teacher's weights do not change."""
-    from vbert.model.bert import HiddenStateDistiller
-    from vbert.model.training import HiddenStates
+    from vbert.model.bert import IntermediateDistiller
+    from vbert.model.training import IntermediateLayers
     from vbert.pipeline.distill import student_from_teacher
 
     keras.utils.set_random_seed(0)
@@ -174,7 +191,7 @@ def test_hidden_state_distillation_pulls_student_layers_to_their_teacher_layers(
     for weight in (0.0, 10.0):
         keras.utils.set_random_seed(1)
         student, _ = student_from_teacher(teacher, config, [1], 2)
-        objective = HiddenStates(teacher, tuple(layers), weight) if weight else None
+        objective = IntermediateLayers(teacher, tuple(layers), weight) if weight else None
         scored = Scored(rows, labels, scripted([0.5, 0.6, 0.7]))
         out = tmp_path / str(weight)
         out.mkdir()
@@ -186,9 +203,57 @@ def test_hidden_state_distillation_pulls_student_layers_to_their_teacher_layers(
             from vbert.model.classifier import padded
 
             features = padded(rows["test"], np.arange(5))
-            distiller = HiddenStateDistiller(student, teacher, layers, loss, weight)
+            distiller = IntermediateDistiller(student, teacher, layers, loss, weight)
             one_pass, _, _ = distiller.logits_and_hidden(features, training=False)
             np.testing.assert_allclose(np.asarray(one_pass), np.asarray(student(features)), atol=1e-5)
     assert gaps[10.0] < 0.5 * gaps[0.0], gaps  # measured: 0.13 against 0.86
     for before, after in zip(teacher_weights, teacher.get_weights(), strict=True):
         np.testing.assert_array_equal(before, after)
+
+
+def test_self_attention_relations_are_distributions_over_the_real_keys():
+    """Identical tokens attend uniformly to the real keys (hand-checkable: 1/3 each for 3 real tokens) and not at all
+    to padding; a distribution's divergence from itself is 0, from another one above 0."""
+    from vbert.model.bert import build_backbone, relation_divergence, self_attention_relations
+
+    keras.utils.set_random_seed(0)
+    backbone = build_backbone(BertConfig(vocab_size=1200, max_position_embeddings=16, **TINY_BERT))
+    same = np.tile(np.random.default_rng(0).normal(size=(1, 1, TINY_BERT["hidden_size"])), (2, 5, 1))
+    mask = np.array([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], np.int32)
+    attention, values = self_attention_relations(backbone, 0, same.astype(np.float32), mask)
+    heads = TINY_BERT["num_attention_heads"]
+    assert attention.shape == values.shape == (2, heads, 5, 5)
+    np.testing.assert_allclose(np.asarray(attention)[0], np.tile([1 / 3, 1 / 3, 1 / 3, 0, 0], (heads, 5, 1)), atol=1e-6)
+    np.testing.assert_allclose(np.asarray(values)[1], np.full((heads, 5, 5), 1 / 5), atol=1e-6)
+    assert float(relation_divergence(attention, attention, mask)) == pytest.approx(0.0, abs=1e-6)
+    varied = 30 * np.random.default_rng(1).normal(size=(2, 5, TINY_BERT["hidden_size"])).astype(np.float32)
+    other, _ = self_attention_relations(backbone, 0, varied, mask)
+    assert float(relation_divergence(other, attention, mask)) > 0.01
+
+
+def test_attention_distillation_pulls_the_student_s_last_attention_to_the_teacher_s(tmp_path):
+    """With attention_weight, the student's last-layer attention and value relations end nearer the teacher's last
+    layer's than when it trains on its targets alone (same seed, same data)."""
+    from vbert.model.training import IntermediateLayers
+    from vbert.pipeline.distill import student_from_teacher
+
+    keras.utils.set_random_seed(0)
+    config = BertConfig(vocab_size=1200, max_position_embeddings=16, **TINY_BERT)
+    teacher = build_classifier(config, 2)
+    rows = {"train": tiny_rows(12, 0), "eval": tiny_rows(6, 1), "test": tiny_rows(5, 2)}
+    labels = {split: np.arange(len(r), dtype=np.int32) % 2 for split, r in rows.items()}
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    schedule = TrainingSchedule(**{**SCHEDULE.__dict__, "epochs": 3, "learning_rate": 0.01})
+    gaps = {}
+    for weight in (0.0, 10.0):
+        keras.utils.set_random_seed(1)
+        student, _ = student_from_teacher(teacher, config, [0], 2)  # teacher layer 0 as the student's only layer
+        objective = IntermediateLayers(teacher, (1,), 0.0, weight) if weight else None  # learning from layer 1
+        out = tmp_path / str(weight)
+        out.mkdir()
+        scored = Scored(rows, labels, scripted([0.5, 0.6, 0.7]))
+        train_classifier(
+            student, loss, rows["train"], labels["train"], scored, schedule, 0, out, name="t", objective=objective
+        )
+        gaps[weight] = attention_gap(student, teacher, rows["train"], 1)
+    assert gaps[10.0] < 0.5 * gaps[0.0], gaps

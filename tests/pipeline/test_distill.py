@@ -168,13 +168,14 @@ def test_distill_end_to_end_and_freeze_ships_the_student(tmp_path):
     assert frozen["num_hidden_layers"] == 1
 
 
-def test_hidden_state_weight_trains_the_student_through_its_layers_too(tmp_path):
-    """hidden_state_weight > 0 reaches the loop: the same seed gives other weights than soft targets alone (which
-    give the same weights twice)."""
+@pytest.mark.parametrize("knob", ["hidden_state_weight", "attention_weight"])
+def test_intermediate_layer_weights_train_the_student_through_its_layers_too(tmp_path, knob):
+    """hidden_state_weight (or attention_weight) > 0 reaches the loop: the same seed gives other weights than soft
+    targets alone (which give the same weights twice)."""
     tiny_teacher_and_corpus(tmp_path)
     weights = {}
     for run, weight in enumerate((0.0, 0.0, 5.0)):
-        job = tiny_distill_job(tmp_path, f"distill-{run}", unlabelled_texts=0, hidden_state_weight=weight, seeds=(1,))
+        job = tiny_distill_job(tmp_path, f"distill-{run}", unlabelled_texts=0, seeds=(1,), **{knob: weight})
         distill(job)
         weights[run] = np.load(tmp_path / f"distill-{run}" / "best" / "variables.npz")
     names = weights[0].files

@@ -392,38 +392,77 @@ class EndTaskAware(keras.Model):
 
 
 class LayerOutputs(keras.Model):
-    """Every transformer layer's output [batch, seq, hidden] of a backbone, a list in layer order, through its own
-    layers (weights shared)."""
+    """A backbone's embeddings output and every transformer layer's output, each [batch, seq, hidden], as a list:
+    index 0 the embeddings (layer 0's input), index i + 1 layer i's output; through the backbone's own layers
+    (weights shared)."""
 
     def __init__(self, backbone, **kwargs):
         super().__init__(**kwargs)
         layers = [layer for layer in backbone.layers if layer.name.startswith("transformer_layer_")]
-        self.outputs_of = keras.Model(
-            backbone.input, {f"layer_{i:03d}": layer.output for i, layer in enumerate(layers)}
-        )
+        outputs = {f"layer_{i + 1:03d}": layer.output for i, layer in enumerate(layers)}
+        outputs["layer_000"] = backbone.get_layer("embeddings_dropout").output
+        self.outputs_of = keras.Model(backbone.input, outputs)
 
     def call(self, inputs, training=False):
         found = self.outputs_of(inputs, training=training)
         return [found[name] for name in sorted(found)]
 
 
-class HiddenStateDistiller(keras.Model):
-    """Task-specific distillation through intermediate layers (TinyBERT's hidden-state loss, Jiao et al. 2020): the
-    student's loss on its targets (soft and hard) + `weight` x the mean squared difference between the output of
-    student layer j and teacher layer `teacher_layers[j]`, over real tokens. The teacher stays fixed. The student's
-    logits come from the same pass as its hidden states (its pooler, dropout and classifier on the last layer)."""
+def self_attention_relations(backbone, layer: int, layer_input, mask) -> tuple:
+    """Transformer layer `layer`'s attention distributions softmax(Q K^T / sqrt(d)) and value relations
+    softmax(V V^T / sqrt(d)) (MiniLM, Wang et al. 2020), each [batch, heads, seq, seq] in float32, computed from the
+    layer's input with its own projections; padded keys get no weight (`mask`: [batch, seq], 1 for real tokens)."""
+    from vbert.model.weights import query_key_value
 
-    def __init__(self, student, teacher, teacher_layers, task_loss, weight: float, **kwargs):
-        super().__init__(**kwargs)
-        self.student, self.task_loss, self.weight = student, task_loss, weight
-        student_backbone, teacher_backbone = backbone_of(student), backbone_of(teacher)
-        self.student_hidden = LayerOutputs(student_backbone)
-        self.teacher_hidden = LayerOutputs(teacher_backbone)
-        self.pooler = student_backbone.get_layer("pooled_dense")
+    query, key, value = (
+        keras.ops.cast(projection(layer_input), "float32") for projection in query_key_value(backbone, layer)
+    )
+    size = float(query.shape[-1])
+    hidden = keras.ops.cast(mask, "float32")[:, None, None, :]
+
+    def relation(a, b):
+        scores = keras.ops.einsum("bqhd,bkhd->bhqk", a, b) / size**0.5
+        return keras.ops.softmax(scores + (1.0 - hidden) * -1e9, axis=-1)
+
+    return relation(query, key), relation(value, value)
+
+
+def relation_divergence(teacher, student, mask):
+    """KL(teacher || student) of two [batch, heads, seq, seq] row distributions, summed over keys and averaged over
+    heads and real query positions (`mask`: [batch, seq])."""
+    tiny = 1e-9
+    per_row = keras.ops.sum(
+        teacher * (keras.ops.log(teacher + tiny) - keras.ops.log(student + tiny)), axis=-1
+    )  # [batch, heads, seq]
+    rows = keras.ops.cast(mask, "float32")[:, None, :]
+    heads = float(teacher.shape[1])
+    return keras.ops.sum(per_row * rows) / keras.ops.maximum(keras.ops.sum(rows) * heads, 1.0)
+
+
+class IntermediateDistiller(keras.Model):
+    """Task-specific distillation through intermediate layers: the student's loss on its targets (soft and hard)
+    + `hidden_weight` x the mean squared difference between the output of student layer j and teacher layer
+    `teacher_layers[j]` over real tokens (TinyBERT's hidden-state loss, Jiao et al. 2020)
+    + `attention_weight` x the KL divergence of the student's last-layer attention distributions and value relations
+    from the teacher's last layer's (MiniLM's self-attention distillation, Wang et al. 2020; the student's layers
+    are copies of the teacher's, so the heads match). The teacher stays fixed. The student's logits come from the
+    same pass as its layer outputs (its pooler, dropout and classifier on the last layer)."""
+
+    def __init__(
+        self, student, teacher, teacher_layers, task_loss, hidden_weight: float, attention_weight: float = 0.0, **kw
+    ):
+        super().__init__(**kw)
+        self.student, self.task_loss = student, task_loss
+        self.hidden_weight, self.attention_weight = hidden_weight, attention_weight
+        self.student_backbone, self.teacher_backbone = backbone_of(student), backbone_of(teacher)
+        self.student_hidden = LayerOutputs(self.student_backbone)
+        self.teacher_hidden = LayerOutputs(self.teacher_backbone)
+        self.pooler = self.student_backbone.get_layer("pooled_dense")
         self.dropout = next(layer for layer in student.layers if isinstance(layer, keras.layers.Dropout))
         self.head = student.get_layer("classifier")
         self.teacher_layers = list(teacher_layers)
-        self.tracked = {name: keras.metrics.Mean(name=name) for name in ("loss", "task_loss", "hidden_state_loss")}
+        names = ("loss", "task_loss", "hidden_state_loss", "attention_loss")
+        self.tracked = {name: keras.metrics.Mean(name=name) for name in names}
 
     @property
     def metrics(self):
@@ -433,7 +472,7 @@ class HiddenStateDistiller(keras.Model):
         return self.student(features, training=training)
 
     def logits_and_hidden(self, features, training: bool):
-        """The student's logits and every layer's output, from one pass."""
+        """The student's logits and its embeddings and layer outputs (LayerOutputs' list), from one pass."""
         inputs = {
             "token_ids": features["input_ids"],
             "segment_ids": features["segment_ids"],
@@ -443,26 +482,36 @@ class HiddenStateDistiller(keras.Model):
         pooled = self.dropout(self.pooler(hidden[-1][:, 0, :]), training=training)
         return self.head(pooled), hidden, inputs
 
+    def hidden_state_loss(self, hidden, teacher, mask):
+        pairs = zip(hidden[1:], self.teacher_layers, strict=True)
+        return keras.ops.mean(
+            keras.ops.stack([masked_mean_square(h, tf.stop_gradient(teacher[i + 1]), mask) for h, i in pairs])
+        )
+
+    def attention_loss(self, hidden, teacher, mask):
+        """Last layer against last layer: attention distributions and value relations, each layer from its own
+        input (the output before it)."""
+        ours = self_attention_relations(self.student_backbone, len(hidden) - 2, hidden[-2], mask)
+        last = self.teacher_layers[-1]
+        theirs = self_attention_relations(self.teacher_backbone, last, teacher[last], mask)
+        return sum(relation_divergence(tf.stop_gradient(t), s, mask) for t, s in zip(theirs, ours, strict=True))
+
     def train_step(self, data):
         features, targets = data
         mask = keras.ops.cast(features["input_mask"], "float32")
+        zero = keras.ops.zeros(())
         with tf.GradientTape() as tape:
             logits, hidden, inputs = self.logits_and_hidden(features, training=True)
             teacher = self.teacher_hidden(inputs, training=False)
             task = self.task_loss(targets, logits)
-            hidden_loss = keras.ops.mean(
-                keras.ops.stack(
-                    [
-                        masked_mean_square(h, tf.stop_gradient(teacher[i]), mask)
-                        for h, i in zip(hidden, self.teacher_layers, strict=True)
-                    ]
-                )
-            )
-            loss = task + self.weight * hidden_loss
+            hidden_loss = self.hidden_state_loss(hidden, teacher, mask) if self.hidden_weight else zero
+            attention = self.attention_loss(hidden, teacher, mask) if self.attention_weight else zero
+            loss = task + self.hidden_weight * hidden_loss + self.attention_weight * attention
         variables = self.student.trainable_variables
         gradients = tape.gradient(loss, variables)
         self.optimizer.apply_gradients([(g, v) for g, v in zip(gradients, variables, strict=True) if g is not None])
-        for name, value in (("loss", loss), ("task_loss", task), ("hidden_state_loss", hidden_loss)):
+        parts = (("loss", loss), ("task_loss", task), ("hidden_state_loss", hidden_loss), ("attention_loss", attention))
+        for name, value in parts:
             self.tracked[name].update_state(value)
         return {name: metric.result() for name, metric in self.tracked.items()}
 

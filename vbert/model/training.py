@@ -4,7 +4,7 @@
     for epoch in 1..epochs:
         one pass over the train rows in batches of similar lengths (each padded to its longest), re-drawn each epoch
         (an objective adds a weighted loss: the batch's texts masked anew and their masked-LM loss, end-task-aware
-        fine-tuning; or the teacher's hidden states, intermediate-layer distillation)
+        fine-tuning; or the teacher's layer outputs and attention, intermediate-layer distillation)
         score eval and test; keep the weights and test predictions of the epoch with the best eval F1
         stop after `patience` epochs without a better eval F1
 
@@ -76,18 +76,22 @@ class MaskedLm:
 
 
 @dataclass(frozen=True)
-class HiddenStates:
-    """Intermediate-layer distillation (`vbert.model.bert.HiddenStateDistiller`): the teacher classifier, the
-    teacher layer each student layer learns from, and the weight of that loss."""
+class IntermediateLayers:
+    """Intermediate-layer distillation (`vbert.model.bert.IntermediateDistiller`): the teacher classifier, the
+    teacher layer each student layer learns from, and the weights of the hidden-state loss (TinyBERT) and of the
+    last layer's self-attention loss (MiniLM)."""
 
     teacher: object
     teacher_layers: tuple[int, ...]
-    weight: float
+    hidden_weight: float
+    attention_weight: float = 0.0
 
     def trainer(self, model, loss):
-        from vbert.model.bert import HiddenStateDistiller
+        from vbert.model.bert import IntermediateDistiller
 
-        return HiddenStateDistiller(model, self.teacher, self.teacher_layers, loss, self.weight)
+        return IntermediateDistiller(
+            model, self.teacher, self.teacher_layers, loss, self.hidden_weight, self.attention_weight
+        )
 
     def extra_features(self, rows: list[Row], batch: np.ndarray, rng: np.random.Generator) -> dict:
         return {}
@@ -116,13 +120,13 @@ def train_classifier(
     patience: int | None = None,
     jit_compile: bool = False,
     show_progress: bool = True,
-    objective: MaskedLm | HiddenStates | None = None,
+    objective: MaskedLm | IntermediateLayers | None = None,
 ) -> list[dict]:
     """Train `model` on `train_rows` against `targets` (a row per text) with `loss`; after each epoch score eval and
     test; write the best eval epoch's weights (variables.npz) and test predictions (test_predictions.npy) to `out`;
     stop after `patience` epochs without a better eval F1 (None: run every epoch). An `objective` adds its weighted
-    loss (the masked-LM loss of the texts, or the teacher's hidden states). Returns a row per epoch: epoch,
-    train_seconds, train_examples_per_second, and every eval_* and test_* score."""
+    loss (the masked-LM loss of the texts, or the teacher's layer outputs and attention). Returns a row per epoch:
+    epoch, train_seconds, train_examples_per_second, and every eval_* and test_* score."""
     import tensorflow as tf
 
     from vbert.model.optimization import make_optimizer

@@ -43,6 +43,13 @@ def use_exact_gelu(backbone, num_layers: int) -> None:
         backbone.get_layer(f"transformer_layer_{i}")._feedforward_intermediate_dense.activation = exact
 
 
+def query_key_value(backbone, layer: int) -> tuple:
+    """Transformer layer `layer`'s query, key and value projections: each maps [batch, seq, hidden] to
+    [batch, seq, heads, head size]."""
+    attention = backbone.get_layer(f"transformer_layer_{layer}")._self_attention_layer
+    return attention.query_dense, attention.key_dense, attention.value_dense
+
+
 HEADS = {"cls/predictions/": "masked-LM", "cls/seq_relationship/": "next-sentence"}
 
 

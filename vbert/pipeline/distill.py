@@ -10,6 +10,8 @@
               + (1 - soft_weight) * cross-entropy(label, student) on the labelled rows (Hinton et al., 2015)
               + hidden_state_weight * mean squared difference of student layer j's output from that of the teacher
               layer it was copied from, over real tokens (TinyBERT's hidden-state loss; the teacher runs each step)
+              + attention_weight * KL divergence of the student's last-layer attention distributions and value
+              relations from the teacher's last layer's (MiniLM's self-attention distillation)
 
 Each seed trains for up to `epochs` epochs and keeps its epoch with the best eval F1; `best/` holds the seed with
 the best eval F1, in the finetune stage's `best/` format, so freeze can ship it instead of the teacher. The metrics
@@ -64,6 +66,11 @@ class DistillJob:
     hidden_state_weight: float = knob.number(
         "> 0: add this weight x the mean squared difference of each student layer's output from its teacher "
         "layer's (intermediate-layer distillation, TinyBERT); 0: soft targets only",
+        min=0,
+    )
+    attention_weight: float = knob.number(
+        "> 0: add this weight x the KL divergence of the student's last-layer self-attention distributions and value "
+        "relations from the teacher's last layer's (MiniLM's self-attention distillation); 0: none",
         min=0,
     )
     seeds: tuple[int, ...] = knob.integers("each student is trained once per seed", min=0, distinct=True)
@@ -180,10 +187,12 @@ def train_student(job: DistillJob, teacher, teacher_config, layers, data: dict, 
     import keras
 
     keras.utils.set_random_seed(seed)
-    from vbert.model.training import HiddenStates
+    from vbert.model.training import IntermediateLayers
 
     student, _ = student_from_teacher(teacher, teacher_config, layers, data["num_labels"])
-    hidden = HiddenStates(teacher, tuple(layers), job.hidden_state_weight) if job.hidden_state_weight else None
+    intermediate = None
+    if job.hidden_state_weight or job.attention_weight:
+        intermediate = IntermediateLayers(teacher, tuple(layers), job.hidden_state_weight, job.attention_weight)
     history = train_classifier(
         student,
         distillation_loss(job.temperature, job.soft_weight),
@@ -194,7 +203,7 @@ def train_student(job: DistillJob, teacher, teacher_config, layers, data: dict, 
         seed,
         out,
         name=f"student seed {seed}",
-        objective=hidden,
+        objective=intermediate,
     )
     return [{"seed": seed, **row} for row in history]
 
