@@ -51,3 +51,25 @@ def test_a_version_folder_that_is_not_a_model_ends_in_one_line_not_a_traceback(t
         result.stderr.strip().splitlines()[-1]
         == f"Error: {tmp_path / 'vbert/1'}: no serving.json; not a model exported by the freeze or ir stage"
     )
+
+
+def test_openvino_results_stay_valid_after_the_next_call_on_the_thread_s_kept_request(tmp_path):
+    """The backend reuses one infer request per thread: an earlier call's outputs are copies, not views of the
+    request's buffers that the next call overwrites; other threads get their own requests."""
+    import threading
+
+    version = tiny_pipeline_models(tmp_path, ["admin", "net"]) / "ir" / "vbert" / "1"
+    model = load_version("openvino", version)
+    texts = ["a short text", "the network daemon for the admin of many machines"]
+    alone = [model.backend.predict(model.encoder([text]).features)["probabilities"].copy() for text in texts]
+    assert not np.array_equal(alone[0], alone[1])  # a random tiny model: they differ in the 6th digit
+    first = model.backend.predict(model.encoder([texts[0]]).features)["probabilities"]
+    model.backend.predict(model.encoder([texts[1]]).features)
+    np.testing.assert_array_equal(first, alone[0])
+    elsewhere = {}
+    thread = threading.Thread(
+        target=lambda: elsewhere.update(model.backend.predict(model.encoder([texts[1]]).features))
+    )
+    thread.start()
+    thread.join()
+    np.testing.assert_array_equal(elsewhere["probabilities"], alone[1])

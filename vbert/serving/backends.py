@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 import urllib.request
 from dataclasses import dataclass
@@ -115,7 +116,9 @@ def load_version(
 
 
 class OpenVINOBackend:
-    """An IR compiled for this CPU with the LATENCY hint and its precision's compile hints."""
+    """An IR compiled for this CPU with the LATENCY hint and its precision's compile hints. Each thread keeps one
+    infer request (creating one per call cost ~0.05 ms of a 0.45 ms tiny-model call) and hands it its inputs
+    without a copy; outputs are copied out of the request, so a result stays valid after the next call."""
 
     def __init__(self, xml: Path, compile_config: dict[str, str], precision: str, threads: int = 0):
         import openvino as ov
@@ -125,6 +128,7 @@ class OpenVINOBackend:
             config["INFERENCE_NUM_THREADS"] = threads
         self.compiled = ov.Core().compile_model(str(xml), "CPU", config)
         self.precision = precision
+        self._requests = threading.local()
 
     @classmethod
     def from_version(cls, version_dir: Path, threads: int = 0) -> OpenVINOBackend:
@@ -135,8 +139,11 @@ class OpenVINOBackend:
         return cls(model_xml(version_dir), settings.compile_config, settings.precision, threads)
 
     def predict(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        request = self.compiled.create_infer_request()
-        results = request.infer(inputs)
+        request = getattr(self._requests, "request", None)
+        if request is None:
+            request = self._requests.request = self.compiled.create_infer_request()
+        contiguous = {name: np.ascontiguousarray(array) for name, array in inputs.items()}
+        results = request.infer(contiguous, share_inputs=True, share_outputs=False)
         by_name = {output.get_any_name(): results[output] for output in self.compiled.outputs}
         return {name: np.asarray(by_name[name], np.float32) for name in OUTPUTS}
 
