@@ -57,7 +57,7 @@ def test_epochs_stop_after_patience_and_the_best_eval_epoch_is_kept(tmp_path, ev
     assert [row["epoch"] for row in history] == list(range(1, epochs_run + 1))
     assert [row["eval_f1"] for row in history] == eval_f1[:epochs_run]
     assert best_epoch(history)["epoch"] == kept
-    assert {"train_seconds", "train_examples_per_second", "eval_accuracy", "test_f1"} <= set(history[0])
+    assert {"train_seconds", "train_examples_per_second", "train_loss", "eval_accuracy", "test_f1"} <= set(history[0])
     assert (tmp_path / "variables.npz").exists()
     assert np.load(tmp_path / "test_predictions.npy").shape == (5,)
 

@@ -171,17 +171,21 @@ def test_distill_end_to_end_and_freeze_ships_the_student(tmp_path):
 @pytest.mark.parametrize("knob", ["hidden_state_weight", "attention_weight"])
 def test_intermediate_layer_weights_train_the_student_through_its_layers_too(tmp_path, knob):
     """hidden_state_weight (or attention_weight) > 0 reaches the loop: the same seed gives other weights than soft
-    targets alone (which give the same weights twice)."""
+    targets alone (which give the same weights twice); the metrics report the kept epoch's loss parts."""
     tiny_teacher_and_corpus(tmp_path)
-    weights = {}
+    weights, losses = {}, {}
     for run, weight in enumerate((0.0, 0.0, 5.0)):
         job = tiny_distill_job(tmp_path, f"distill-{run}", unlabelled_texts=0, seeds=(1,), **{knob: weight})
-        distill(job)
+        losses[run] = distill(job)["student_train_losses"]
         weights[run] = np.load(tmp_path / f"distill-{run}" / "best" / "variables.npz")
     names = weights[0].files
     assert names == weights[2].files
     assert all(np.array_equal(weights[0][n], weights[1][n]) for n in names)
     assert any(not np.allclose(weights[0][n], weights[2][n]) for n in names)
+    assert set(losses[0]) == {"train_loss"}  # soft targets alone: one loss
+    part = "train_hidden_state_loss" if knob == "hidden_state_weight" else "train_attention_loss"
+    assert losses[2][part] > 0
+    assert losses[2]["train_loss"] > losses[2]["train_task_loss"]  # the weighted layer loss is in the total
 
 
 @pytest.mark.parametrize(

@@ -126,7 +126,8 @@ def train_classifier(
     test; write the best eval epoch's weights (variables.npz) and test predictions (test_predictions.npy) to `out`;
     stop after `patience` epochs without a better eval F1 (None: run every epoch). An `objective` adds its weighted
     loss (the masked-LM loss of the texts, or the teacher's layer outputs and attention). Returns a row per epoch:
-    epoch, train_seconds, train_examples_per_second, and every eval_* and test_* score."""
+    epoch, train_seconds, train_examples_per_second, the epoch's mean of every loss the trainer tracks (train_loss,
+    and an objective's parts: train_task_loss, train_hidden_state_loss, ...), and every eval_* and test_* score."""
     import tensorflow as tf
 
     from vbert.model.optimization import make_optimizer
@@ -152,12 +153,13 @@ def train_classifier(
                 f | objective.extra_features(train_rows, b, rng) for f, b in zip(features, batches, strict=True)
             ]
         dataset = batches_dataset(list(zip(features, (targets[b] for b in batches), strict=True)), target_spec)
-        trained.fit(dataset, epochs=1, verbose=0, callbacks=[progress])
+        fitted = trained.fit(dataset, epochs=1, verbose=0, callbacks=[progress])
         seconds = time.perf_counter() - started
         row = {
             "epoch": epoch,
             "train_seconds": round(seconds, 1),
             "train_examples_per_second": round(len(train_rows) / seconds, 1),
+            **{f"train_{name}": round(float(values[-1]), 5) for name, values in fitted.history.items()},
         }
         predictions = {split: predict(model, scored.rows[split], schedule.eval_batch_size) for split in SCORED_SPLITS}
         for split in SCORED_SPLITS:

@@ -16,7 +16,8 @@
 Each seed trains for up to `epochs` epochs and keeps its epoch with the best eval F1; `best/` holds the seed with
 the best eval F1, in the finetune stage's `best/` format, so freeze can ship it instead of the teacher. The metrics
 set the student beside its teacher: test F1 (mean and spread over seeds, and a paired bootstrap against the
-teacher), parameters, and FLOPs per sequence at the task's real lengths.
+teacher), parameters, and FLOPs per sequence at the task's real lengths; and the kept epochs' training losses, each
+part apart (task_loss: soft targets and labels; hidden_state_loss, attention_loss), so a run shows what each part did.
 """
 
 from __future__ import annotations
@@ -300,6 +301,11 @@ def distill(job: DistillJob) -> dict:
         "seeds": list(job.seeds),
         "best_seed": best_seed,
         "student_test_f1": spread([kept[s]["test_f1"] for s in job.seeds]),
+        "student_train_losses": {  # the kept epochs' mean losses: soft targets and labels, and each layer loss
+            name: round(float(np.mean([kept[s][name] for s in job.seeds])), 5)
+            for name in kept[best_seed]
+            if name.startswith("train_") and name.endswith("loss")
+        },
         "student_eval_f1": spread([kept[s]["eval_f1"] for s in job.seeds]),
         "teacher_test_f1": round(teacher_scores["test"], 6),
         "teacher_eval_f1": round(teacher_scores["eval"], 6),
