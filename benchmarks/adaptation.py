@@ -1,7 +1,7 @@
 """Does adaptation pay off, and which arm? Every arm of recipes/adapt.yaml on each public task, seeds per arm, run by
 run and resumable, so the measurement can be spread over sessions and machines.
 
-    make data-full                                     # once: the full corpora and pkg_section under DVC
+    make data-full                                     # once: the full corpora and pkg_section in data/full
     python benchmarks/adaptation.py run                # every task, arm and seed not yet recorded
     python benchmarks/adaptation.py run --task pkg_daemon --arm reference --arm tapt --hours 3
     python benchmarks/adaptation.py report             # benchmarks/results/adaptation.json and .md from the records
