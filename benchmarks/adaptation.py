@@ -427,7 +427,7 @@ def task_report(task: str) -> dict | None:
         found = [recorded(task, arm, seed) for seed in SEEDS]
         if any(found):
             runs[arm] = [r for r in found if r]
-    if not runs:
+    if not runs and not baselines_path(task).exists():
         return None
     arms = {}
     for arm, records in runs.items():
@@ -477,7 +477,10 @@ def task_report(task: str) -> dict | None:
             best_score = result["baselines"][result["best_baseline_by_eval"]]
             result["chosen_minus_best_baseline"] = round(arms[chosen]["test_f1_mean"] - best_score, 6)
     result["protocol"] = {arm: protocol(task, arm) for arm in arms}
-    result["machines"] = sorted({json.dumps(r["machine"], sort_keys=True) for rs in runs.values() for r in rs})
+    machines = [r["machine"] for rs in runs.values() for r in rs]
+    if baselines_path(task).exists():
+        machines.append(json.loads(baselines_path(task).read_text())["machine"])
+    result["machines"] = sorted({json.dumps(m, sort_keys=True) for m in machines})
     result["machines"] = [json.loads(m) for m in result["machines"]]
     result["recipe"] = str(RECIPE.relative_to(REPO))
     return result
@@ -498,8 +501,11 @@ def markdown(data: dict) -> str:
     ]
     for task, result in data["tasks"].items():
         lines += [f"## {task} (`{result['task']}`)", ""]
-        lines += ["| arm | seeds | test F1 mean ± std | per seed | minus reference [95%] | eval F1 | minutes |"]
-        lines += ["|---|---|---|---|---|---|---|"]
+        if result["arms"]:
+            lines += ["| arm | seeds | test F1 mean ± std | per seed | minus reference [95%] | eval F1 | minutes |"]
+            lines += ["|---|---|---|---|---|---|---|"]
+        else:
+            lines += ["No arm recorded yet."]
         for name, arm in result["arms"].items():
             low_high = arm.get("minus_reference_ci95")
             interval = f"[{_points(low_high[0])}, {_points(low_high[1])}]" if low_high else ""
@@ -510,7 +516,9 @@ def markdown(data: dict) -> str:
             )
         if "baselines" in result:
             lines += ["", "Baselines (test F1): " + ", ".join(f"{k} {v:.4f}" for k, v in result["baselines"].items())]
-        if "chosen_arm" in result:
+        if result.get("chosen_arm") == "reference":
+            lines += ["", "Chosen by mean eval F1 among the complete arms: **reference** (no adapted arm is complete)."]
+        elif "chosen_arm" in result:
             low, high = result["ci95"]
             lines += [
                 "",

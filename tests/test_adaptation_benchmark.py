@@ -89,3 +89,25 @@ def test_the_report_chooses_on_eval_among_complete_arms_and_compares_paired_seed
     assert result["chosen_arm"] == "tapt" and result["chosen_minus_reference"] == 1.0
     assert arms["tapt"]["minutes"] == 35.0  # pretraining once, then three fine-tuning runs
     assert "tapt | 3/3 | 1.0000 ± 0.0000" in adaptation.markdown({"tasks": {"pkg_daemon": result}})
+
+
+def test_a_task_with_only_its_baselines_is_reported_and_the_reference_alone_is_not_called_a_gain(adaptation):
+    assert adaptation.task_report("pkg_daemon") is None  # nothing recorded
+    path = adaptation.baselines_path("pkg_daemon")
+    path.parent.mkdir(parents=True)
+    scores = {"test_f1": 0.4, "eval_f1": 0.5}
+    machine = {"cpu": "test", "cpus": 2, "isa": []}
+    baselines = {"majority": {"f1": 0.0}, "tfidf_lr": scores, "embeddings_lr": {**scores, "eval_f1": 0.6}}
+    path.write_text(json.dumps({"baselines": baselines, "machine": machine}))
+    result = adaptation.task_report("pkg_daemon")
+    assert result["arms"] == {} and result["best_baseline_by_eval"] == "embeddings_lr"
+    assert "No arm recorded yet." in adaptation.markdown({"tasks": {"pkg_daemon": result}})
+
+    from vbert.text.tasks import read_task
+
+    splits, names = read_task(REPO / "data/tasks/pkg_daemon")
+    gold = np.array([names.index(label) for label in splits["test"].labels])
+    for seed in (1, 2, 3):
+        write_record(adaptation, "reference", seed, gold, eval_f1=0.5, test_f1=1.0)
+    text = adaptation.markdown({"tasks": {"pkg_daemon": adaptation.task_report("pkg_daemon")}})
+    assert "**reference** (no adapted arm is complete)" in text and "over the reference" not in text
