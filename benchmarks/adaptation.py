@@ -149,6 +149,11 @@ def protocol_digest(value: dict) -> str:
 # ---- the pipeline's stages, each step reused while its inputs are the same ------------------------------
 
 
+def child_env() -> dict[str, str]:
+    """The environment of the stage and fine-tuning processes this script starts."""
+    return {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2"}
+
+
 def run_stage(name: str, args: list[str], out: Path, key: dict) -> float:
     """`python -m stages.<name> ARGS` unless `out` holds a finished run with the same `key`; returns the minutes
     the run took (then or now)."""
@@ -158,9 +163,8 @@ def run_stage(name: str, args: list[str], out: Path, key: dict) -> float:
         if done["key"] == json.loads(json.dumps(key)):
             return done["minutes"]
     started = time.perf_counter()
-    env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2"}
     log.info("stage %s -> %s", name, out.relative_to(REPO))
-    done = subprocess.run([sys.executable, "-m", f"stages.{name}", *args], cwd=REPO, env=env)
+    done = subprocess.run([sys.executable, "-m", f"stages.{name}", *args], cwd=REPO, env=child_env())
     if done.returncode:
         raise click.ClickException(f"stage {name} failed (exit {done.returncode}); its log is above")
     minutes = round((time.perf_counter() - started) / 60, 1)
@@ -255,24 +259,26 @@ def find_cell(pretrain: Path, name: str):
 def finetune(task: str, arm: str, seed: int, pretrain: Path, pretrain_minutes: float, parallel: int) -> dict:
     """Fine-tune the arm's cell with `seed` (the finetune stage's run, in its own process) and record it."""
     out = WORK / task / "finetune" / arm / f"seed-{seed}"
+    from vbert.model.training import best_epoch
+
     started = time.perf_counter()
-    env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2"}
     command = [sys.executable, __file__, "finetune-one", "--task", task, "--arm", arm, "--seed", str(seed)]
     command += [*options(pretrain=pretrain, out=out, parallel=parallel)]
-    done = subprocess.run(command, cwd=REPO, env=env)
+    done = subprocess.run(command, cwd=REPO, env=child_env())
     if done.returncode:
         raise click.ClickException(f"{task} {arm} seed {seed}: fine-tuning failed (exit {done.returncode})")
     rows = json.loads((out / "done.json").read_text())
-    kept = max(rows, key=lambda row: (row["eval_f1"], -row["epoch"]))
+    kept = best_epoch(rows)
     scores = kept["test_f1"], kept["eval_f1"]
     log.info("%s %s seed %d: test F1 %.4f (eval %.4f)", task, arm, seed, *scores)
+    followed = protocol(task, arm)
     record = {
         "task": task,
         "arm": arm,
         "seed": seed,
         "cell": rows[0]["cell"],
-        "protocol": protocol(task, arm),
-        "protocol_digest": protocol_digest(protocol(task, arm)),
+        "protocol": followed,
+        "protocol_digest": protocol_digest(followed),
         "epochs": rows,
         "kept_epoch": kept["epoch"],
         "eval_f1": kept["eval_f1"],
@@ -458,8 +464,11 @@ def task_report(task: str) -> dict | None:
                 arms[arm]["minus_reference"] = found["difference"] if found else None
                 arms[arm]["minus_reference_ci95"] = found["ci95"] if found else None
     result: dict = {"task": folder, "positive_label": positive, "arms": arms}
+    machines = [r["machine"] for rs in runs.values() for r in rs]
     if baselines_path(task).exists():
-        found = json.loads(baselines_path(task).read_text())["baselines"]
+        recorded_baselines = json.loads(baselines_path(task).read_text())
+        machines.append(recorded_baselines["machine"])
+        found = recorded_baselines["baselines"]
         result["baselines"] = {
             "majority": found["majority"]["f1"],
             "tfidf_lr": found["tfidf_lr"]["test_f1"],
@@ -477,9 +486,6 @@ def task_report(task: str) -> dict | None:
             best_score = result["baselines"][result["best_baseline_by_eval"]]
             result["chosen_minus_best_baseline"] = round(arms[chosen]["test_f1_mean"] - best_score, 6)
     result["protocol"] = {arm: protocol(task, arm) for arm in arms}
-    machines = [r["machine"] for rs in runs.values() for r in rs]
-    if baselines_path(task).exists():
-        machines.append(json.loads(baselines_path(task).read_text())["machine"])
     result["machines"] = sorted({json.dumps(m, sort_keys=True) for m in machines})
     result["machines"] = [json.loads(m) for m in result["machines"]]
     result["recipe"] = str(RECIPE.relative_to(REPO))
