@@ -140,31 +140,33 @@ def test_end_task_aware_training_adds_the_masked_lm_loss_of_the_train_texts(tmp_
     assert saved and np.load(tmp_path / "test_predictions.npy").shape == (5,)
 
 
-def hidden_gap(student, teacher, rows: list[Row], layers: list[int]) -> float:
-    """Mean squared difference of each student layer's output from its teacher layer's, over real tokens."""
-    from vbert.model.bert import LayerOutputs, backbone_of, masked_mean_square
+def layer_outputs(student, teacher, rows: list[Row]) -> tuple:
+    """Both models' LayerOutputs ([embeddings, layer 0, layer 1, ...]) on `rows`, and the rows' padding mask."""
+    from vbert.model.bert import LayerOutputs, backbone_of
     from vbert.model.classifier import padded
 
     features = padded(rows, np.arange(len(rows)))
     inputs = {"token_ids": features["input_ids"], "segment_ids": features["segment_ids"]}
     inputs["padding_mask"] = features["input_mask"]
-    ours = LayerOutputs(backbone_of(student))(inputs)  # [embeddings, layer 0, layer 1, ...]
-    theirs = LayerOutputs(backbone_of(teacher))(inputs)
-    mask = features["input_mask"].astype(np.float32)
+    ours, theirs = (LayerOutputs(backbone_of(model))(inputs) for model in (student, teacher))
+    return ours, theirs, features["input_mask"]
+
+
+def hidden_gap(student, teacher, rows: list[Row], layers: list[int]) -> float:
+    """Mean squared difference of each student layer's output from its teacher layer's, over real tokens."""
+    from vbert.model.bert import masked_mean_square
+
+    ours, theirs, mask = layer_outputs(student, teacher, rows)
+    mask = mask.astype(np.float32)
     return float(np.mean([masked_mean_square(ours[j + 1], theirs[i + 1], mask) for j, i in enumerate(layers)]))
 
 
 def attention_gap(student, teacher, rows: list[Row], teacher_layer: int) -> float:
     """KL divergence of the student's last-layer attention distributions and value relations from those of the
     teacher's layer `teacher_layer`."""
-    from vbert.model.bert import LayerOutputs, backbone_of, relation_divergence, self_attention_relations
-    from vbert.model.classifier import padded
+    from vbert.model.bert import backbone_of, relation_divergence, self_attention_relations
 
-    features = padded(rows, np.arange(len(rows)))
-    inputs = {"token_ids": features["input_ids"], "segment_ids": features["segment_ids"]}
-    inputs["padding_mask"] = features["input_mask"]
-    ours, theirs = LayerOutputs(backbone_of(student))(inputs), LayerOutputs(backbone_of(teacher))(inputs)
-    mask = features["input_mask"]
+    ours, theirs, mask = layer_outputs(student, teacher, rows)
     student_relations = self_attention_relations(backbone_of(student), len(ours) - 2, ours[-2], mask)
     teacher_relations = self_attention_relations(backbone_of(teacher), teacher_layer, theirs[teacher_layer], mask)
     pairs = zip(teacher_relations, student_relations, strict=True)
