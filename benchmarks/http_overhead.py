@@ -1,6 +1,8 @@
 """Benchmark: where a batch-1 request's time goes in the server, against the model call alone (issue #20).
 
-One real text per request (the task's test split), one request at a time, on the served model folder:
+One real text per request (the task's test split), one request at a time, on the served model folder; each
+request follows the in-process calls on the same text, so both are measured at the same moment and the overhead is a
+median of per-request differences (the machine's speed drifts by more than the overhead between runs):
 
     in process    the backend's own call on the text's token ids: at the text's length, and padded to the server's
                   width bucket (what the server computes)
@@ -43,6 +45,7 @@ from vbert.text.tasks import read_split  # noqa: E402
 log = logging.getLogger("benchmark")
 SPANS = ("read", "parse", "encode", "queue", "model", "batching", "respond")
 BUCKET = 16  # the server's default --bucket
+JSON = {"Content-Type": "application/json"}
 PATHS = {"keep_alive": "HTTP, one kept-alive connection", "new_connection": "HTTP, a new connection each"}
 
 
@@ -51,40 +54,48 @@ def summary(values: list[float]) -> dict:
     return {"median_ms": round(float(np.median(array)), 3), "p90_ms": round(float(np.percentile(array, 90)), 3)}
 
 
-def in_process(model_dir: Path, backend: str, texts: list[str], repeats: int) -> dict:
-    """The backend's call alone on each text, at its own length and padded to the width bucket."""
+def settle() -> None:
+    """Let the last call's inference threads go idle: OpenVINO's (like ONNX Runtime's) spin for a while after each
+    call, and would take the cores from whatever is timed next."""
+    time.sleep(0.02)
+
+
+def paired(model_dir: Path, backend: str, url: str, texts: list[str], repeats: int) -> dict[str, list]:
+    """Per text, interleaved so that both sides see the same machine at the same moment: the backend's own call in
+    this process (mean of `repeats`, at the text's length and padded to the width bucket as the server pads it), then
+    the same text as one request over one kept-alive connection, with the server's `Server-Timing` spans."""
     from vbert.serving.backends import load_version
 
     model = load_version(backend, latest_version(model_dir))
-    own, padded = [], []
-    for text in texts:
+    host, port = url.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=60)
+    out: dict[str, list] = {"own": [], "padded": [], "end_to_end": [], "spans": []}
+    for index, text in enumerate([texts[0], *texts]):  # the first opens the connection: not counted
         features = model.encoder.encode_items([text]).features
         width = padded_length([features["input_ids"].shape[1]], BUCKET, model.config.max_seq_length)
-        wide = stack_padded([features], width)
-        for inputs, times in ((features, own), (wide, padded)):
+        calls = {}
+        for name, inputs in (("own", features), ("padded", stack_padded([features], width))):
             model.backend.predict(inputs)  # this shape compiled and cached
+            settle()
             started = time.perf_counter()
             for _ in range(repeats):
                 model.backend.predict(inputs)
-            times.append((time.perf_counter() - started) / repeats)
-    return {"own_length": summary(own), "bucket_padded": summary(padded), "per_text_own_s": own}
-
-
-def keep_alive(url: str, model: str, texts: list[str]) -> tuple[list[float], list[dict[str, float]]]:
-    """End-to-end seconds and the Server-Timing spans of each request over one persistent connection."""
-    host, port = url.removeprefix("http://").split(":")
-    connection = http.client.HTTPConnection(host, int(port), timeout=60)
-    seconds, spans = [], []
-    for text in [texts[0], *texts]:  # the first opens the connection: not counted
+            calls[name] = (time.perf_counter() - started) / repeats
         body = json.dumps({"texts": [text]}).encode()
+        settle()
         started = time.perf_counter()
-        connection.request("POST", f"/v1/models/{model}:classify_text", body, {"Content-Type": "application/json"})
+        connection.request("POST", f"/v1/models/{model_dir.name}:classify_text", body, JSON)
         response = connection.getresponse()
         response.read()
-        seconds.append(time.perf_counter() - started)
-        spans.append({k: ms / 1000 for k, ms in parse_header(response.getheader("Server-Timing") or "").items()})
+        seconds = time.perf_counter() - started
+        if index:
+            out["own"].append(calls["own"])
+            out["padded"].append(calls["padded"])
+            out["end_to_end"].append(seconds)
+            spans = parse_header(response.getheader("Server-Timing") or "")
+            out["spans"].append({k: ms / 1000 for k, ms in spans.items()})
     connection.close()
-    return seconds[1:], spans[1:]
+    return out
 
 
 def new_connections(url: str, model: str, texts: list[str]) -> list[float]:
@@ -94,6 +105,12 @@ def new_connections(url: str, model: str, texts: list[str]) -> list[float]:
         client.classify_texts([text])
         seconds.append(time.perf_counter() - started)
     return seconds
+
+
+def median_difference_ms(first: list[float], second: list[float]) -> float:
+    """The median over requests of first minus second (seconds in, milliseconds out): paired, so drift of the
+    machine's speed between requests cancels."""
+    return round(float(np.median(np.subtract(first, second))) * 1000, 3)
 
 
 def breakdown(seconds: list[float], spans: list[dict[str, float]]) -> dict:
@@ -112,7 +129,7 @@ def markdown(result: dict) -> str:
         f"`python benchmarks/http_overhead.py`: model `{result['model_dir']}` ({result['backend']}), "
         f"{result['requests']} real texts from `{result['test_file']}`, one request at a time.",
         "",
-        "| path | median ms | p90 ms | over the model call at the text's length |",
+        "| path | median ms | p90 ms | over the model call at the text's length (median per request) |",
         "|---|---:|---:|---:|",
         f"| model call in process, text's own length | {model['own_length']['median_ms']:.2f} "
         f"| {model['own_length']['p90_ms']:.2f} | |",
@@ -125,6 +142,9 @@ def markdown(result: dict) -> str:
             f"| {result['overhead_percent'][name]:+.1f}% ({result['overhead_ms'][name]:+.2f} ms) |"
         )
     lines += [
+        "",
+        f"The server's `model` span over the same call in process, padded as the server pads it (median per "
+        f"request): {result['model_span_over_padded_call_ms']:+.2f} ms.",
         "",
         "Where the kept-alive request's time goes (median ms of each span, from the server's `Server-Timing`):",
         "",
@@ -151,27 +171,28 @@ def main(model_dir: Path, backend: str, test_file: Path, requests: int, repeats:
     if not model_dir.is_dir():
         raise click.UsageError(f"{model_dir}: no served model there; run `make demo` first or pass --model-dir")
     texts = read_split(test_file).texts_a[:requests]
-    model_call = in_process(model_dir, backend, texts, repeats)
     arguments = ["--backend", backend, "--model-dir", str(model_dir)]
     with running_server(arguments, out.with_suffix(".server.log")) as server:
-        seconds, spans = keep_alive(server.url, model_dir.name, texts)
+        pairs = paired(model_dir, backend, server.url, texts, repeats)
         fresh = new_connections(server.url, model_dir.name, texts)
-    own = model_call.pop("per_text_own_s")
+    own, seconds, spans = pairs["own"], pairs["end_to_end"], pairs["spans"]
     paths = {"keep_alive": summary(seconds), "new_connection": summary(fresh)}
-    base = model_call["own_length"]["median_ms"]
+    base = summary(own)["median_ms"]
+    per_request = {
+        "keep_alive": median_difference_ms(seconds, own),
+        "new_connection": round(paths["new_connection"]["median_ms"] - base, 3),  # not interleaved: medians
+    }
     result = {
         "model_dir": str(model_dir.relative_to(REPO) if model_dir.is_relative_to(REPO) else model_dir),
         "backend": backend,
         "test_file": str(test_file.relative_to(REPO) if test_file.is_relative_to(REPO) else test_file),
         "requests": len(texts),
-        "model_call": model_call,
+        "model_call": {"own_length": summary(own), "bucket_padded": summary(pairs["padded"])},
         "paths": paths,
-        "overhead_ms": {k: round(v["median_ms"] - base, 3) for k, v in paths.items()},
-        "overhead_percent": {k: round(100 * (v["median_ms"] / base - 1), 1) for k, v in paths.items()},
-        "per_request_overhead_ms_median": round(
-            float(np.median([(e - m) * 1000 for e, m in zip(seconds, own, strict=True)])), 3
-        ),
-        "bucket_padding_percent": round(100 * (model_call["bucket_padded"]["median_ms"] / base - 1), 1),
+        "overhead_ms": per_request,
+        "overhead_percent": {k: round(100 * v / base, 1) for k, v in per_request.items()},
+        "model_span_over_padded_call_ms": median_difference_ms([s.get("model", 0.0) for s in spans], pairs["padded"]),
+        "bucket_padding_percent": round(100 * (summary(pairs["padded"])["median_ms"] / base - 1), 1),
         "keep_alive_breakdown_ms": breakdown(seconds, spans),
         "machine": machine(),
     }

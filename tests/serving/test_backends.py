@@ -12,9 +12,10 @@ pytestmark = pytest.mark.xdist_group("heavy")
 
 
 def test_warm_up_shapes_by_hand():
-    # widths: multiples of 16 up to max_seq_length 40, the last bucket cut to 40
-    assert warm_up_shapes(40, 16, (1, 4)) == [(1, 16), (1, 32), (1, 40), (4, 16), (4, 32), (4, 40)]
+    # widths: multiples of 16 up to max_seq_length 40, the last bucket cut to 40; one row (never padded): every width
+    assert warm_up_shapes(40, 16, (4,)) == [(4, 16), (4, 32), (4, 40)]
     assert warm_up_shapes(32, 16, (2,)) == [(2, 16), (2, 32)]
+    assert warm_up_shapes(5, 16, (1, 2)) == [(1, 1), (1, 2), (1, 3), (1, 4), (1, 5), (2, 5)]
     assert warm_up_shapes(32, 16, ()) == []
 
 
@@ -34,7 +35,7 @@ def test_an_openvino_model_is_warmed_up_on_every_bucket(tmp_path):
     model = load_version("openvino", version, warm_up_rows=(1, 3), bucket=16)  # max_seq_length 32
     recording = Recording(model.backend)
     assert warm_up(recording, warm_up_shapes(32, 16, (1, 3))) > 0
-    assert recording.shapes == [(1, 16), (1, 32), (3, 16), (3, 32)]
+    assert recording.shapes == [*((1, width) for width in range(1, 33)), (3, 16), (3, 32)]
     ids = model.encoder(["a short text"]).features
     assert np.isclose(model.backend.predict(ids)["probabilities"].sum(), 1.0, atol=1e-5)
 

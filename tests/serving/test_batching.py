@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -29,10 +31,14 @@ class Recorder:
 
     def __init__(self, seconds: float = 0.0):
         self.calls: list[tuple[int, ...]] = []
+        self.threads: list[str] = []
+        self.widths: list[int] = []
         self.seconds = seconds
 
     def __call__(self, batch):
         self.calls.append(tuple(batch["input_ids"][:, 0].tolist()))
+        self.threads.append(threading.current_thread().name)
+        self.widths.append(batch["input_ids"].shape[1])
         time.sleep(self.seconds)
         sums = batch["input_ids"].sum(axis=1, keepdims=True).astype(np.float32)
         return {"probabilities": sums, "logits": -sums}
@@ -250,3 +256,46 @@ def test_batching_off_runs_each_request_whole_and_alone():
 
     asyncio.run(scenario())
     assert sorted(model.calls) == [(10, 11, 12), (20, 21, 22)]  # whole, not chunked, never merged
+
+
+@pytest.mark.parametrize("enabled", [True, False], ids=["batching", "batching-off"])
+def test_inference_runs_on_one_thread_of_its_own_while_the_shared_pool_is_full(enabled):
+    model = Recorder()
+
+    async def scenario():
+        loop = asyncio.get_running_loop()
+        loop.set_default_executor(ThreadPoolExecutor(max_workers=2))
+        release = threading.Event()
+        blockers = [asyncio.ensure_future(asyncio.to_thread(release.wait)) for _ in range(2)]
+        await asyncio.sleep(0.05)  # every shared thread is busy now (say, tokenising long texts)
+        batcher = Batcher(model, parameters(enabled=enabled), 64)
+        batcher.start()
+        try:
+            for i in range(3):
+                await asyncio.wait_for(batcher.submit(request([[i + 1]]), 5), 5)
+            await asyncio.wait_for(asyncio.gather(*(batcher.submit(request([[i]]), 5) for i in (7, 8))), 5)
+        finally:
+            release.set()
+            await asyncio.gather(*blockers)
+            await batcher.stop()
+
+    asyncio.run(scenario())
+    assert len(model.threads) >= 4 and len(set(model.threads)) == 1
+    assert model.threads[0].startswith("vbert-inference") and model.threads[0] != threading.current_thread().name
+
+
+@pytest.mark.parametrize("enabled", [True, False], ids=["batching", "batching-off"])
+def test_a_row_computed_alone_is_not_padded_and_rows_together_are_padded_to_their_bucket(enabled):
+    model = Recorder()
+
+    async def scenario():
+        batcher = Batcher(model, parameters(enabled=enabled), 64)
+        batcher.start()
+        alone = await batcher.submit(request([[4, 5, 6]]), 5)
+        pair = await batcher.submit(request([[4, 5, 6], [7, 0, 0]]), 5)
+        await batcher.stop()
+        return alone, pair
+
+    alone, pair = asyncio.run(scenario())
+    assert model.widths == [3, 16]  # one row at its own 3 pieces; two rows padded to the 16-piece bucket
+    assert alone["probabilities"].tolist() == [[15.0]] and pair["probabilities"].tolist() == [[15.0], [7.0]]

@@ -95,7 +95,12 @@ def timed_protocol(header_timeout: float):
     help="a request not done by then: 504, the rest not computed",
 )
 @click.option("--enable-batching/--disable-batching", default=True, show_default=True)
-@click.option("--bucket", default=16, show_default=True, help="rows are padded to a multiple of this length")
+@click.option(
+    "--bucket",
+    default=16,
+    show_default=True,
+    help="rows computed together are padded to a multiple of this length (a lone row is not)",
+)
 @click.option(
     "--split-by-bucket/--pad-to-longest",
     default=True,
@@ -106,7 +111,7 @@ def timed_protocol(header_timeout: float):
     "--warm-up-rows",
     default="1,2,4,8,16,32",
     show_default=True,
-    help="before serving, one inference of each of these row counts at every width bucket ('' for none)",
+    help="before serving: one inference of each of these row counts at each width bucket (1 row: every width), '' none",
 )
 @click.option("--threads", default=0, show_default=True, help="inference threads (0 = OpenVINO's choice)")
 @click.option(

@@ -62,9 +62,10 @@ BACKENDS = ("openvino", "onnxruntime", "tensorflow", "tfserving")
 
 def warm_up_shapes(max_seq_length: int, bucket: int, rows: tuple[int, ...]) -> list[tuple[int, int]]:
     """The (rows, width) inputs a server padding to multiples of `bucket` meets for these row counts: every width
-    bucket up to max_seq_length, for each count in `rows`."""
-    widths = sorted({min(width, max_seq_length) for width in range(bucket, max_seq_length + bucket, bucket)})
-    return [(n, width) for n in rows for width in widths]
+    bucket up to max_seq_length for each count in `rows`, and for one row every width (a lone row is not padded,
+    vbert.serving.batching.inference_width)."""
+    buckets = sorted({min(width, max_seq_length) for width in range(bucket, max_seq_length + bucket, bucket)})
+    return [(n, width) for n in rows for width in (range(1, max_seq_length + 1) if n == 1 else buckets)]
 
 
 def warm_up(backend: Backend, shapes: list[tuple[int, int]]) -> float:

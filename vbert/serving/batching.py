@@ -13,8 +13,13 @@ up to `bucket` (at most max_seq_length); with `split_by_bucket` a
 batch runs as one inference per bucket, shortest first, and each request is answered as soon as its bucket is back,
 so short rows are neither padded to a long neighbour's length nor kept waiting for it. `max_batch_tokens` bounds
 rows x padded length per batch: a short request that arrives while max-size rows compute waits for a bounded
-inference, not for `max_batch_size` of them. One inference runs at a time, in a worker thread, so the event loop
-stays free.
+inference, not for `max_batch_size` of them. A row computed alone (a one-text request with nobody beside it, the
+common case at low load) is not padded at all: padding a real text to its bucket cost ~6% of a MiniLM-sized
+model's batch-1 call here (benchmarks/http_overhead.py), and the warm-up covers every width at one row.
+
+One inference runs at a time, on the batcher's own inference thread, so the event loop stays free, the model is
+always called from the same thread (an OpenVINO backend keeps one infer request per thread), and no other work in the
+server's shared thread pool (parsing, tokenising) can delay it.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import math
 import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -58,6 +64,13 @@ class BatchingParameters:
 def padded_length(lengths: list[int], bucket: int, limit: int) -> int:
     """The longest length rounded up to a multiple of `bucket`, at most `limit`."""
     return min(limit, -(-max(lengths) // bucket) * bucket)
+
+
+def inference_width(parts: list[Arrays], padded: int) -> int:
+    """The width to compute `parts` at: one row alone at its own width, rows together at `padded`."""
+    if sum(len(part["input_ids"]) for part in parts) == 1:
+        return int(parts[0]["input_ids"].shape[1])
+    return padded
 
 
 def stack_padded(parts: list[Arrays], length: int) -> Arrays:
@@ -156,6 +169,7 @@ class Batcher:
         self.busy = False
         self.lock = asyncio.Lock()  # batching off: one request at a time
         self.rows_per_second = 0.0  # recent throughput, for Retry-After
+        self.inference = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vbert-inference")
 
     @property
     def queued_rows(self) -> int:
@@ -174,6 +188,7 @@ class Batcher:
         if self.worker is not None:
             self.worker.cancel()
             self.worker = None
+        self.inference.shutdown(wait=False)
 
     def retry_after(self) -> float:
         """Seconds until the queue has likely drained (at least 1)."""
@@ -217,12 +232,16 @@ class Batcher:
             job.started(time.monotonic())
             started = time.perf_counter()
             width = padded_length([int(inputs["input_ids"].shape[1])], self.parameters.bucket, self.max_seq_length)
-            (outputs,), model_seconds = await asyncio.to_thread(self._infer, [inputs], width)
+            (outputs,), model_seconds = await self._on_inference_thread([inputs], width)
             job.computed(model_seconds, time.perf_counter() - started)
             return outputs
         finally:
             self.busy = False
             self.lock.release()
+
+    async def _on_inference_thread(self, parts: list[Arrays], length: int) -> tuple[list[Arrays], float]:
+        """`_infer(parts, length)` on the batcher's one inference thread."""
+        return await asyncio.get_running_loop().run_in_executor(self.inference, self._infer, parts, length)
 
     @staticmethod
     def _expired(timeout: float, job: _Job | None = None) -> ServingError:
@@ -251,7 +270,9 @@ class Batcher:
         return dict(sorted(groups.items()))
 
     def _infer(self, parts: list[Arrays], length: int) -> tuple[list[Arrays], float]:
-        """Each part's outputs, in order, from one inference on them padded to `length`, and its seconds."""
+        """Each part's outputs, in order, from one inference on them padded to `length` (a lone row: not padded),
+        and its seconds."""
+        length = inference_width(parts, length)
         batch = stack_padded(parts, length)
         started = time.perf_counter()
         outputs = self.predict(batch)
@@ -334,7 +355,7 @@ class Batcher:
             for length, indices in self._groups(parts).items():
                 members = [batch[i] for i in indices]
                 try:
-                    results, model_seconds = await asyncio.to_thread(self._infer, [parts[i] for i in indices], length)
+                    results, model_seconds = await self._on_inference_thread([parts[i] for i in indices], length)
                 except Exception as error:  # the model failed: every request in the group hears why
                     for job, _, _ in members:
                         self._finish(job, error)
