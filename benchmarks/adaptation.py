@@ -363,11 +363,19 @@ def ensure_baselines(task: str, pretrain: Path) -> None:
 # ---- the runs, in order, within a budget ----------------------------------------------------------------
 
 
+def out_of_time(deadline: float | None, task: str, arm: str, seed: int) -> bool:
+    """Past `--hours`: the run (task, arm, seed) is not started, and the log says so."""
+    if deadline is None or time.monotonic() <= deadline:
+        return False
+    log.info("out of time: %s %s seed %d and what follows it not started", task, arm, seed)
+    return True
+
+
 @main.command()
 @click.option("--task", "tasks", multiple=True, type=click.Choice(list(TASKS)), help="default: every task")
 @click.option("--arm", "arms", multiple=True, type=click.Choice(list(ARMS)), help="default: every arm")
 @click.option("--seed", "seeds", multiple=True, type=int, help=f"default: {', '.join(map(str, SEEDS))}")
-@click.option("--hours", type=float, default=None, help="start no new run after this long")
+@click.option("--hours", type=float, default=None, help="start no new run (pretraining or fine-tuning) after this long")
 @click.option(
     "--parallel",
     type=click.IntRange(min=1),
@@ -395,8 +403,7 @@ def run(tasks: tuple[str, ...], arms: tuple[str, ...], seeds: tuple[int, ...], h
     with ThreadPoolExecutor(parallel) as pool:
         running: set = set()
         for task, arm, seed in todo:
-            if deadline is not None and time.monotonic() > deadline:
-                log.info("out of time: no new run after %s %s seed %d", task, arm, seed)
+            if out_of_time(deadline, task, arm, seed):
                 break
             pretrain, minutes = prepare(task, ARMS[arm][0])
             ensure_baselines(task, prepare(task, START)[0])
@@ -404,6 +411,8 @@ def run(tasks: tuple[str, ...], arms: tuple[str, ...], seeds: tuple[int, ...], h
                 done, running = wait(running, return_when=FIRST_COMPLETED)
                 for future in done:
                     future.result()
+            if out_of_time(deadline, task, arm, seed):  # pretraining or a free slot may have taken hours
+                break
             running.add(pool.submit(finetune, task, arm, seed, pretrain, minutes, parallel))
         for future in running:
             future.result()

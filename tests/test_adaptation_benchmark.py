@@ -111,3 +111,26 @@ def test_a_task_with_only_its_baselines_is_reported_and_the_reference_alone_is_n
         write_record(adaptation, "reference", seed, gold, eval_f1=0.5, test_f1=1.0)
     text = adaptation.markdown({"tasks": {"pkg_daemon": adaptation.task_report("pkg_daemon")}})
     assert "**reference** (no adapted arm is complete)" in text and "over the reference" not in text
+
+
+def test_no_run_starts_past_the_deadline_even_after_waiting_for_a_free_slot(adaptation, tmp_path, monkeypatch):
+    import time
+
+    from click.testing import CliRunner
+
+    (tmp_path / "corpus").mkdir()
+    (tmp_path / "corpus" / "docs.txt.gz").write_bytes(b"")
+    started = []
+
+    def finetune(task, arm, seed, *_):
+        started.append((arm, seed))
+        time.sleep(0.5)  # the one slot is busy past the deadline
+
+    monkeypatch.setattr(adaptation, "CORPUS", tmp_path / "corpus")
+    monkeypatch.setattr(adaptation, "prepare", lambda task, config: (tmp_path, 0.0))
+    monkeypatch.setattr(adaptation, "ensure_baselines", lambda task, pretrain: None)
+    monkeypatch.setattr(adaptation, "finetune", finetune)
+    arguments = ["run", "--task", "pkg_daemon", "--arm", "reference", "--hours", "0.00005", "--parallel", "1"]
+    result = CliRunner().invoke(adaptation.main, arguments)  # 0.18 s: seed 1 starts, seed 2 waits until 0.5 s
+    assert result.exit_code == 0, result.output
+    assert started == [("reference", 1)]
