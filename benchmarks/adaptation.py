@@ -505,6 +505,33 @@ def _points(value: float | None) -> str:
     return "–" if value is None else f"{100 * value:+.2f}"
 
 
+def chosen_sentence(result: dict) -> str:
+    """Which arm the eval F1 chose, and what it gains over the reference (with its interval) and the best baseline;
+    a reference chosen says whether adapted arms were complete and lost on eval, or none was complete."""
+    arms, chosen = result["arms"], result["chosen_arm"]
+    over_baseline = (
+        f", {_points(result['chosen_minus_best_baseline'])} F1 over the best baseline by eval "
+        f"({result['best_baseline_by_eval']})"
+        if "chosen_minus_best_baseline" in result
+        else ""
+    )
+    sentence = f"Chosen by mean eval F1 among the complete arms: **{chosen}**"
+    if chosen != "reference":
+        low, high = result["ci95"]
+        return (
+            f"{sentence}, {_points(result['chosen_minus_reference'])} F1 over the reference "
+            f"[{_points(low)}, {_points(high)}] ({verdict((low, high))}){over_baseline}."
+        )
+    beaten = [arm for arm, found in arms.items() if arm != "reference" and found["complete"]]
+    if not beaten:
+        return f"{sentence} (no adapted arm is complete){over_baseline}."
+    evals = ", ".join(f"{arm} {arms[arm]['eval_f1_mean']:.4f}" for arm in beaten)
+    return (
+        f"{sentence} (eval F1 {arms['reference']['eval_f1_mean']:.4f}; complete adapted arms lower on eval: {evals})"
+        f"{over_baseline}. Test F1 is reported above, never used to choose."
+    )
+
+
 def markdown(data: dict) -> str:
     lines = ["# Does adaptation pay off?", ""]
     lines += [
@@ -531,22 +558,8 @@ def markdown(data: dict) -> str:
             )
         if "baselines" in result:
             lines += ["", "Baselines (test F1): " + ", ".join(f"{k} {v:.4f}" for k, v in result["baselines"].items())]
-        if result.get("chosen_arm") == "reference":
-            lines += ["", "Chosen by mean eval F1 among the complete arms: **reference** (no adapted arm is complete)."]
-        elif "chosen_arm" in result:
-            low, high = result["ci95"]
-            lines += [
-                "",
-                f"Chosen by mean eval F1 among the complete arms: **{result['chosen_arm']}**, "
-                f"{_points(result['chosen_minus_reference'])} F1 over the reference "
-                f"[{_points(low)}, {_points(high)}] ({verdict((low, high))})"
-                + (
-                    f", {_points(result['chosen_minus_best_baseline'])} over the best baseline by eval "
-                    f"({result['best_baseline_by_eval']})."
-                    if "chosen_minus_best_baseline" in result
-                    else "."
-                ),
-            ]
+        if "chosen_arm" in result:
+            lines += ["", chosen_sentence(result)]
         machines = "; ".join(f"{m['cpu']}, {m['cpus']} cores, {' '.join(m['isa'])}" for m in result["machines"])
         lines += ["", f"Machines: {machines}.", ""]
     return "\n".join(lines)

@@ -110,7 +110,13 @@ def test_a_task_with_only_its_baselines_is_reported_and_the_reference_alone_is_n
     for seed in (1, 2, 3):
         write_record(adaptation, "reference", seed, gold, eval_f1=0.5, test_f1=1.0)
     text = adaptation.markdown({"tasks": {"pkg_daemon": adaptation.task_report("pkg_daemon")}})
-    assert "**reference** (no adapted arm is complete)" in text and "over the reference" not in text
+    assert "**reference** (no adapted arm is complete), +60.00 F1 over the best baseline by eval" in text
+    assert "over the reference" not in text
+    for seed in (1, 2, 3):  # complete, better on test, worse on eval: the reference stays chosen, and says why
+        write_record(adaptation, "tapt", seed, gold, eval_f1=0.4, test_f1=1.0)
+    text = adaptation.markdown({"tasks": {"pkg_daemon": adaptation.task_report("pkg_daemon")}})
+    assert "**reference** (eval F1 0.5000; complete adapted arms lower on eval: tapt 0.4000)" in text
+    assert "no adapted arm is complete" not in text
 
 
 def test_no_run_starts_past_the_deadline_even_after_waiting_for_a_free_slot(adaptation, tmp_path, monkeypatch):
