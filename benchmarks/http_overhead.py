@@ -12,7 +12,8 @@ median of per-request differences (the machine's speed drifts by more than the o
 
 Reported: medians (and p90) of each, the overhead of each path over the model call at the text's length, and the
 breakdown of the keep-alive median by span; "outside the app" is end-to-end minus the server's own total (the
-socket, uvicorn's HTTP parsing, the client).
+socket, uvicorn's HTTP parsing, the client). Beside them, floors timed the same way: a bare ASGI app on uvicorn
+(what "outside the app" cannot go below here) and a no-op's hand-off to a thread and back (part of `batching`).
 
     make demo
     python benchmarks/http_overhead.py                # models/ir/vbert; writes benchmarks/results/http_overhead.*
@@ -98,6 +99,75 @@ def paired(model_dir: Path, backend: str, url: str, texts: list[str], repeats: i
     return out
 
 
+BARE_SERVER = """
+import sys, uvicorn
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    while (await receive()).get("more_body"):
+        pass
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
+    await send({"type": "http.response.body", "body": b'{"predictions": []}'})
+uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), loop="uvloop", http="httptools", log_level="warning")
+"""
+
+
+def floors(texts: list[str]) -> dict[str, float]:
+    """What the same requests cost with nothing of ours in them, timed as `paired` times them (after `settle`): a
+    bare ASGI app on uvicorn (uvloop, httptools) that reads the body and answers a fixed JSON, over one kept-alive
+    connection; and a no-op's round trip through a one-thread executor (the hand-off to the batcher's inference
+    thread and back). Median milliseconds."""
+    import asyncio
+    import subprocess
+    from concurrent.futures import ThreadPoolExecutor
+
+    from vbert.serving.launcher import free_ports, stop
+
+    (port,) = free_ports(1)
+    process = subprocess.Popen([sys.executable, "-c", BARE_SERVER, str(port)])
+    try:
+        connection = _connect_when_up("127.0.0.1", port)
+        bare = []
+        for text in texts:
+            body = json.dumps({"texts": [text]}).encode()
+            settle()
+            started = time.perf_counter()
+            connection.request("POST", "/v1/models/bare:classify_text", body, JSON)
+            connection.getresponse().read()
+            bare.append(time.perf_counter() - started)
+        connection.close()
+    finally:
+        stop(process)
+
+    async def hand_offs() -> list[float]:
+        loop, seconds = asyncio.get_running_loop(), []
+        with ThreadPoolExecutor(1) as thread:
+            for _ in texts:
+                settle()
+                started = time.perf_counter()
+                await loop.run_in_executor(thread, time.perf_counter)
+                seconds.append(time.perf_counter() - started)
+        return seconds
+
+    return {
+        "bare_uvicorn_round_trip": summary(bare)["median_ms"],
+        "thread_hand_off_round_trip": summary(asyncio.run(hand_offs()))["median_ms"],
+    }
+
+
+def _connect_when_up(host: str, port: int, timeout: float = 30) -> http.client.HTTPConnection:
+    deadline = time.monotonic() + timeout
+    while True:
+        connection = http.client.HTTPConnection(host, port, timeout=60)
+        try:
+            connection.connect()
+            return connection
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
 def new_connections(url: str, model: str, texts: list[str]) -> list[float]:
     client, seconds = RestClient(url, model, timeout=60, keep_alive=False), []
     for text in texts:
@@ -152,6 +222,11 @@ def markdown(result: dict) -> str:
         "|" + "---:|" * (len(SPANS) + 2),
         "| " + " | ".join(f"{parts[k]:.2f}" for k in [*SPANS, "server_total", "outside_the_app"]) + " |",
         "",
+        "Floors on this machine, timed the same way (after the same idle gap): a bare ASGI app on uvicorn answering "
+        f'a fixed JSON, {result["floors_ms"]["bare_uvicorn_round_trip"]:.2f} ms end to end (compare "outside the '
+        f"app\"); a no-op's hand-off to a thread and back, {result['floors_ms']['thread_hand_off_round_trip']:.2f} ms "
+        "(part of `batching`).",
+        "",
     ]
     return "\n".join(lines)
 
@@ -181,6 +256,7 @@ def main(model_dir: Path, backend: str, test_file: Path, requests: int, repeats:
     with running_server(arguments, out.with_suffix(".server.log")) as server:
         pairs = paired(model_dir, backend, server.url, texts, repeats)
         fresh = new_connections(server.url, model_dir.name, texts)
+    floor = floors(texts)
     own, seconds, spans = pairs["own"], pairs["end_to_end"], pairs["spans"]
     paths = {"keep_alive": summary(seconds), "new_connection": summary(fresh)}
     base = summary(own)["median_ms"]
@@ -200,6 +276,7 @@ def main(model_dir: Path, backend: str, test_file: Path, requests: int, repeats:
         "model_span_over_padded_call_ms": median_difference_ms([s.get("model", 0.0) for s in spans], pairs["padded"]),
         "bucket_padding_percent": round(100 * (summary(pairs["padded"])["median_ms"] / base - 1), 1),
         "keep_alive_breakdown_ms": breakdown(seconds, spans),
+        "floors_ms": floor,
         "machine": machine(),
     }
     log.info("%s", json.dumps(result, indent=1))
