@@ -11,9 +11,12 @@ export PYTHONHASHSEED := 0
 SHARED ?= ../shared/data
 MODEL_NAME = $(shell $(BIN)/python -m vbert.core.params freeze.model_name)
 
-.PHONY: setup demo adapt test test-fast lint serve-openvino serve-tf bench bench-tfrecords bench-models data-full push plots clean
+.PHONY: setup help demo adapt test test-fast lint serve-openvino serve-tf bench bench-tfrecords bench-models data-full push plots clean
 
 setup: $(STAMP)  ## create .venv with the pinned dependencies (idempotent)
+
+help:  ## list the targets and what each does
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-zA-Z_-]+):.*## (.*)/\1\t\2/' | expand -t 18
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH" >&2; exit 1; }
@@ -39,7 +42,7 @@ test: setup  ## the whole test suite
 test-fast: setup  ## what needs no model training, server or DVC run (a minute or two): pytest -m "not slow and not heavy"
 	$(BIN)/python -m pytest -n 2 -m "not slow and not heavy"
 
-lint: setup
+lint: setup  ## ruff check and ruff format --check
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
 serve-openvino: setup  ## serve the demo's model (OpenVINO IR) on http://127.0.0.1:8501 (TF-Serving's REST API)
@@ -75,8 +78,8 @@ plots: setup .cache/vega-offline.html  ## render `dvc plots` to reports/plots/in
 	mkdir -p reports/plots
 	$(BIN)/dvc plots show --html-template .cache/vega-offline.html -o reports/plots
 
-push: setup
+push: setup  ## dvc push: the tracked data and models to the remote
 	$(BIN)/dvc push
 
-clean:
+clean:  ## remove the demo's intermediate outputs (data/clean, data/tfrecords, models/vocab, metrics)
 	rm -rf data/clean data/tfrecords models/vocab metrics
