@@ -121,12 +121,17 @@ def floors(texts: list[str]) -> dict[str, float]:
     import subprocess
     from concurrent.futures import ThreadPoolExecutor
 
-    from vbert.serving.launcher import free_ports, stop
+    from vbert.serving.launcher import free_ports, is_ready, stop
 
     (port,) = free_ports(1)
     process = subprocess.Popen([sys.executable, "-c", BARE_SERVER, str(port)])
     try:
-        connection = _connect_when_up("127.0.0.1", port)
+        deadline = time.monotonic() + 30
+        while not is_ready(f"http://127.0.0.1:{port}"):  # the bare app answers 200 on any path
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the bare uvicorn app did not come up on port {port}")
+            time.sleep(0.1)
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
         bare = []
         for text in texts:
             body = json.dumps({"texts": [text]}).encode()
@@ -153,19 +158,6 @@ def floors(texts: list[str]) -> dict[str, float]:
         "bare_uvicorn_round_trip": summary(bare)["median_ms"],
         "thread_hand_off_round_trip": summary(asyncio.run(hand_offs()))["median_ms"],
     }
-
-
-def _connect_when_up(host: str, port: int, timeout: float = 30) -> http.client.HTTPConnection:
-    deadline = time.monotonic() + timeout
-    while True:
-        connection = http.client.HTTPConnection(host, port, timeout=60)
-        try:
-            connection.connect()
-            return connection
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
 
 
 def new_connections(url: str, model: str, texts: list[str]) -> list[float]:
