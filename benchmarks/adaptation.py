@@ -59,6 +59,11 @@ TASKS = {  # name -> (task folder, positive label or '')
     "pkg_daemon": ("data/tasks/pkg_daemon", "daemon"),
 }
 SEEDS = (1, 2, 3)
+# Every arm computes in fp32, whatever the machine: `auto` would mean bf16 on a CPU with AVX512_BF16 and fp32 on one
+# without, and arms recorded on different machines would then differ in precision as well as in recipe (bf16
+# fine-tuning leaned 1.2 points lower in benchmarks/results/finetune_precision.md).
+PRECISION = "fp32"
+PRECISION_KEYS = ("select.mixed_precision", "pretrain.mixed_precision", "finetune.mixed_precision")
 
 # pretraining configurations: what each changes in the recipe (None: the recipe's value, filled in per task)
 START, TAPT, WHOLE, SELECTED = "start", "tapt", "whole", "selected"
@@ -92,7 +97,7 @@ def config_values(task: str, config: str) -> dict:
         "finetune.positive_label": positive,
         "finetune.seeds": [SEEDS[0]],
         "finetune.jobs": 1,
-    }
+    } | dict.fromkeys(PRECISION_KEYS, PRECISION)
     if config in (START, TAPT):  # no domain phase: the starting checkpoint alone
         values |= {"select.fraction": 1, "pretrain.num_train_steps": 0, "pretrain.save_checkpoints_steps": 1}
         values |= {"pretrain.task_adaptive_from_steps": [0]}
