@@ -304,6 +304,10 @@ def test_routing_errors_and_unknown_models_answer_tf_servings_error_body(servers
     assert status == 404 and body == {"error": "Not Found: GET /no/such/route"}
     status, body, _ = call(f"{url}/healthz", method="DELETE")
     assert status == 405 and body["error"] == "Method Not Allowed: DELETE /healthz"
+    status, body, _ = call(f"{url}/v1/models/vbert:classify_text")  # the verb, not a model named "vbert:..."
+    assert status == 405 and body["error"] == "Method Not Allowed: GET /v1/models/vbert:classify_text"
+    status, body, _ = call(f"{url}/v1/models/vbert:nope", {"texts": ["a"]})
+    assert status == 404 and body["error"] == "Not Found: POST /v1/models/vbert:nope"
 
 
 def test_gzip_bodies_are_decoded_within_the_limit_and_other_encodings_refused(servers):

@@ -32,6 +32,7 @@ from fastapi.routing import APIRoute
 from fastapi_offline import FastAPIOffline
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.convertors import StringConvertor, register_url_convertor
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
@@ -126,6 +127,17 @@ class PlainRoute(APIRoute):
 
         return handle
 
+
+class ModelNameConvertor(StringConvertor):
+    """A model name as TF-Serving's REST paths allow it: no `/` and no `:` (which starts a verb), so that
+    `GET /v1/models/m:classify_text` is the verb's route with the wrong method (405), not the status of a model
+    called "m:classify_text" (404)."""
+
+    regex = "[^/:]+"
+
+
+register_url_convertor("model_name", ModelNameConvertor())
+MODEL = "/v1/models/{name:model_name}"
 
 router = APIRouter()
 inference_router = APIRouter(route_class=PlainRoute)  # the endpoints on a request's critical path
@@ -315,7 +327,7 @@ async def _predict(request: Request, name: str, version: str | None) -> Response
 
 
 @inference_router.post(
-    "/v1/models/{name}:predict",
+    MODEL + ":predict",
     openapi_extra=_body(PredictRequest),
     responses={200: {"model": PredictResponse}, **ERRORS},
 )
@@ -325,7 +337,7 @@ async def predict(name: str, request: Request) -> Response:
 
 
 @inference_router.post(
-    "/v1/models/{name}/versions/{version}:predict",
+    MODEL + "/versions/{version}:predict",
     openapi_extra=_body(PredictRequest),
     responses={200: {"model": PredictResponse}, **ERRORS},
 )
@@ -335,7 +347,7 @@ async def predict_version(name: str, version: str, request: Request) -> Response
 
 
 @inference_router.post(
-    "/v1/models/{name}:classify_text",
+    MODEL + ":classify_text",
     openapi_extra=_body(ClassifyRequest),
     responses={200: {"model": ClassifyResponse}, **ERRORS},
 )
@@ -366,14 +378,14 @@ def classify_body(prediction: Prediction, labels: list[str]) -> dict:
     }
 
 
-@router.get("/v1/models/{name}", response_model=StatusResponse, responses=ERRORS)
+@router.get(MODEL, response_model=StatusResponse, responses=ERRORS)
 async def status(name: str, request: Request) -> dict:
     """The model's versions, as TF-Serving's GetModelStatus."""
     _label(request, "status", name)
     return {"model_version_status": server(request).model(name).status()}
 
 
-@router.get("/v1/models/{name}/versions/{version}", response_model=StatusResponse, responses=ERRORS)
+@router.get(MODEL + "/versions/{version}", response_model=StatusResponse, responses=ERRORS)
 async def status_version(name: str, version: str, request: Request) -> dict:
     _label(request, "status", name)
     return {"model_version_status": server(request).model(name).status(_version(version))}
@@ -389,14 +401,14 @@ def metadata_body(name: str, version: int, signatures) -> dict:
     }
 
 
-@router.get("/v1/models/{name}/metadata", response_model=MetadataResponse, responses=ERRORS)
+@router.get(MODEL + "/metadata", response_model=MetadataResponse, responses=ERRORS)
 async def metadata(name: str, request: Request) -> dict:
     """The signature, as TF-Serving's GetModelMetadata."""
     _label(request, "metadata", name)
     return metadata_body(name, *server(request).metadata(name, None))
 
 
-@router.get("/v1/models/{name}/versions/{version}/metadata", response_model=MetadataResponse, responses=ERRORS)
+@router.get(MODEL + "/versions/{version}/metadata", response_model=MetadataResponse, responses=ERRORS)
 async def metadata_version(name: str, version: str, request: Request) -> dict:
     _label(request, "metadata", name)
     return metadata_body(name, *server(request).metadata(name, _version(version)))
