@@ -91,13 +91,17 @@ def config_values(task: str, config: str) -> dict:
     folder, positive = TASKS[task]
     updates = recipe["pretrain.num_train_steps"]
     tapt_epochs = max(1, round(updates * recipe["pretrain.train_batch_size"] / train_rows(task)))
-    values = recipe | {
-        "vnlp.input_dir": str(CORPUS.relative_to(REPO)),
-        "finetune.task_dir": folder,
-        "finetune.positive_label": positive,
-        "finetune.seeds": [SEEDS[0]],
-        "finetune.jobs": 1,
-    } | dict.fromkeys(PRECISION_KEYS, PRECISION)
+    values = (
+        recipe
+        | {
+            "vnlp.input_dir": str(CORPUS.relative_to(REPO)),
+            "finetune.task_dir": folder,
+            "finetune.positive_label": positive,
+            "finetune.seeds": [SEEDS[0]],
+            "finetune.jobs": 1,
+        }
+        | dict.fromkeys(PRECISION_KEYS, PRECISION)
+    )
     if config in (START, TAPT):  # no domain phase: the starting checkpoint alone
         values |= {"select.fraction": 1, "pretrain.num_train_steps": 0, "pretrain.save_checkpoints_steps": 1}
         values |= {"pretrain.task_adaptive_from_steps": [0]}
@@ -463,6 +467,7 @@ def task_report(task: str) -> dict | None:
                 max(r["pretraining_minutes"] for r in records) + sum(r["finetune_minutes"] for r in records), 1
             ),
             "finetune_minutes_per_seed": round(float(np.mean([r["finetune_minutes"] for r in records])), 1),
+            "ran_on": sorted({vector_unit(r["machine"]) for r in records}),
             "complete": len(records) == len(SEEDS),
         }
     predictions = {arm: [np.array(r["test_predictions"]) for r in records] for arm, records in runs.items()}
@@ -537,6 +542,12 @@ def chosen_sentence(result: dict) -> str:
     )
 
 
+def vector_unit(machine: dict) -> str:
+    """What sets a machine's fp32 training speed here, in a word: its widest vector unit (the same run took ~3x
+    longer on an AVX2-only machine than on one with AVX-512)."""
+    return "avx512" if "avx512f" in machine["isa"] else "avx2"
+
+
 def markdown(data: dict) -> str:
     lines = ["# Does adaptation pay off?", ""]
     lines += [
@@ -549,8 +560,10 @@ def markdown(data: dict) -> str:
     for task, result in data["tasks"].items():
         lines += [f"## {task} (`{result['task']}`)", ""]
         if result["arms"]:
-            lines += ["| arm | seeds | test F1 mean ± std | per seed | minus reference [95%] | eval F1 | minutes |"]
-            lines += ["|---|---|---|---|---|---|---|"]
+            lines += [
+                "| arm | seeds | test F1 mean ± std | per seed | minus reference [95%] | eval F1 | minutes | CPU |"
+            ]
+            lines += ["|---|---|---|---|---|---|---|---|"]
         else:
             lines += ["No arm recorded yet."]
         for name, arm in result["arms"].items():
@@ -559,7 +572,7 @@ def markdown(data: dict) -> str:
             lines.append(
                 f"| {name} | {len(arm['seeds'])}/{len(SEEDS)} | {arm['test_f1_mean']:.4f} ± {arm['test_f1_std']:.4f} "
                 f"| {', '.join(f'{v:.4f}' for v in arm['test_f1'])} | {_points(arm.get('minus_reference'))} "
-                f"{interval} | {arm['eval_f1_mean']:.4f} | {arm['minutes']} |"
+                f"{interval} | {arm['eval_f1_mean']:.4f} | {arm['minutes']} | {', '.join(arm.get('ran_on', []))} |"
             )
         if "baselines" in result:
             lines += ["", "Baselines (test F1): " + ", ".join(f"{k} {v:.4f}" for k, v in result["baselines"].items())]

@@ -46,6 +46,8 @@ def test_a_record_is_keyed_by_everything_but_its_seed(adaptation):
     assert reference["params"]["finetune"]["positive_label"] == "daemon"
     assert "pretrain" not in reference["params"] and "pretrain" in twin["params"]  # its MLM head's warm-up
     assert adaptation.protocol_digest(reference) != adaptation.protocol_digest(twin)
+    # fp32 on any machine (params.yaml's auto would be bf16 on some), so arms recorded on two machines compare
+    assert reference["params"]["finetune"]["mixed_precision"] == twin["params"]["pretrain"]["mixed_precision"] == "fp32"
 
 
 def write_record(adaptation, arm: str, seed: int, predictions: np.ndarray, eval_f1: float, test_f1: float) -> None:
@@ -59,7 +61,7 @@ def write_record(adaptation, arm: str, seed: int, predictions: np.ndarray, eval_
         "test_predictions": predictions.tolist(),
         "finetune_minutes": 10.0,
         "pretraining_minutes": 5.0,
-        "machine": {"cpu": "test", "cpus": 2, "isa": []},
+        "machine": {"cpu": "test", "cpus": 2, "isa": ["avx2", "avx512f"] if seed == 3 else ["avx2"]},
     }
     path = adaptation.record_path("pkg_daemon", arm, seed)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -88,7 +90,9 @@ def test_the_report_chooses_on_eval_among_complete_arms_and_compares_paired_seed
     assert not arms["end_task_aware"]["complete"] and arms["end_task_aware"]["minus_reference"] == 1.0
     assert result["chosen_arm"] == "tapt" and result["chosen_minus_reference"] == 1.0
     assert arms["tapt"]["minutes"] == 35.0  # pretraining once, then three fine-tuning runs
+    assert arms["tapt"]["ran_on"] == ["avx2", "avx512"] and arms["end_task_aware"]["ran_on"] == ["avx2"]
     assert "tapt | 3/3 | 1.0000 ± 0.0000" in adaptation.markdown({"tasks": {"pkg_daemon": result}})
+    assert "| 35.0 | avx2, avx512 |" in adaptation.markdown({"tasks": {"pkg_daemon": result}})
 
 
 def test_a_task_with_only_its_baselines_is_reported_and_the_reference_alone_is_not_called_a_gain(adaptation):
