@@ -505,7 +505,7 @@ class AccessLog:
 
     def _record(self, scope, state: dict, status: int, seconds: float, request_id: str) -> None:
         endpoint, model = state.get("endpoint", "other"), state.get("model", "")
-        route = getattr(scope.get("route"), "path", scope.get("path", ""))
+        route = getattr(scope.get("route"), "path_format", scope.get("path", ""))  # the template, convertors left out
         if status == Code.CLIENT_DISCONNECTED.http_status:
             self.metrics.disconnects.labels(endpoint).inc()
         else:
