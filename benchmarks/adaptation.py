@@ -572,7 +572,7 @@ def markdown(data: dict) -> str:
             lines.append(
                 f"| {name} | {len(arm['seeds'])}/{len(SEEDS)} | {arm['test_f1_mean']:.4f} ± {arm['test_f1_std']:.4f} "
                 f"| {', '.join(f'{v:.4f}' for v in arm['test_f1'])} | {_points(arm.get('minus_reference'))} "
-                f"{interval} | {arm['eval_f1_mean']:.4f} | {arm['minutes']} | {', '.join(arm.get('ran_on', []))} |"
+                f"{interval} | {arm['eval_f1_mean']:.4f} | {arm['minutes']} | {', '.join(arm['ran_on'])} |"
             )
         if "baselines" in result:
             lines += ["", "Baselines (test F1): " + ", ".join(f"{k} {v:.4f}" for k, v in result["baselines"].items())]

@@ -121,16 +121,13 @@ def floors(texts: list[str]) -> dict[str, float]:
     import subprocess
     from concurrent.futures import ThreadPoolExecutor
 
-    from vbert.serving.launcher import free_ports, is_ready, stop
+    from vbert.serving.launcher import free_ports, stop, wait_until_ready
 
     (port,) = free_ports(1)
     process = subprocess.Popen([sys.executable, "-c", BARE_SERVER, str(port)])
     try:
-        deadline = time.monotonic() + 30
-        while not is_ready(f"http://127.0.0.1:{port}"):  # the bare app answers 200 on any path
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the bare uvicorn app did not come up on port {port}")
-            time.sleep(0.1)
+        if not wait_until_ready(f"http://127.0.0.1:{port}", process, 30, 0.1):  # it answers 200 on any path
+            raise RuntimeError(f"the bare uvicorn app did not come up on port {port}")
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
         bare = []
         for text in texts:

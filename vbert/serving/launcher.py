@@ -49,6 +49,16 @@ def is_ready(url: str) -> bool:
         return False
 
 
+def wait_until_ready(url: str, process: subprocess.Popen, timeout: float, interval: float = 0.2) -> bool:
+    """True once `url` answers /readyz with 200; False if `process` exits first or `timeout` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while not is_ready(url):
+        if process.poll() is not None or time.monotonic() > deadline:
+            return False
+        time.sleep(interval)
+    return True
+
+
 @contextlib.contextmanager
 def running_server(arguments: Sequence[str], log_file: Path, timeout: float = 300) -> Iterator[RunningServer]:
     """`python -m vbert.serving ARGUMENTS --port P --grpc-port G` until the block ends (SIGTERM, then a wait);
@@ -61,14 +71,11 @@ def running_server(arguments: Sequence[str], log_file: Path, timeout: float = 30
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
         process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=env)
     try:
-        deadline = time.monotonic() + timeout
-        while not is_ready(url):
-            if process.poll() is not None or time.monotonic() > deadline:
-                tail = log_file.read_text(errors="replace")[-3000:]
-                raise RuntimeError(
-                    f"the server ({' '.join(arguments)}) did not become ready; its log ({log_file}):\n{tail}"
-                )
-            time.sleep(0.2)
+        if not wait_until_ready(url, process, timeout):
+            tail = log_file.read_text(errors="replace")[-3000:]
+            raise RuntimeError(
+                f"the server ({' '.join(arguments)}) did not become ready; its log ({log_file}):\n{tail}"
+            )
         yield RunningServer(url, f"127.0.0.1:{grpc}", process)
     finally:
         stop(process)
