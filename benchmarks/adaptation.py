@@ -496,7 +496,7 @@ def task_report(task: str) -> dict | None:
         best = max(("tfidf_lr", "embeddings_lr"), key=lambda b: found[b]["eval_f1"])
         result["best_baseline_by_eval"] = best
     complete = [arm for arm in arms if arms[arm]["complete"]]
-    if complete:
+    if "reference" in complete:  # an adapted arm is chosen against the reference's full seeds, never alone
         chosen = max(complete, key=lambda a: arms[a]["eval_f1_mean"])
         result["chosen_arm"] = chosen
         result["chosen_minus_reference"] = arms[chosen].get("minus_reference", 0.0)
@@ -554,7 +554,8 @@ def markdown(data: dict) -> str:
         "`python benchmarks/adaptation.py run` then `report`: every arm of recipes/adapt.yaml fine-tuned with seeds "
         f"{', '.join(map(str, SEEDS))}; test F1 (the positive class's for a binary task, else macro), the kept epoch "
         "chosen on eval. Differences from the reference are paired-bootstrap 95% intervals over the test examples, "
-        "over the seeds both have. An arm with fewer seeds than that is marked (n/3) and is not chosen.",
+        "over the seeds both have. An arm with fewer seeds than that is marked (n/3) and is not chosen; no arm is "
+        "chosen before the reference has all its seeds.",
         "",
     ]
     for task, result in data["tasks"].items():
@@ -579,6 +580,8 @@ def markdown(data: dict) -> str:
         if "chosen_arm" in result:
             lines += ["", chosen_sentence(result)]
         machines = "; ".join(f"{m['cpu']}, {m['cpus']} cores, {' '.join(m['isa'])}" for m in result["machines"])
+        if "chosen_arm" not in result and result["arms"]:
+            lines += ["", "No arm is chosen until the reference has all its seeds."]
         lines += ["", f"Machines: {machines}.", ""]
     return "\n".join(lines)
 

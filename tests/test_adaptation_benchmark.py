@@ -50,6 +50,28 @@ def test_a_record_is_keyed_by_everything_but_its_seed(adaptation):
     assert reference["params"]["finetune"]["mixed_precision"] == twin["params"]["pretrain"]["mixed_precision"] == "fp32"
 
 
+def test_the_end_task_aware_recipe_is_the_measured_arm(adaptation):
+    """What `make adapt RECIPE=recipes/end-task-aware.yaml` runs is the arm the benchmark measured: every param the
+    arm's result depends on, but the data's place and the precision the benchmark pins, is the same."""
+    import yaml
+
+    from vbert.tools.recipe import applied
+
+    params = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
+    recipe = adaptation.read_recipe(REPO / "recipes/end-task-aware.yaml")
+    team = applied(params, recipe)
+    measured = adaptation.protocol("pkg_daemon", "end_task_aware")
+    assert team["finetune"]["end_task_aware_weight"] == measured["end_task_aware_weight"] > 0
+    where_and_precision = {"input_dir", "task_dir", "positive_label", "mixed_precision"}
+    for section, values in measured["params"].items():
+        if not isinstance(values, dict):
+            assert team[section] == values, section
+            continue
+        for key, value in values.items():
+            if key not in where_and_precision:
+                assert team[section][key] == value, f"{section}.{key}"
+
+
 def write_record(adaptation, arm: str, seed: int, predictions: np.ndarray, eval_f1: float, test_f1: float) -> None:
     protocol = adaptation.protocol("pkg_daemon", arm)
     record = {
@@ -93,6 +115,11 @@ def test_the_report_chooses_on_eval_among_complete_arms_and_compares_paired_seed
     assert arms["tapt"]["ran_on"] == ["avx2", "avx512"] and arms["end_task_aware"]["ran_on"] == ["avx2"]
     assert "tapt | 3/3 | 1.0000 ± 0.0000" in adaptation.markdown({"tasks": {"pkg_daemon": result}})
     assert "| 35.0 | avx2, avx512 |" in adaptation.markdown({"tasks": {"pkg_daemon": result}})
+    (adaptation.RECORDS / "pkg_daemon/reference/seed-3.json").unlink()  # the reference incomplete: nothing chosen,
+    result = adaptation.task_report("pkg_daemon")  # though tapt is complete and best on eval
+    assert "chosen_arm" not in result and result["arms"]["tapt"]["complete"]
+    text = adaptation.markdown({"tasks": {"pkg_daemon": result}})
+    assert "No arm is chosen until the reference has all its seeds." in text
 
 
 def test_a_task_with_only_its_baselines_is_reported_and_the_reference_alone_is_not_called_a_gain(adaptation):
