@@ -9,6 +9,7 @@ export DVC_NO_ANALYTICS := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 export PYTHONHASHSEED := 0
 SHARED ?= ../shared/data
+RECIPE ?= recipes/end-task-aware.yaml
 MODEL_NAME = $(shell $(BIN)/python -m vbert.core.params freeze.model_name)
 
 .PHONY: setup help demo adapt test test-fast lint serve-openvino serve-tf bench bench-tfrecords bench-models data-full push plots clean
@@ -32,8 +33,8 @@ demo: setup  ## run the pipeline on the bundled sample, then print what it produ
 	$(BIN)/dvc repro ir
 	@echo; $(BIN)/python -m vbert.tools.summary metrics
 
-adapt: setup  ## the adaptation recipe (recipes/adapt.yaml) as a DVC experiment: every arm a finetune cell, the best by eval kept
-	$(BIN)/python -m vbert.tools.recipe recipes/adapt.yaml --exp-run -- $(ARGS) finetune
+adapt: setup  ## an adaptation recipe (RECIPE=recipes/end-task-aware.yaml; recipes/every-arm.yaml: every arm) as a DVC experiment, the best cell by eval kept
+	$(BIN)/python -m vbert.tools.recipe $(RECIPE) --exp-run -- $(ARGS) finetune
 	@$(BIN)/python -m vbert.tools.summary metrics
 
 test: setup  ## the whole test suite

@@ -1,7 +1,7 @@
 """A recipe: a params file of values that differ from params.yaml (recipes/*.yaml), applied with `dvc exp run -S`.
 
-    python -m vbert.tools.recipe recipes/adapt.yaml                       # prints the -S flags (shell-quoted)
-    python -m vbert.tools.recipe recipes/adapt.yaml --exp-run -- finetune  # runs dvc exp run with them
+    python -m vbert.tools.recipe recipes/every-arm.yaml                       # prints the -S flags (shell-quoted)
+    python -m vbert.tools.recipe recipes/every-arm.yaml --exp-run -- finetune  # runs dvc exp run with them
 
 Keys are params.yaml's: a switch at the top (`vocab: default`), a section's knobs nested under it. Values are
 written as DVC writes them back (lists as [0,800], booleans as true/false).
