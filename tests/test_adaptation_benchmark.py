@@ -51,7 +51,7 @@ def test_a_record_is_keyed_by_everything_but_its_seed(adaptation):
 
 
 def test_the_end_task_aware_recipe_is_the_measured_arm(adaptation):
-    """What `make adapt RECIPE=recipes/end-task-aware.yaml` runs is the arm the benchmark measured: every param the
+    """What plain `make adapt` (recipes/end-task-aware.yaml) runs is the arm the benchmark measured: every param the
     arm's result depends on, but the data's place and the precision the benchmark pins, is the same."""
     import yaml
 
