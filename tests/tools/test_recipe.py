@@ -45,3 +45,15 @@ def test_values_are_written_as_dvc_takes_them(tmp_path):
         "pretrain.none=[]",
     ]
     assert dvc_value(True) == "true"
+
+
+def test_a_malformed_recipe_is_one_clear_error_naming_the_file(tmp_path, caplog):
+    from click.testing import CliRunner
+
+    from vbert.tools.recipe import main
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("finetune: [unclosed\n", encoding="utf-8")
+    result = CliRunner().invoke(main, [str(bad)])
+    assert result.exit_code == 2 and not isinstance(result.exception, InputError)  # no traceback
+    assert f"recipe: {bad}: cannot read the recipe" in caplog.text

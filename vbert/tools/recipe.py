@@ -18,6 +18,7 @@ from typing import Any
 import click
 import yaml
 
+from vbert.core.cli import stage
 from vbert.core.errors import InputError
 
 
@@ -68,6 +69,7 @@ def applied(params: dict, recipe: dict[str, Any]) -> dict:
 @click.argument("recipe", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.argument("dvc_args", nargs=-1)
 @click.option("--exp-run", is_flag=True, help="run `dvc exp run` with the flags, then DVC_ARGS (e.g. -- finetune)")
+@stage("recipe")
 def main(recipe: Path, dvc_args: tuple[str, ...], exp_run: bool) -> None:
     flags = set_flags(recipe)
     if not exp_run:
