@@ -24,6 +24,7 @@ machine), committed, and skipped by later runs while the protocol (the params it
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import logging
@@ -122,9 +123,14 @@ def merged_params(task: str, config: str) -> dict:
     return applied(params, config_values(task, config))
 
 
+def params_path(task: str, config: str) -> Path:
+    """Where the configuration's params are written: the stages (and a run's record) read them from there."""
+    return WORK / task / config / "params.yaml"
+
+
 def params_file(task: str, config: str) -> Path:
-    """The configuration's params, written into its work folder (the stages read them from there)."""
-    path = WORK / task / config / "params.yaml"
+    """The configuration's params from the recipe as it is now, written to params_path."""
+    path = params_path(task, config)
     write_text(path, yaml.safe_dump(merged_params(task, config), sort_keys=False))
     return path
 
@@ -139,12 +145,12 @@ NOT_RESULTS = ("seeds", "jobs", "end_task_aware_weight")  # finetune knobs that 
 UNREAD = ("ingest", "distill", "freeze", "ir", "bench")  # sections no arm reads (the corpus comes already split)
 
 
-def protocol(task: str, arm: str) -> dict:
+def protocol(task: str, arm: str, params: dict | None = None) -> dict:
     """Everything a run's result depends on but its seed: the arm, and the params of the stages it goes through
     (the reference: the fine-tuning's alone; end-task-aware: also the head warm-up's, whose MLM head it trains on;
-    the pretrained arms: every stage's)."""
+    the pretrained arms: every stage's). `params`: those the run read (default: the recipe's as it is now)."""
     config, cell, end_task_aware = ARMS[arm]
-    params = merged_params(task, config)
+    params = copy.deepcopy(params) if params is not None else merged_params(task, config)
     weight = params["finetune"]["end_task_aware_weight"] if end_task_aware else 0
     params["finetune"] = {k: v for k, v in params["finetune"].items() if k not in NOT_RESULTS}
     kept = FINETUNE_ONLY if arm == "reference" else [name for name in params if name not in UNREAD]
@@ -270,6 +276,8 @@ def finetune(task: str, arm: str, seed: int, pretrain: Path, pretrain_minutes: f
     out = WORK / task / "finetune" / arm / f"seed-{seed}"
     from vbert.model.training import best_epoch
 
+    # the params this run reads, not the recipe when it ends: an edit meanwhile must not relabel its record
+    followed = protocol(task, arm, yaml.safe_load(params_path(task, ARMS[arm][0]).read_text(encoding="utf-8")))
     started = time.perf_counter()
     command = [sys.executable, __file__, "finetune-one", "--task", task, "--arm", arm, "--seed", str(seed)]
     command += [*options(pretrain=pretrain, out=out, parallel=parallel)]
@@ -280,7 +288,6 @@ def finetune(task: str, arm: str, seed: int, pretrain: Path, pretrain_minutes: f
     kept = best_epoch(rows)
     scores = kept["test_f1"], kept["eval_f1"]
     log.info("%s %s seed %d: test F1 %.4f (eval %.4f)", task, arm, seed, *scores)
-    followed = protocol(task, arm)
     record = {
         "task": task,
         "arm": arm,
@@ -325,7 +332,7 @@ def finetune_one(task: str, arm: str, seed: int, pretrain: Path, out: Path, para
     config, cell_name, _ = ARMS[arm]
     scratch = out.parent / f".{out.name}.sweep"
     job = read_job(FinetuneJob, WORK / task / config / "params.yaml", pretrain_dir=pretrain, out_dir=scratch)
-    weight = protocol(task, arm)["end_task_aware_weight"]
+    weight = job.end_task_aware_weight if ARMS[arm][2] else 0
     job = replace(job, end_task_aware_weight=weight, seeds=(seed,), jobs=parallel)
     cell = find_cell(pretrain, cell_name)
     if weight:

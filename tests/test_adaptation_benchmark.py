@@ -171,3 +171,31 @@ def test_no_run_starts_past_the_deadline_even_after_waiting_for_a_free_slot(adap
     result = CliRunner().invoke(adaptation.main, arguments)  # 0.18 s: seed 1 starts, seed 2 waits until 0.5 s
     assert result.exit_code == 0, result.output
     assert started == [("reference", 1)]
+
+
+def test_a_record_carries_the_params_its_run_read_though_the_recipe_changed_meanwhile(
+    adaptation, tmp_path, monkeypatch
+):
+    """Editing the recipe while a run trains (say, to queue the next arm) does not relabel the run's record."""
+    import subprocess
+
+    monkeypatch.setattr(adaptation, "WORK", tmp_path / "work")
+    before = adaptation.protocol("pkg_daemon", "reference")
+    adaptation.params_file("pkg_daemon", adaptation.START)
+    edited = tmp_path / "recipe.yaml"
+    edited.write_text(adaptation.RECIPE.read_text(encoding="utf-8").replace("epochs: 3", "epochs: 4"))
+
+    def training(command, **_):  # the run's child: the recipe is edited while it trains, then it finishes
+        monkeypatch.setattr(adaptation, "RECIPE", edited)
+        out = tmp_path / "work/pkg_daemon/finetune/reference/seed-1"
+        out.mkdir(parents=True)
+        rows = [{"epoch": 1, "cell": "reference", "eval_f1": 0.5, "test_f1": 0.4}]
+        (out / "done.json").write_text(json.dumps(rows))
+        np.save(out / "test_predictions.npy", np.zeros(3, dtype=np.int64))
+        return subprocess.CompletedProcess(command, 0)
+
+    monkeypatch.setattr(adaptation.subprocess, "run", training)
+    record = adaptation.finetune("pkg_daemon", "reference", 1, tmp_path, 0.0, 1)
+    assert adaptation.protocol("pkg_daemon", "reference") != before  # the recipe did change
+    assert record["protocol"] == before
+    assert adaptation.recorded("pkg_daemon", "reference", 1) is None  # ... so the run is not current any more
