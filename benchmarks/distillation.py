@@ -130,7 +130,13 @@ def main(
     pretrain: Path, task_dir: Path, corpus: Path, out: Path, settings: tuple[str, ...], teacher_dir: Path | None
 ) -> None:
     """Fine-tune the teacher (or reuse one), distil students over seeds, write the comparison."""
-    for path, how in ((pretrain / "reference", "make demo"), (task_dir, "make data-full"), (corpus, "make data-full")):
+    # a pretrain stage's folder: its reference cell is `reference/`, or its first checkpoint when the vocabulary
+    # kept every token (vbert.model.checkpoints.pretraining_cells)
+    for path, how in (
+        (pretrain / "settings.json", "make demo"),
+        (task_dir, "make data-full"),
+        (corpus, "make data-full"),
+    ):
         if not path.exists():
             raise click.UsageError(f"{path}: missing; run `{how}` first")
     overrides = apply_settings(OVERRIDES, settings)
