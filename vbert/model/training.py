@@ -153,7 +153,7 @@ def train_classifier(
                 f | objective.extra_features(train_rows, b, rng) for f, b in zip(features, batches, strict=True)
             ]
         dataset = batches_dataset(list(zip(features, (targets[b] for b in batches), strict=True)), target_spec)
-        fitted = trained.fit(dataset, epochs=1, verbose=0, callbacks=[progress])
+        fitted = trained.fit(dataset, epochs=1, verbose=0, callbacks=[progress], shuffle=False)  # batches drawn above
         seconds = time.perf_counter() - started
         row = {
             "epoch": epoch,

@@ -440,6 +440,7 @@ def warm_up_heads(model, job: PretrainJob, phase: dict, chief: bool, strategy=No
         steps_per_epoch=steps * accumulate,
         callbacks=[_progress_callback(job, "heads", steps, 0, steps, chief)],
         verbose=0,
+        shuffle=False,  # the dataset is shuffled already
     )
     model.unfreeze()
     if chief:
