@@ -35,6 +35,16 @@ def _set_up(factory: Callable[..., Any], args: tuple) -> None:
     _STATE["state"] = factory(*args)
 
 
+def _set_up_worker(setup: tuple[Callable[..., Any], tuple] | None) -> None:
+    """A worker process: logging as the stage's (spawned workers start without it, and their progress and results
+    lines would be lost), then `setup`'s state."""
+    from vbert.core.cli import setup_logging
+
+    setup_logging()
+    if setup:
+        _set_up(*setup)
+
+
 def worker_state() -> Any:
     """What `setup` made in this process (the worker's, or this one's for one worker)."""
     if "state" not in _STATE:
@@ -51,15 +61,14 @@ def ordered_map(
 ) -> Iterator[R]:
     """Yield `func(item)` for each item, in order, computed by `workers` processes (in-process when 1); `setup`
     (factory, args) makes each process's `worker_state()` first."""
-    initializer, initargs = (_set_up, setup) if setup else (None, ())
     if workers <= 1:
-        if initializer:
-            initializer(*initargs)
+        if setup:
+            _set_up(*setup)
         yield from map(func, items)
         return
     limit = max_in_flight or 2 * workers
     context = multiprocessing.get_context("spawn")
-    with context.Pool(workers, initializer, initargs) as pool:
+    with context.Pool(workers, _set_up_worker, (setup,)) as pool:
         pending: deque = deque()
         for item in items:
             pending.append(pool.apply_async(func, (item,)))
