@@ -85,7 +85,8 @@ def batches_dataset(batches: list, target_spec):
     first = batches[0][0]
     features = {k: tf.TensorSpec((None,) * v.ndim, tf.as_dtype(v.dtype)) for k, v in first.items()}
     spec = (features, target_spec)
-    return tf.data.Dataset.from_generator(lambda: iter(batches), output_signature=spec)
+    dataset = tf.data.Dataset.from_generator(lambda: iter(batches), output_signature=spec)
+    return dataset.apply(tf.data.experimental.assert_cardinality(len(batches)))  # Keras then knows the epoch's end
 
 
 def logits(model, rows: list[Row], batch_size: int) -> np.ndarray:
@@ -96,6 +97,7 @@ def logits(model, rows: list[Row], batch_size: int) -> np.ndarray:
     batches = sorted_batches([len(row.ids) for row in rows], batch_size)
     spec = {k: tf.TensorSpec((None, None), tf.int32) for k in FEATURES}
     dataset = tf.data.Dataset.from_generator(lambda: (padded(rows, b) for b in batches), output_signature=spec)
+    dataset = dataset.apply(tf.data.experimental.assert_cardinality(len(batches)))
     values = np.asarray(model.predict(dataset, verbose=0), np.float32)
     out = np.empty_like(values)
     out[np.concatenate(batches)] = values
