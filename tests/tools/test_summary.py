@@ -92,3 +92,52 @@ def test_verdict_reads_the_interval_both_ways():
     assert verdict((0.002, 0.02)) == "better beyond noise"
     assert verdict((-0.048, -0.002)) == "worse beyond noise"
     assert verdict((-0.01, 0.01)) == "within noise"
+
+
+def test_a_stage_dvc_calls_stale_is_named_not_summarised(tmp_path):
+    """After `make adapt` (a run up to finetune) the distill and ir metrics are an earlier run's."""
+    write(tmp_path, "vnlp", {"documents": 2, "words": 10, "corrections": 0, "splits": 0})
+    write(tmp_path, "distill", {"student_layers": 3})  # would raise KeyError if it were read
+    write(tmp_path, "ir", {"chosen": "bf16"})
+    text = "\n".join(lines(tmp_path, {"distill", "ir", "bench"}))
+    assert "corpus       2 documents" in text and "distilled" not in text and "serving" not in text
+    assert "not re-run   distill, ir: their inputs changed" in text and "`dvc repro ir`" in text
+
+
+def test_stale_stages_are_dvc_status_s(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from vbert.tools.summary import stale_stages
+
+    dvc = str(Path(sys.executable).parent / "dvc")
+    subprocess.run([dvc, "init", "--no-scm", "-q"], cwd=tmp_path, check=True)
+    (tmp_path / "input.txt").write_text("a\n")
+    (tmp_path / "dvc.yaml").write_text(
+        "stages:\n"
+        "  first:\n    cmd: cp input.txt middle.txt\n    deps: [input.txt]\n    outs: [middle.txt]\n"
+        "  second:\n    cmd: cp middle.txt output.txt\n    deps: [middle.txt]\n    outs: [output.txt]\n"
+    )
+    subprocess.run([dvc, "repro", "-q"], cwd=tmp_path, check=True, env={**os.environ, "DVC_NO_ANALYTICS": "1"})
+    assert stale_stages(tmp_path) == set()
+    (tmp_path / "input.txt").write_text("b\n")
+    assert stale_stages(tmp_path) == {"first"}  # second's input has not changed yet: first has not re-run
+    assert stale_stages(tmp_path / "no-such-folder") == set()
+
+
+def test_one_seed_has_no_spread(tmp_path):
+    write(
+        tmp_path,
+        "distill",
+        {
+            "student_layers": 3,
+            "teacher_layers": 6,
+            "seeds": [1],
+            "flops_ratio": 2.0,
+            "student_test_f1": {"mean": 0.69, "std": 0.0},
+            "teacher_test_f1": 0.7,
+        },
+    )
+    assert "test F1 0.690 over 1 seed (teacher" in lines(tmp_path)[0]

@@ -2,14 +2,19 @@
 
     python -m vbert.tools.summary [metrics folder]     # default: metrics/
 
-Only the stages that have metrics are summarised; `dvc metrics show` has every number.
+Only the stages that have metrics, and whose outputs DVC calls up to date, are summarised: after a run of part of
+the pipeline (`make adapt` stops at finetune) the later stages' metrics are an earlier run's, and a line says so.
+`dvc metrics show` has every number.
 """
 
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
+
+STAGES = ("vnlp", "vocab", "pretrain", "finetune", "distill", "freeze", "ir")  # the summarised, in pipeline order
 
 
 def verdict(ci95) -> str:
@@ -22,39 +27,53 @@ def verdict(ci95) -> str:
     return "within noise"
 
 
-def _load(folder: Path, stage: str) -> dict | None:
-    path = folder / f"{stage}.json"
-    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+def stale_stages(repo: Path = Path(".")) -> set[str]:
+    """The stages whose outputs are out of date by `dvc status` (their inputs or params changed since they ran);
+    empty when DVC cannot tell (not a DVC project, DVC missing or failing)."""
+    dvc = Path(sys.executable).parent / "dvc"
+    try:
+        done = subprocess.run([str(dvc), "status", "--json"], cwd=repo, capture_output=True, text=True, timeout=300)
+        return set(json.loads(done.stdout)) if done.returncode == 0 and done.stdout.strip() else set()
+    except (OSError, subprocess.TimeoutExpired, json.JSONDecodeError):
+        return set()
 
 
-def _f1(value: float, spread: float | None = None) -> str:
-    return f"{value:.3f}" + (f" ± {spread:.3f}" if spread is not None else "")
+def _loader(folder: Path, stale: set[str]):
+    def load(stage: str) -> dict | None:
+        path = folder / f"{stage}.json"
+        return json.loads(path.read_text(encoding="utf-8")) if stage not in stale and path.exists() else None
+
+    return load
 
 
-def lines(folder: Path) -> list[str]:
-    """The summary of the metrics in `folder`, one finding per line."""
+def _f1(value: float, spread: float | None = None, seeds: int = 2) -> str:
+    """0.701, or 0.701 ± 0.004 with a spread over more than one seed."""
+    return f"{value:.3f}" + (f" ± {spread:.3f}" if spread is not None and seeds > 1 else "")
+
+
+def lines(folder: Path, stale: set[str] = frozenset()) -> list[str]:
+    """The summary of the metrics in `folder`, one finding per line; `stale` stages' metrics are left out, named."""
     out = []
-    if vnlp := _load(folder, "vnlp"):
+    load = _loader(folder, stale)
+    if vnlp := load("vnlp"):
         out.append(
             f"corpus       {vnlp['documents']:,} documents, {vnlp['words']:,} words; "
             f"{vnlp['corrections']} spelling fixes, {vnlp['splits']} compound splits"
         )
-    if vocab := _load(folder, "vocab"):
+    if vocab := load("vocab"):
         out.append(
             f"vocabulary   {vocab['variant']}: {vocab['tokens_added']:,} domain tokens added; word pieces per word "
             f"{vocab['pieces_per_word_before']} -> {vocab['pieces_per_word_after']}"
         )
-    if pretrain := _load(folder, "pretrain"):
+    if pretrain := load("pretrain"):
         out.append(
             f"pretraining  {pretrain['final_step']} steps ({pretrain.get('mixed_precision', 'fp32')}): masked-LM "
             f"accuracy {pretrain['initial']['masked_lm_accuracy']:.3f} -> {pretrain['masked_lm_accuracy']:.3f}"
         )
-    if finetune := _load(folder, "finetune"):
+    if finetune := load("finetune"):
         seeds = len(finetune["seeds"])
-        out.append(
-            f"fine-tuning  best {finetune['best_cell']}: test F1 {_f1(finetune['test_f1'], finetune['test_f1_std'])}"
-            f" over {seeds} seed{'s' * (seeds > 1)}"
-        )
+        score = _f1(finetune["test_f1"], finetune["test_f1_std"], seeds)
+        out.append(f"fine-tuning  best {finetune['best_cell']}: test F1 {score} over {seeds} seed{'s' * (seeds > 1)}")
         baselines = finetune["baselines"]
         reference = finetune["no_domain_pretraining"]
         frozen = baselines.get("embeddings_lr")
@@ -74,29 +93,34 @@ def lines(folder: Path) -> list[str]:
                 f"  adapted    {finetune['domain_pretraining']['cell']} minus the reference: "
                 f"{difference['difference']:+.3f} F1 (95% interval {low:+.3f} .. {high:+.3f}: {verdict((low, high))})"
             )
-    if distill := _load(folder, "distill"):
+    if distill := load("distill"):
         student, seeds = distill["student_test_f1"], len(distill["seeds"])
-        shipped = (_load(folder, "freeze") or {}).get("shipped", "?")
+        shipped = (load("freeze") or {}).get("shipped", "?")
         out.append(
             f"distilled    {distill['student_layers']} of {distill['teacher_layers']} layers: test F1 "
-            f"{_f1(student['mean'], student['std'])} over {seeds} seed{'s' * (seeds > 1)} (teacher "
+            f"{_f1(student['mean'], student['std'], seeds)} over {seeds} seed{'s' * (seeds > 1)} (teacher "
             f"{_f1(distill['teacher_test_f1'])}), {distill['flops_ratio']}x fewer FLOPs; shipped: {shipped}"
         )
-    if ir := _load(folder, "ir"):
+    if ir := load("ir"):
         chosen = ir["variants"][ir["chosen"]]
         out.append(
             f"serving      OpenVINO {ir['chosen']}: {chosen['ms_per_request']:.1f} ms per request, test F1 "
             f"{chosen['test_f1']:.3f} (TensorFlow {ir['tensorflow_test_f1']:.3f})"
         )
-        name = (_load(folder, "freeze") or {}).get("model_name", "vbert")
+        name = (load("freeze") or {}).get("model_name", "vbert")
         query = f'curl -d \'{{"texts": ["..."]}}\' localhost:8501/v1/models/{name}:classify_text'
         out.append(f"serve it     make serve-openvino, then: {query}")
+    if left := [stage for stage in STAGES if stage in stale and (folder / f"{stage}.json").exists()]:
+        out.append(
+            f"not re-run   {', '.join(left)}: their inputs changed since their metrics were written "
+            f"(`dvc repro {left[-1]}` brings them up to date)"
+        )
     return out
 
 
 def main(argv: list[str]) -> int:
     folder = Path(argv[0]) if argv else Path("metrics")
-    found = lines(folder)
+    found = lines(folder, stale_stages())
     print("\n".join(found) if found else f"{folder}: no metrics yet; run `make demo`")
     return 0
 
