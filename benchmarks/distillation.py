@@ -66,20 +66,37 @@ def apply_settings(overrides: dict, settings: tuple[str, ...]) -> dict:
     return merged
 
 
+LAYER_LOSSES = {"hidden_state_weight": "hidden states (TinyBERT)", "attention_weight": "last-layer attention (MiniLM)"}
+
+
+def objective(result: dict) -> str:
+    """The student's loss as run: soft targets and labels, plus any intermediate-layer loss (--set distill.*)."""
+    distill = result["overrides"]["distill"]
+    parts = [f"{name} x {distill[key]}" for key, name in LAYER_LOSSES.items() if distill.get(key)]
+    losses = result["distill"].get("student_train_losses", {})
+    kept = ", ".join(f"{name.removeprefix('train_')} {value:.4f}" for name, value in losses.items())
+    return (
+        "Objective: soft targets and labels"
+        + (f" + {' + '.join(parts)}" if parts else " alone")
+        + (f"; the kept epochs' mean training losses: {kept}." if kept else ".")
+    )
+
+
 def markdown(result: dict) -> str:
     d, t = result["distill"], result["teacher"]
     student = d["student_test_f1"]
     diff = d["student_minus_teacher"]
+    task = result.get("task", "pkg_section")
     return "\n".join(
         [
-            f"# Distillation on pkg_section ({result['machine']['cpu']}, {result['machine']['cpus']} cores)",
+            f"# Distillation on {task} ({result['machine']['cpu']}, {result['machine']['cpus']} cores)",
             "",
             "`python benchmarks/distillation.py`: the teacher (MiniLM, 6 layers, fine-tuned on the full task, "
             f"max_seq_length {result['overrides']['finetune']['max_seq_length']}) and students of "
             f"{d['student_layers']} layers (its layers {d['layers_kept']}), seeds {d['seeds']}, trained on the train "
             f"split, {d['unlabelled_texts']:,} unlabelled docs-corpus texts (~{d['words_per_unlabelled_text']} "
             f"words each) and {d.get('augmented_texts', 0):,} texts made from the train split, for "
-            f"{result['overrides']['distill']['epochs']} epochs.",
+            f"{result['overrides']['distill']['epochs']} epochs. {objective(result)}",
             "",
             "| model | layers | parameters | GFLOP per sequence (test lengths) | test F1 |",
             "|---|---:|---:|---:|---|",
@@ -93,7 +110,8 @@ def markdown(result: dict) -> str:
             f"Student minus teacher: {100 * diff['difference']:+.2f} F1 points (95% paired-bootstrap interval "
             f"{100 * diff['ci95'][0]:+.2f} .. {100 * diff['ci95'][1]:+.2f}); target: within 1 point. FLOPs "
             f"{d['flops_ratio']}x fewer. Minutes: teacher {result['seconds']['finetune'] / 60:.1f}, students "
-            f"{result['seconds']['distill'] / 60:.1f}.",
+            f"{result['seconds']['distill'] / 60:.1f}. Mean eval F1 (what `freeze.ship: auto` decides on): student "
+            f"{d['student_eval_f1']['mean']:.4f}, teacher {d['teacher_eval_f1']:.4f}.",
             "",
         ]
     )
@@ -161,6 +179,7 @@ def main(
         )
         teacher_result = json.loads((teacher / "metrics.json").read_text())
         result = {
+            "task": task_dir.name,
             "overrides": overrides,
             "teacher": teacher_result,
             "distill": json.loads((work / "d.json").read_text()),
