@@ -141,3 +141,13 @@ def test_one_seed_has_no_spread(tmp_path):
         },
     )
     assert "test F1 0.690 over 1 seed (teacher" in lines(tmp_path)[0]
+
+
+def test_no_pretraining_phase_is_said_so(tmp_path):
+    """The end-task-aware recipe (make adapt): no domain phase, only the masked-LM head's warm-up."""
+    pretrain = {"final_step": 0, "head_warmup_steps": 100, "mixed_precision": "fp32", "masked_lm_accuracy": 0.0787}
+    write(tmp_path, "pretrain", pretrain | {"initial": {"masked_lm_accuracy": 0.0787}})
+    assert lines(tmp_path) == [
+        "pretraining  none: the starting model, its masked-LM head warmed up for 100 steps (fp32): masked-LM accuracy "
+        "0.079"
+    ]

@@ -66,10 +66,18 @@ def lines(folder: Path, stale: set[str] = frozenset()) -> list[str]:
             f"{vocab['pieces_per_word_before']} -> {vocab['pieces_per_word_after']}"
         )
     if pretrain := load("pretrain"):
-        out.append(
-            f"pretraining  {pretrain['final_step']} steps ({pretrain.get('mixed_precision', 'fp32')}): masked-LM "
-            f"accuracy {pretrain['initial']['masked_lm_accuracy']:.3f} -> {pretrain['masked_lm_accuracy']:.3f}"
-        )
+        precision = pretrain.get("mixed_precision", "fp32")
+        if pretrain["final_step"]:
+            out.append(
+                f"pretraining  {pretrain['final_step']} steps ({precision}): masked-LM accuracy "
+                f"{pretrain['initial']['masked_lm_accuracy']:.3f} -> {pretrain['masked_lm_accuracy']:.3f}"
+            )
+        else:
+            warmed = pretrain.get("head_warmup_steps", 0)
+            how = f", its masked-LM head warmed up for {warmed} steps ({precision})" if warmed else ""
+            out.append(
+                f"pretraining  none: the starting model{how}: masked-LM accuracy {pretrain['masked_lm_accuracy']:.3f}"
+            )
     if finetune := load("finetune"):
         seeds = len(finetune["seeds"])
         score = _f1(finetune["test_f1"], finetune["test_f1_std"], seeds)
