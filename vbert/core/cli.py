@@ -15,9 +15,7 @@ log = logging.getLogger("vbert")
 
 
 def setup_logging() -> None:
-    """`logging` at VBERT_LOG_LEVEL (INFO), and TensorFlow's C++ INFO and WARNING lines off unless the environment
-    asks for them (TF_CPP_MIN_LOG_LEVEL; set before TensorFlow loads, and inherited by worker processes)."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    """`logging` at VBERT_LOG_LEVEL (INFO)."""
     logging.basicConfig(
         level=os.environ.get("VBERT_LOG_LEVEL", "INFO"),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
