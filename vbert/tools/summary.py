@@ -46,9 +46,8 @@ def _loader(folder: Path, stale: set[str]):
     return load
 
 
-def _f1(value: float, spread: float | None = None, seeds: int = 2) -> str:
-    """0.701, or 0.701 ± 0.004 with a spread over more than one seed."""
-    return f"{value:.3f}" + (f" ± {spread:.3f}" if spread is not None and seeds > 1 else "")
+def _f1(value: float, spread: float | None = None) -> str:
+    return f"{value:.3f}" + (f" ± {spread:.3f}" if spread is not None else "")
 
 
 def lines(folder: Path, stale: set[str] = frozenset()) -> list[str]:
@@ -80,7 +79,7 @@ def lines(folder: Path, stale: set[str] = frozenset()) -> list[str]:
             )
     if finetune := load("finetune"):
         seeds = len(finetune["seeds"])
-        score = _f1(finetune["test_f1"], finetune["test_f1_std"], seeds)
+        score = _f1(finetune["test_f1"], finetune["test_f1_std"] if seeds > 1 else None)
         out.append(f"fine-tuning  best {finetune['best_cell']}: test F1 {score} over {seeds} seed{'s' * (seeds > 1)}")
         baselines = finetune["baselines"]
         reference = finetune["no_domain_pretraining"]
@@ -104,9 +103,10 @@ def lines(folder: Path, stale: set[str] = frozenset()) -> list[str]:
     if distill := load("distill"):
         student, seeds = distill["student_test_f1"], len(distill["seeds"])
         shipped = (load("freeze") or {}).get("shipped", "?")
+        score = _f1(student["mean"], student["std"] if seeds > 1 else None)
         out.append(
             f"distilled    {distill['student_layers']} of {distill['teacher_layers']} layers: test F1 "
-            f"{_f1(student['mean'], student['std'], seeds)} over {seeds} seed{'s' * (seeds > 1)} (teacher "
+            f"{score} over {seeds} seed{'s' * (seeds > 1)} (teacher "
             f"{_f1(distill['teacher_test_f1'])}), {distill['flops_ratio']}x fewer FLOPs; shipped: {shipped}"
         )
     if ir := load("ir"):
