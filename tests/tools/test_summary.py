@@ -151,3 +151,12 @@ def test_no_pretraining_phase_is_said_so(tmp_path):
         "pretraining  none: the starting model, its masked-LM head warmed up for 100 steps (fp32): masked-LM accuracy "
         "0.079"
     ]
+
+
+def test_a_malformed_metrics_file_is_named_not_a_traceback(tmp_path, capsys, monkeypatch):
+    from vbert.tools.summary import main
+
+    monkeypatch.chdir(tmp_path)  # not a DVC project: no stage is called stale, so the file is read
+    (tmp_path / "vnlp.json").write_text('{"documents":')
+    assert main([str(tmp_path)]) == 2
+    assert f"summary: {tmp_path / 'vnlp.json'}: not a metrics file" in capsys.readouterr().err

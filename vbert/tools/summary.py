@@ -14,6 +14,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from vbert.core.errors import InputError
+
 STAGES = ("vnlp", "vocab", "pretrain", "finetune", "distill", "freeze", "ir")  # the summarised, in pipeline order
 
 
@@ -41,7 +43,12 @@ def stale_stages(repo: Path = Path(".")) -> set[str]:
 def _loader(folder: Path, stale: set[str]):
     def load(stage: str) -> dict | None:
         path = folder / f"{stage}.json"
-        return json.loads(path.read_text(encoding="utf-8")) if stage not in stale and path.exists() else None
+        if stage in stale or not path.exists():
+            return None
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise InputError(f"{path}: not a metrics file ({err}); `dvc repro {stage}` writes it anew") from err
 
     return load
 
@@ -128,7 +135,11 @@ def lines(folder: Path, stale: set[str] = frozenset()) -> list[str]:
 
 def main(argv: list[str]) -> int:
     folder = Path(argv[0]) if argv else Path("metrics")
-    found = lines(folder, stale_stages())
+    try:
+        found = lines(folder, stale_stages())
+    except InputError as err:
+        print(f"summary: {err}", file=sys.stderr)
+        return 2
     print("\n".join(found) if found else f"{folder}: no metrics yet; run `make demo`")
     return 0
 
